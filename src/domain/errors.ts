@@ -1,0 +1,188 @@
+import { Schema } from "effect"
+
+/**
+ * Every failure a user can cause or meet is one of these: typed, serializable (they cross the RPC
+ * wire intact) and carrying a `reason` that reads well as the tail of a one-line CLI message.
+ */
+
+export class InvalidReference extends Schema.TaggedError<InvalidReference>()("InvalidReference", {
+  reference: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid image reference "${this.reference}": ${this.reason}`
+  }
+}
+
+export class InvalidName extends Schema.TaggedError<InvalidName>()("InvalidName", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid name "${this.name}": ${this.reason}`
+  }
+}
+
+export class InvalidSize extends Schema.TaggedError<InvalidSize>()("InvalidSize", {
+  input: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid size "${this.input}": ${this.reason}`
+  }
+}
+
+export class InvalidPlatform extends Schema.TaggedError<InvalidPlatform>()("InvalidPlatform", {
+  input: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid platform "${this.input}": ${this.reason}`
+  }
+}
+
+export class ImageNameTaken extends Schema.TaggedError<ImageNameTaken>()("ImageNameTaken", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" already exists: ${this.reason}`
+  }
+}
+
+export class ImageNotFound extends Schema.TaggedError<ImageNotFound>()("ImageNotFound", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" not found: ${this.reason}`
+  }
+}
+
+export class KernelMissing extends Schema.TaggedError<KernelMissing>()("KernelMissing", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `no kernel: ${this.reason}`
+  }
+}
+
+export class InvalidKernelInput extends Schema.TaggedError<InvalidKernelInput>()("InvalidKernelInput", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid kernel input ${this.path}: ${this.reason}`
+  }
+}
+
+export class KernelNameTaken extends Schema.TaggedError<KernelNameTaken>()("KernelNameTaken", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `kernel "${this.name}" already exists: ${this.reason}`
+  }
+}
+
+export class KernelNotFound extends Schema.TaggedError<KernelNotFound>()("KernelNotFound", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `kernel "${this.name}" not found: ${this.reason}`
+  }
+}
+
+/** The registry could not be reached, refused us, or answered with something we cannot use. */
+export class RegistryError extends Schema.TaggedError<RegistryError>()("RegistryError", {
+  reference: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `registry error for ${this.reference}: ${this.reason}`
+  }
+}
+
+export class PlatformNotFound extends Schema.TaggedError<PlatformNotFound>()("PlatformNotFound", {
+  reference: Schema.String,
+  platform: Schema.String,
+  available: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    const offered = this.available.length > 0 ? this.available.join(", ") : "no platforms"
+    return `${this.reference} has no ${this.platform} image (offers: ${offered})`
+  }
+}
+
+export class DigestMismatch extends Schema.TaggedError<DigestMismatch>()("DigestMismatch", {
+  expected: Schema.String,
+  actual: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `digest mismatch: expected ${this.expected}, got ${this.actual} (${this.reason})`
+  }
+}
+
+/** A layer entry that would escape or corrupt the rootfs. */
+export class UnsafeLayerEntry extends Schema.TaggedError<UnsafeLayerEntry>()("UnsafeLayerEntry", {
+  layer: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `unsafe entry "${this.path}" in layer ${this.layer}: ${this.reason}`
+  }
+}
+
+/** A layer that cannot be read: corrupt compression or tar, or over the decompression bound. */
+export class InvalidLayer extends Schema.TaggedError<InvalidLayer>()("InvalidLayer", {
+  layer: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid layer ${this.layer}: ${this.reason}`
+  }
+}
+
+export class SizeTooSmall extends Schema.TaggedError<SizeTooSmall>()("SizeTooSmall", {
+  requestedBytes: Schema.Number,
+  requiredBytes: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `size ${this.requestedBytes} bytes is too small: ${this.reason} (needs at least ${this.requiredBytes} bytes)`
+  }
+}
+
+/** mkfs.ext4, debugfs or e2fsck failed; `stderr` is the tool's own account. */
+export class Ext4Error extends Schema.TaggedError<Ext4Error>()("Ext4Error", {
+  tool: Schema.String,
+  reason: Schema.String,
+  stderr: Schema.String
+}) {
+  override get message() {
+    const detail = this.stderr.trim().split("\n").slice(-3).join(" | ")
+    return `${this.tool} failed: ${this.reason}${detail ? ` (${detail})` : ""}`
+  }
+}
+
+/** A local file operation failed (disk full, permissions, ...). */
+export class FilesystemError extends Schema.TaggedError<FilesystemError>()("FilesystemError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.path}: ${this.reason}`
+  }
+}
+
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `state database error: ${this.reason}`
+  }
+}

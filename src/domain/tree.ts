@@ -1,0 +1,35 @@
+/**
+ * The flattened rootfs as metadata. Files live in a plain directory tree on disk (written with
+ * safe, owner-only permissions so banger never needs root); this model carries what that tree
+ * cannot hold without privileges and what the ext4 image must end up with exactly.
+ */
+export type EntryType = "file" | "directory" | "symlink" | "char" | "block" | "fifo"
+
+export interface TreeEntry {
+  /** Relative POSIX path inside the rootfs, no leading `/` or `./`; the root itself is "". */
+  readonly path: string
+  readonly type: EntryType
+  /** Permission bits including setuid/setgid/sticky (`0o7777` mask), without the file type. */
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  /** Modification time, whole seconds since the epoch. */
+  readonly mtime: number
+  /** Content bytes for files, 0 for everything else. */
+  readonly size: number
+  /** Symlink target, stored verbatim. */
+  readonly linkTarget?: string | undefined
+  /** For the second and later names of a hardlinked file: the path this one shares its inode with. */
+  readonly hardlinkTo?: string | undefined
+  readonly devMajor?: number | undefined
+  readonly devMinor?: number | undefined
+  /** Extended attributes in layer order, e.g. `security.capability`. */
+  readonly xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
+}
+
+/** A flattened rootfs: the directory holding file contents, and the exact metadata of every entry. */
+export interface FlatTree {
+  readonly dir: string
+  /** Every entry including the root (""), parents before children. */
+  readonly entries: ReadonlyArray<TreeEntry>
+}
