@@ -59,7 +59,7 @@ const defaultMode = (spec: LayerEntrySpec) => (spec.type === "directory" ? 0o755
 export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<Buffer> => {
   const pack = tar.pack()
   const chunks: Array<Buffer> = []
-  pack.on("data", (chunk: Buffer) => chunks.push(chunk))
+  pack.on("data", (chunk) => chunks.push(chunk as Buffer))
   const done = new Promise<void>((resolve, reject) => {
     pack.on("end", () => resolve())
     pack.on("error", reject)
@@ -72,9 +72,10 @@ export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<
       }
       if ((spec.uid ?? 0) > 0o7777777) records.push(paxRecord("uid", Buffer.from(String(spec.uid))))
       if ((spec.gid ?? 0) > 0o7777777) records.push(paxRecord("gid", Buffer.from(String(spec.gid))))
-      pack.entry({ name: "PaxHeaders/entry", type: "pax-header" }, Buffer.concat(records))
+      // tar-stream types omit the PAX typeflag it can encode.
+      pack.entry({ name: "PaxHeaders/entry", type: "pax-header" as "file" }, Buffer.concat(records))
     }
-    const header: tar.Headers = {
+    const header = {
       name: spec.name,
       mode: spec.mode ?? defaultMode(spec),
       uid: Math.min(spec.uid ?? 0, 0o7777777),
