@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Layer } from "effect"
@@ -14,6 +15,17 @@ export interface StatePathsShape {
   readonly stagingDir: (id: string) => string
   readonly kernelDir: (name: string) => string
   readonly blobPath: (digest: string) => string
+  /**
+   * A fresh path for a temp tree or file under `dir`, named `<pid>-<label>-<random>` so the
+   * recovery sweep can tell a live process's work in progress from a crashed one's leftovers.
+   */
+  readonly tempPath: (dir: string, label: string) => string
+}
+
+/** The pid that owns a temp path made by `tempPath`, if the name has that form. */
+export const tempPathOwner = (name: string): number | undefined => {
+  const match = /^(\d+)-/.exec(name)
+  return match ? Number(match[1]) : undefined
 }
 
 export const makeStatePaths = (root: string): StatePathsShape => {
@@ -31,7 +43,8 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     imageDir: (id) => path.join(images, id),
     stagingDir: (id) => path.join(images, `${id}.staging`),
     kernelDir: (name) => path.join(kernels, name),
-    blobPath: (digest) => path.join(blobs, digest.replace(/^sha256:/, ""))
+    blobPath: (digest) => path.join(blobs, digest.replace(/^sha256:/, "")),
+    tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)
   }
 }
 

@@ -1,0 +1,33 @@
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+
+/**
+ * Schema history. The migrator only runs ids above the highest applied one: append new entries,
+ * never insert below an existing id.
+ */
+export const migrations = {
+  "0001_images_and_kernels": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE images (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      ref TEXT,
+      manifest_digest TEXT,
+      platform TEXT,
+      managed INTEGER NOT NULL,
+      rootfs TEXT NOT NULL,
+      kernel TEXT NOT NULL,
+      initrd TEXT,
+      modules TEXT,
+      size_bytes INTEGER NOT NULL,
+      created_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE TABLE kernels (
+      name TEXT PRIMARY KEY,
+      kernel TEXT NOT NULL,
+      initrd TEXT,
+      modules TEXT,
+      created_at TEXT NOT NULL
+    )`
+  })
+}

@@ -1,0 +1,175 @@
+import { SqlClient, type SqlError } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Context, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors.js"
+import { Image, Kernel } from "../../domain/image.js"
+import { StatePaths } from "../state/state-paths.js"
+import { migrations } from "./migrations.js"
+
+export interface StoreShape {
+  readonly images: {
+    /** Fails with ImageNameTaken when the name is already recorded (the UNIQUE constraint decides races). */
+    readonly insert: (image: Image) => Effect.Effect<void, ImageNameTaken | StoreError>
+    readonly find: (name: string) => Effect.Effect<Option.Option<Image>, StoreError>
+    readonly list: Effect.Effect<ReadonlyArray<Image>, StoreError>
+    readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
+    readonly ids: Effect.Effect<ReadonlySet<string>, StoreError>
+  }
+  readonly kernels: {
+    readonly insert: (kernel: Kernel) => Effect.Effect<void, KernelNameTaken | StoreError>
+    readonly find: (name: string) => Effect.Effect<Option.Option<Kernel>, StoreError>
+    readonly list: Effect.Effect<ReadonlyArray<Kernel>, StoreError>
+    readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
+  }
+}
+
+interface ImageRow {
+  readonly id: string
+  readonly name: string
+  readonly ref: string | null
+  readonly manifest_digest: string | null
+  readonly platform: string | null
+  readonly managed: number
+  readonly rootfs: string
+  readonly kernel: string
+  readonly initrd: string | null
+  readonly modules: string | null
+  readonly size_bytes: number
+  readonly created_at: string
+}
+
+interface KernelRow {
+  readonly name: string
+  readonly kernel: string
+  readonly initrd: string | null
+  readonly modules: string | null
+  readonly created_at: string
+}
+
+const imageFromRow = (row: ImageRow) =>
+  new Image({
+    id: row.id,
+    name: row.name,
+    ref: row.ref,
+    manifestDigest: row.manifest_digest,
+    platform: row.platform,
+    managed: row.managed === 1,
+    rootfs: row.rootfs,
+    kernel: row.kernel,
+    initrd: row.initrd,
+    modules: row.modules,
+    sizeBytes: row.size_bytes,
+    createdAt: row.created_at
+  })
+
+const kernelFromRow = (row: KernelRow) =>
+  new Kernel({ name: row.name, kernel: row.kernel, initrd: row.initrd, modules: row.modules, createdAt: row.created_at })
+
+const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.message })
+
+const isUniqueViolation = (error: SqlError.SqlError) => String(error.cause).includes("UNIQUE constraint failed")
+
+const makeStore = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const images: StoreShape["images"] = {
+    insert: (image) =>
+      sql`INSERT INTO images ${sql.insert({
+        id: image.id,
+        name: image.name,
+        ref: image.ref,
+        manifest_digest: image.manifestDigest,
+        platform: image.platform,
+        managed: image.managed ? 1 : 0,
+        rootfs: image.rootfs,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        modules: image.modules,
+        size_bytes: image.sizeBytes,
+        created_at: image.createdAt
+      })}`.pipe(
+        Effect.asVoid,
+        Effect.mapError((error) =>
+          isUniqueViolation(error)
+            ? new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })
+            : storeError(error)
+        )
+      ),
+    find: (name) =>
+      sql<ImageRow>`SELECT * FROM images WHERE name = ${name}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), imageFromRow)),
+        Effect.mapError(storeError)
+      ),
+    list: sql<ImageRow>`SELECT * FROM images ORDER BY name`.pipe(
+      Effect.map((rows) => rows.map(imageFromRow)),
+      Effect.mapError(storeError)
+    ),
+    remove: (name) =>
+      sql<{ id: string }>`DELETE FROM images WHERE name = ${name} RETURNING id`.pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError(storeError)
+      ),
+    ids: sql<{ id: string }>`SELECT id FROM images`.pipe(
+      Effect.map((rows) => new Set(rows.map((row) => row.id))),
+      Effect.mapError(storeError)
+    )
+  }
+  const kernels: StoreShape["kernels"] = {
+    insert: (kernel) =>
+      sql`INSERT INTO kernels ${sql.insert({
+        name: kernel.name,
+        kernel: kernel.kernel,
+        initrd: kernel.initrd,
+        modules: kernel.modules,
+        created_at: kernel.createdAt
+      })}`.pipe(
+        Effect.asVoid,
+        Effect.mapError((error) =>
+          isUniqueViolation(error)
+            ? new KernelNameTaken({ name: kernel.name, reason: "another kernel with this name was registered first" })
+            : storeError(error)
+        )
+      ),
+    find: (name) =>
+      sql<KernelRow>`SELECT * FROM kernels WHERE name = ${name}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), kernelFromRow)),
+        Effect.mapError(storeError)
+      ),
+    list: sql<KernelRow>`SELECT * FROM kernels ORDER BY name`.pipe(
+      Effect.map((rows) => rows.map(kernelFromRow)),
+      Effect.mapError(storeError)
+    ),
+    remove: (name) =>
+      sql<{ name: string }>`DELETE FROM kernels WHERE name = ${name} RETURNING name`.pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError(storeError)
+      )
+  }
+  return { images, kernels } satisfies StoreShape
+})
+
+const runMigrations = Migrator.make({})({ loader: Migrator.fromRecord(migrations) })
+
+const storeOn = (filename: string) =>
+  Layer.effect(Store, Effect.zipRight(runMigrations, makeStore)).pipe(
+    Layer.provide(SqliteClient.layer({ filename })),
+    Layer.mapError((error) => new StoreError({ reason: error.message }))
+  )
+
+/** The state database: SQLite at `<state>/banger.db`, migrated on open. */
+export class Store extends Context.Tag("banger/Store")<Store, StoreShape>() {
+  static readonly layer = Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const paths = yield* StatePaths
+      yield* Effect.try({
+        try: () => fs.mkdirSync(paths.root, { recursive: true }),
+        catch: (error) => new StoreError({ reason: `cannot create state dir ${paths.root}: ${String(error)}` })
+      })
+      return storeOn(paths.database)
+    })
+  )
+
+  /** A real SQLite database in memory, for tests of the logic above the store. */
+  static readonly layerMemory = storeOn(":memory:")
+}
