@@ -1,0 +1,29 @@
+import { Context, Effect, Layer, Schema } from "effect"
+
+export const PullStage = Schema.Literal("resolve", "fetch", "flatten", "size", "mkfs", "stage-boot", "publish")
+export type PullStage = typeof PullStage.Type
+
+/** What a pull reports as it goes; a Schema so the daemon can stream it to clients. */
+export const PullEvent = Schema.Union(
+  Schema.TaggedStruct("StageStarted", { stage: PullStage }),
+  Schema.TaggedStruct("LayerProgress", {
+    index: Schema.Number,
+    count: Schema.Number,
+    digest: Schema.String,
+    bytesDone: Schema.Number,
+    bytesTotal: Schema.Number,
+    /** True when the layer came from the blob cache without a download. */
+    cached: Schema.Boolean
+  })
+)
+export type PullEvent = typeof PullEvent.Type
+
+export class PullProgress extends Context.Tag("banger/PullProgress")<
+  PullProgress,
+  { readonly report: (event: PullEvent) => Effect.Effect<void> }
+>() {
+  static readonly silent = Layer.succeed(PullProgress, { report: () => Effect.void })
+}
+
+export const reportStage = (stage: PullStage) =>
+  Effect.flatMap(PullProgress, (progress) => progress.report({ _tag: "StageStarted", stage }))

@@ -1,0 +1,68 @@
+import { DateTime, Effect } from "effect"
+import * as path from "node:path"
+import { Image } from "../../domain/image.js"
+import { formatPlatform } from "../../domain/reference.js"
+import { StatePaths } from "../../layers/state/state-paths.js"
+import { buildRootfs } from "./build-rootfs.js"
+import { fetchImage } from "./fetch.js"
+import { defaultImageName, defaultPlatform, parsePlatform, parseReference, validateImageName } from "./parse-reference.js"
+import { reportStage } from "./progress.js"
+import { ensureNameFree, publishImage } from "./publish.js"
+import { type KernelSource, resolveKernelInputs } from "./resolve-kernel.js"
+import { parseSize } from "./size.js"
+import { relocate, stageBootArtifacts } from "./stage-boot.js"
+import { acquireStaging } from "./staging.js"
+
+export interface PullRequest {
+  readonly reference: string
+  readonly name?: string | undefined
+  readonly size?: string | undefined
+  readonly platform?: string | undefined
+  readonly kernel?: KernelSource | undefined
+}
+
+export const ROOTFS_FILE = "rootfs.ext4"
+
+/**
+ * `banger image pull`: every input is validated before the first byte is downloaded; from the
+ * staging dir on, any failure or interruption rolls back to exactly the state before the pull.
+ */
+export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest) {
+  const paths = yield* StatePaths
+  const reference = yield* parseReference(request.reference)
+  const name = yield* validateImageName(request.name ?? defaultImageName(reference))
+  const platform = request.platform === undefined ? defaultPlatform : yield* parsePlatform(request.platform)
+  const requestedSize = request.size === undefined ? undefined : yield* parseSize(request.size)
+  yield* ensureNameFree(name)
+  const kernel = yield* resolveKernelInputs(request.kernel)
+
+  return yield* Effect.scoped(
+    Effect.gen(function* () {
+      const staging = yield* acquireStaging()
+      const fetched = yield* fetchImage(reference, platform)
+      const rootfs = path.join(staging.dir, ROOTFS_FILE)
+      const sizeBytes = yield* buildRootfs(fetched.layers, rootfs, requestedSize)
+
+      yield* reportStage("stage-boot")
+      const boot = yield* stageBootArtifacts(kernel, staging.dir)
+
+      yield* reportStage("publish")
+      const finalDir = paths.imageDir(staging.id)
+      const image = new Image({
+        id: staging.id,
+        name,
+        ref: reference.normalized,
+        manifestDigest: fetched.resolved.manifestDigest,
+        platform: formatPlatform(fetched.resolved.platform),
+        managed: true,
+        rootfs: path.join(finalDir, ROOTFS_FILE),
+        kernel: relocate(boot.kernel, staging.dir, finalDir)!,
+        initrd: relocate(boot.initrd, staging.dir, finalDir) ?? null,
+        modules: relocate(boot.modules, staging.dir, finalDir) ?? null,
+        sizeBytes,
+        createdAt: DateTime.formatIso(yield* DateTime.now)
+      })
+      return yield* publishImage(staging.dir, finalDir, image)
+    })
+  )
+})
