@@ -11,6 +11,10 @@ export interface StatePathsShape {
   readonly kernels: string
   readonly blobs: string
   readonly tmp: string
+  /** Partial blob downloads; same filesystem as `blobs` so a verified download is a rename. */
+  readonly blobTmp: string
+  /** Every directory whose entries are `tempPath` names (swept on start). */
+  readonly tempDirs: ReadonlyArray<string>
   readonly imageDir: (id: string) => string
   readonly stagingDir: (id: string) => string
   readonly kernelDir: (name: string) => string
@@ -33,13 +37,17 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const images = path.join(absolute, "images")
   const kernels = path.join(absolute, "kernels")
   const blobs = path.join(absolute, "cache", "blobs", "sha256")
+  const tmp = path.join(absolute, "tmp")
+  const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
   return {
     root: absolute,
     database: path.join(absolute, "banger.db"),
     images,
     kernels,
     blobs,
-    tmp: path.join(absolute, "tmp"),
+    tmp,
+    blobTmp,
+    tempDirs: [tmp, blobTmp],
     imageDir: (id) => path.join(images, id),
     stagingDir: (id) => path.join(images, `${id}.staging`),
     kernelDir: (name) => path.join(kernels, name),

@@ -36,6 +36,11 @@ export const recoverState = Effect.fn("recoverState")(function* () {
     yield* remove(dir)
   }
 
+  const kernels = new Set((yield* store.kernels.list).map((kernel) => kernel.name))
+  for (const name of yield* listDir(fs, paths.kernels)) {
+    if (!kernels.has(name)) yield* remove(path.join(paths.kernels, name))
+  }
+
   for (const dir of paths.tempDirs) {
     for (const name of yield* listDir(fs, dir)) {
       const owner = tempPathOwner(name)

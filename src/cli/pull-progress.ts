@@ -1,0 +1,72 @@
+import { Effect, Layer } from "effect"
+import { type PullEvent, PullProgress } from "../pipelines/pull/progress.js"
+import { formatBytes } from "./output.js"
+
+interface LayerState {
+  digest: string
+  done: number
+  total: number
+  cached: boolean
+}
+
+const shortDigest = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12)
+
+const bar = (done: number, total: number, width = 24) => {
+  const ratio = total > 0 ? Math.min(1, done / total) : 1
+  const filled = Math.round(ratio * width)
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(Math.round(ratio * 100)).padStart(3)}%`
+}
+
+const layerLine = (index: number, count: number, layer: LayerState) => {
+  const label = `layer ${index + 1}/${count} ${shortDigest(layer.digest)}`
+  if (layer.cached) return `${label} cached (${formatBytes(layer.total)})`
+  return `${label} ${bar(layer.done, layer.total)} ${formatBytes(layer.done)} / ${formatBytes(layer.total)}`
+}
+
+/** A live multi-line bar on a terminal: redrawn in place, at most ten times a second. */
+const ttyRenderer = (stream: NodeJS.WriteStream) => {
+  const layers: Array<LayerState> = []
+  let count = 0
+  let stage = ""
+  let drawnLines = 0
+  let lastDraw = 0
+  const draw = (force: boolean) => {
+    const now = Date.now()
+    if (!force && now - lastDraw < 100) return
+    lastDraw = now
+    const lines = [`${stage}…`, ...layers.flatMap((layer, index) => (layer ? [layerLine(index, count, layer)] : []))]
+    const up = drawnLines > 0 ? `\x1b[${drawnLines}A` : ""
+    stream.write(`${up}${lines.map((line) => `\x1b[2K${line}`).join("\n")}\n`)
+    drawnLines = lines.length
+  }
+  return (event: PullEvent) => {
+    if (event._tag === "StageStarted") {
+      stage = event.stage
+      draw(true)
+      return
+    }
+    count = event.count
+    layers[event.index] = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
+    draw(event.bytesDone >= event.bytesTotal)
+  }
+}
+
+/** One line per stage and per finished layer: readable in logs and CI output. */
+const plainRenderer = (stream: NodeJS.WriteStream) => {
+  const finished = new Set<number>()
+  return (event: PullEvent) => {
+  if (event._tag === "StageStarted") {
+    stream.write(`${event.stage}\n`)
+  } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
+    finished.add(event.index)
+    const layer = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
+    stream.write(`${layerLine(event.index, event.count, layer)}\n`)
+  }
+  }
+}
+
+export const stderrPullProgress = Layer.sync(PullProgress, () => {
+  const stream = process.stderr
+  const render = stream.isTTY ? ttyRenderer(stream) : plainRenderer(stream)
+  return { report: (event: PullEvent) => Effect.sync(() => render(event)) }
+})

@@ -1,0 +1,27 @@
+import { FileSystem } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { ImageNotFound } from "../../domain/errors.js"
+import { StatePaths } from "../../layers/state/state-paths.js"
+import { Store } from "../../layers/store/store.js"
+
+export const listImages = Effect.flatMap(Store, (store) => store.images.list)
+
+export const showImage = Effect.fn("showImage")(function* (name: string) {
+  const store = yield* Store
+  const image = yield* store.images.find(name)
+  if (Option.isNone(image)) return yield* new ImageNotFound({ name, reason: "see banger image list" })
+  return image.value
+})
+
+/** Drops the row first: a crash halfway leaves an orphan dir, which the recovery sweep removes. */
+export const deleteImage = Effect.fn("deleteImage")(function* (name: string) {
+  const store = yield* Store
+  const fs = yield* FileSystem.FileSystem
+  const paths = yield* StatePaths
+  const image = yield* showImage(name)
+  yield* store.images.remove(name)
+  if (image.managed) {
+    yield* fs.remove(paths.imageDir(image.id), { recursive: true, force: true }).pipe(Effect.ignoreLogged)
+  }
+  return image
+})
