@@ -48,7 +48,8 @@ const isDigit = (char: string) => char >= "0" && char <= "9"
 const isWord = (char: string) => isLowerAlnum(char) || isUpper(char) || char === "_"
 
 const checkPathComponent = (component: string, offset: number): Problem => {
-  if (component.length === 0) return `empty path component at ${at(offset)} (check for "//" or a leading or trailing "/")`
+  if (component.length === 0)
+    return `empty path component at ${at(offset)} (check for "//" or a leading or trailing "/")`
   const upper = firstIndex(component, isUpper)
   if (upper !== -1) {
     return `repository names must be lowercase (found ${show(component[upper]!)} at ${at(offset + upper)})`
@@ -147,7 +148,8 @@ const checkDigest = (digest: string, offset: number): Problem => {
   const hex = digest.slice(colon + 1)
   if (algorithm.length === 0) return `digest algorithm is empty (${at(offset)})`
   const expected = digestHexLength[algorithm]
-  if (expected === undefined) return `unsupported digest algorithm "${algorithm}" (only sha256 and sha512 are supported)`
+  if (expected === undefined)
+    return `unsupported digest algorithm "${algorithm}" (only sha256 and sha512 are supported)`
   if (hex.length === 0) return `${algorithm} digest has no hex value`
   const hexOffset = offset + colon + 1
   const upper = firstIndex(hex, (c) => /[A-F]/.test(c))
@@ -167,7 +169,8 @@ const splitDomain = (name: string): { readonly domain: string | undefined; reado
   const slash = name.indexOf("/")
   if (slash === -1) return { domain: undefined, path: name }
   const first = name.slice(0, slash)
-  const isHost = first.includes(".") || first.includes(":") || first === "localhost"
+  // A leading "[" can only be a (broken) IPv6 host; treating it as one gives the better error.
+  const isHost = first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("[")
   return isHost ? { domain: first, path: name.slice(slash + 1) } : { domain: undefined, path: name }
 }
 
@@ -210,7 +213,8 @@ const parse = (input: string): Either.Either<ImageReference, string> => {
   }
 
   const finalTag = tag === undefined && digest === undefined ? "latest" : tag
-  const normalized = fullName + (finalTag === undefined ? "" : `:${finalTag}`) + (digest === undefined ? "" : `@${digest}`)
+  const normalized =
+    fullName + (finalTag === undefined ? "" : `:${finalTag}`) + (digest === undefined ? "" : `@${digest}`)
   return Either.right({ registry, repository, tag: finalTag, digest, normalized })
 }
 
