@@ -38,7 +38,9 @@ export const cli = (argv: ReadonlyArray<string>) =>
           return yield* Effect.fail(1)
         }
         if (argv.includes("--json")) {
-          process.stdout.write(`${JSON.stringify({ error: { _tag: errorTag(error), message: errorMessage(error) } })}\n`)
+          process.stdout.write(
+            `${JSON.stringify({ error: { _tag: errorTag(error), message: errorMessage(error) } })}\n`
+          )
         } else {
           process.stderr.write(`banger: ${errorMessage(error)}\n`)
         }

@@ -1,10 +1,10 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
+import { InvalidKernelInput } from "../domain/errors.js"
 import type { Image } from "../domain/image.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
 import { pullImage } from "../pipelines/pull/pull.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
-import { InvalidKernelInput } from "../domain/errors.js"
 import { details, formatBytes, printJson, table } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
 
@@ -77,9 +77,15 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
     "pull",
     {
       reference: Args.text({ name: "REF" }).pipe(Args.withDescription("image reference, e.g. debian:bookworm")),
-      name: Options.text("name").pipe(Options.withDescription("image name (default: from the reference)"), Options.optional),
+      name: Options.text("name").pipe(
+        Options.withDescription("image name (default: from the reference)"),
+        Options.optional
+      ),
       size: Options.text("size").pipe(Options.withDescription("rootfs size: 2G, 1500M or bytes"), Options.optional),
-      platform: Options.text("platform").pipe(Options.withDescription("os/arch[/variant], default linux/amd64"), Options.optional),
+      platform: Options.text("platform").pipe(
+        Options.withDescription("os/arch[/variant], default linux/amd64"),
+        Options.optional
+      ),
       ...kernelOptions,
       json
     },

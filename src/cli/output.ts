@@ -2,7 +2,9 @@ import { Console, Effect } from "effect"
 
 /** Renders rows as an aligned text table (no borders: easy to read and to grep). */
 export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)))
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length))
+  )
   const line = (cells: ReadonlyArray<string>) =>
     cells
       .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!)))

@@ -55,13 +55,13 @@ const ttyRenderer = (stream: NodeJS.WriteStream) => {
 const plainRenderer = (stream: NodeJS.WriteStream) => {
   const finished = new Set<number>()
   return (event: PullEvent) => {
-  if (event._tag === "StageStarted") {
-    stream.write(`${event.stage}\n`)
-  } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
-    finished.add(event.index)
-    const layer = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
-    stream.write(`${layerLine(event.index, event.count, layer)}\n`)
-  }
+    if (event._tag === "StageStarted") {
+      stream.write(`${event.stage}\n`)
+    } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
+      finished.add(event.index)
+      const layer = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
+      stream.write(`${layerLine(event.index, event.count, layer)}\n`)
+    }
   }
 }
 

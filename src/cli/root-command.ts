@@ -3,7 +3,9 @@ import { Command, Options } from "@effect/cli"
 /** Options every subcommand shares; read in handlers with `yield* rootCommand`. */
 export const rootCommand = Command.make("banger", {
   stateDir: Options.directory("state-dir").pipe(
-    Options.withDescription("state directory (default: $BANGER_STATE_DIR, /var/lib/banger as root, else ~/.local/share/banger)"),
+    Options.withDescription(
+      "state directory (default: $BANGER_STATE_DIR, /var/lib/banger as root, else ~/.local/share/banger)"
+    ),
     Options.optional
   )
 })

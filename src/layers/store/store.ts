@@ -1,8 +1,8 @@
+import * as fs from "node:fs"
 import { SqlClient, type SqlError } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer, Option } from "effect"
-import * as fs from "node:fs"
 import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors.js"
 import { Image, Kernel } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
@@ -65,7 +65,13 @@ const imageFromRow = (row: ImageRow) =>
   })
 
 const kernelFromRow = (row: KernelRow) =>
-  new Kernel({ name: row.name, kernel: row.kernel, initrd: row.initrd, modules: row.modules, createdAt: row.created_at })
+  new Kernel({
+    name: row.name,
+    kernel: row.kernel,
+    initrd: row.initrd,
+    modules: row.modules,
+    createdAt: row.created_at
+  })
 
 const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.message })
 
@@ -171,5 +177,5 @@ export class Store extends Context.Tag("banger/Store")<Store, StoreShape>() {
   )
 
   /** A real SQLite database in memory, for tests of the logic above the store. */
-  static readonly layerMemory = storeOn(":memory:")
+  static readonly layerMemory = Layer.suspend(() => storeOn(":memory:"))
 }

@@ -53,7 +53,9 @@ export const registerKernel = Effect.fn("registerKernel")(function* (name: strin
           yield* fs.rename(staging, finalDir).pipe(Effect.mapError(fsError(finalDir)))
           yield* store.kernels
             .insert(kernel)
-            .pipe(Effect.tapError(() => fs.remove(finalDir, { recursive: true, force: true }).pipe(Effect.ignoreLogged)))
+            .pipe(
+              Effect.tapError(() => fs.remove(finalDir, { recursive: true, force: true }).pipe(Effect.ignoreLogged))
+            )
           return kernel
         })
       )

@@ -1,6 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { Effect } from "effect"
 import * as path from "node:path"
+import type { FileSystem } from "@effect/platform"
+import { Effect } from "effect"
 
 /**
  * A directory being built carries the pid of the process building it, so the recovery sweep of

@@ -1,11 +1,17 @@
-import { DateTime, Effect } from "effect"
 import * as path from "node:path"
+import { DateTime, Effect } from "effect"
 import { Image } from "../../domain/image.js"
 import { formatPlatform } from "../../domain/reference.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { buildRootfs } from "./build-rootfs.js"
 import { fetchImage } from "./fetch.js"
-import { defaultImageName, defaultPlatform, parsePlatform, parseReference, validateImageName } from "./parse-reference.js"
+import {
+  defaultImageName,
+  defaultPlatform,
+  parsePlatform,
+  parseReference,
+  validateImageName
+} from "./parse-reference.js"
 import { reportStage } from "./progress.js"
 import { ensureNameFree, publishImage } from "./publish.js"
 import { type KernelSource, resolveKernelInputs } from "./resolve-kernel.js"

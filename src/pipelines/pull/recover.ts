@@ -1,6 +1,6 @@
+import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import * as path from "node:path"
 import { StatePaths, tempPathOwner } from "../../layers/state/state-paths.js"
 import { Store } from "../../layers/store/store.js"
 import { isLeased, isProcessAlive } from "./lease.js"

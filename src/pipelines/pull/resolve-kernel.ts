@@ -1,13 +1,18 @@
+import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect, Option } from "effect"
-import * as path from "node:path"
 import { InvalidKernelInput, KernelMissing, KernelNotFound } from "../../domain/errors.js"
 import type { KernelInputs } from "../../domain/image.js"
 import { Store } from "../../layers/store/store.js"
 
 /** Where the boot artifacts come from: direct paths, or a kernel registered in the local store. */
 export type KernelSource =
-  | { readonly _tag: "Paths"; readonly kernel: string; readonly initrd?: string | undefined; readonly modules?: string | undefined }
+  | {
+      readonly _tag: "Paths"
+      readonly kernel: string
+      readonly initrd?: string | undefined
+      readonly modules?: string | undefined
+    }
   | { readonly _tag: "Stored"; readonly name: string }
 
 const requireFile = (fs: FileSystem.FileSystem, file: string, what: string) =>

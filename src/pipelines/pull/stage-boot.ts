@@ -1,6 +1,6 @@
+import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import * as path from "node:path"
 import { FilesystemError } from "../../domain/errors.js"
 import type { KernelInputs } from "../../domain/image.js"
 

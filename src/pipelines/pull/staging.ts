@@ -1,6 +1,6 @@
+import { randomUUID } from "node:crypto"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import { randomUUID } from "node:crypto"
 import { FilesystemError } from "../../domain/errors.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { writeLease } from "./lease.js"

@@ -1,0 +1,97 @@
+/**
+ * Mocked services for pipeline unit tests: a registry that serves a fixed image, a blob cache
+ * that hands out local files, a rootfs builder that writes a fixture tree instead of pulling, and
+ * an ext4 builder that writes a placeholder image. Each records what it was asked to do.
+ */
+
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Layer } from "effect"
+import { Ext4Error } from "../../src/domain/errors.js"
+import type { ResolvedImage } from "../../src/domain/oci.js"
+import type { TreeEntry } from "../../src/domain/tree.js"
+import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { RegistryClient } from "../../src/layers/registry/registry-client.js"
+import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
+import { StatePaths } from "../../src/layers/state/state-paths.js"
+
+export interface Calls {
+  resolve: number
+  ensure: Array<string>
+  flatten: number
+  build: Array<string>
+}
+
+export const newCalls = (): Calls => ({ resolve: 0, ensure: [], flatten: 0, build: [] })
+
+export const fixtureImage: ResolvedImage = {
+  manifestDigest: `sha256:${"a".repeat(64)}`,
+  platform: { os: "linux", architecture: "amd64" },
+  config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${"c".repeat(64)}`, size: 10 },
+  layers: [
+    {
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: `sha256:${"1".repeat(64)}`,
+      size: 100,
+      compression: "gzip",
+      diffId: `sha256:${"d".repeat(64)}`
+    }
+  ]
+}
+
+export const registryMock = (calls: Calls, image: ResolvedImage = fixtureImage) =>
+  Layer.succeed(RegistryClient, {
+    resolve: () => Effect.sync(() => void calls.resolve++).pipe(Effect.as(image)),
+    blob: () => Effect.dieMessage("registryMock.blob: the pipeline should go through the blob cache")
+  } as RegistryClient["Type"])
+
+export const blobCacheMock = (calls: Calls, dir: string) =>
+  Layer.succeed(BlobCache, {
+    ensure: (_reference, descriptor, onProgress) =>
+      Effect.gen(function* () {
+        calls.ensure.push(descriptor.digest)
+        if (onProgress) yield* onProgress(descriptor.size)
+        return path.join(dir, descriptor.digest)
+      })
+  })
+
+export const fixtureEntries: ReadonlyArray<TreeEntry> = [
+  { path: "", type: "directory", mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs: [] },
+  { path: "etc", type: "directory", mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0, xattrs: [] },
+  { path: "etc/hostname", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 7, xattrs: [] }
+]
+
+/** Writes a small fixture tree under `<state>/tmp`, removed with the scope like the real builder's. */
+export const rootfsFixture = (calls: Calls) =>
+  Layer.effect(
+    RootfsBuilder,
+    Effect.map(StatePaths, (paths) => ({
+      flatten: () =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            calls.flatten++
+            const dir = paths.tempPath(paths.tmp, "tree")
+            fs.mkdirSync(path.join(dir, "etc"), { recursive: true })
+            fs.writeFileSync(path.join(dir, "etc/hostname"), "banger\n")
+            return { dir, entries: fixtureEntries }
+          }),
+          (tree) => Effect.sync(() => fs.rmSync(tree.dir, { recursive: true, force: true }))
+        )
+    }))
+  )
+
+/** Writes a placeholder image file, or fails like mkfs when `fail` is set. */
+export const ext4Fake = (calls: Calls, options: { fail?: boolean; delay?: Effect.Effect<void> } = {}) =>
+  Layer.succeed(Ext4Tools, {
+    build: (build) =>
+      Effect.gen(function* () {
+        calls.build.push(build.output)
+        if (options.delay) yield* options.delay
+        if (options.fail) {
+          return yield* new Ext4Error({ tool: "mkfs.ext4", reason: "exit code 1", stderr: "no space left" })
+        }
+        fs.writeFileSync(build.output, "ext4 placeholder")
+      }),
+    check: () => Effect.void
+  })
