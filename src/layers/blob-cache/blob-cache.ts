@@ -1,13 +1,19 @@
-import { Context, type Effect } from "effect"
+import { Context, type Effect, Layer } from "effect"
 import type { DigestMismatch, FilesystemError, RegistryError } from "../../domain/errors.js"
 import type { Descriptor } from "../../domain/oci.js"
 import type { ImageReference } from "../../domain/reference.js"
+import type { RegistryClient } from "../registry/registry-client.js"
+import type { StatePaths } from "../state/state-paths.js"
+import { makeBlobCache } from "./make-blob-cache.js"
 
-/** Content-addressed blob store under `<state>/cache/blobs/sha256/`. */
+/** Content-addressed blob store: `<state>/cache/blobs/<alg>/<hex>`, partial downloads in `cache/blobs/.tmp/`. */
 export interface BlobCacheShape {
   /**
    * The path of the verified blob, downloading it first when absent. Downloads stream to a temp
-   * file while hashing and are renamed into place only when digest and size match.
+   * file while hashing and are renamed into place only when digest and size match. `onProgress`
+   * gets the bytes received so far (throttled, always ending with the full size) and is never
+   * called on a cache hit, so "no progress" means "served from the cache". Concurrent calls for
+   * one digest wait for each other instead of downloading twice.
    */
   readonly ensure: (
     reference: ImageReference,
@@ -16,4 +22,9 @@ export interface BlobCacheShape {
   ) => Effect.Effect<string, RegistryError | DigestMismatch | FilesystemError>
 }
 
-export class BlobCache extends Context.Tag("banger/BlobCache")<BlobCache, BlobCacheShape>() {}
+export class BlobCache extends Context.Tag("banger/BlobCache")<BlobCache, BlobCacheShape>() {
+  static readonly layer: Layer.Layer<BlobCache, never, RegistryClient | StatePaths> = Layer.effect(
+    BlobCache,
+    makeBlobCache
+  )
+}

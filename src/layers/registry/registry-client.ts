@@ -1,7 +1,9 @@
-import { Context, type Effect, type Stream } from "effect"
+import type { HttpClient } from "@effect/platform"
+import { Context, Effect, Layer, type Stream } from "effect"
 import type { DigestMismatch, PlatformNotFound, RegistryError } from "../../domain/errors.js"
 import type { Descriptor, ResolvedImage } from "../../domain/oci.js"
 import type { ImageReference, Platform } from "../../domain/reference.js"
+import { makeRegistryClient, optionsFromEnv, type RegistryClientOptions } from "./make-registry-client.js"
 
 /** OCI distribution client: resolves a reference to one platform's manifest and streams blobs. */
 export interface RegistryClientShape {
@@ -9,8 +11,25 @@ export interface RegistryClientShape {
     reference: ImageReference,
     platform: Platform
   ) => Effect.Effect<ResolvedImage, RegistryError | PlatformNotFound | DigestMismatch>
-  /** The raw blob bytes (compressed as stored). Digest checking is the caller's job (see BlobCache). */
+  /**
+   * The raw blob bytes (compressed as stored), streamed; a dropped connection resumes with a Range
+   * request. Digest checking is the caller's job (see BlobCache).
+   */
   readonly blob: (reference: ImageReference, descriptor: Descriptor) => Stream.Stream<Uint8Array, RegistryError>
 }
 
-export class RegistryClient extends Context.Tag("banger/RegistryClient")<RegistryClient, RegistryClientShape>() {}
+export class RegistryClient extends Context.Tag("banger/RegistryClient")<RegistryClient, RegistryClientShape>() {
+  /** Credentials from `$DOCKER_CONFIG/config.json` (or `~/.docker/`), plain HTTP per `BANGER_INSECURE_REGISTRIES`. */
+  static readonly layer: Layer.Layer<RegistryClient, never, HttpClient.HttpClient> = Layer.effect(
+    RegistryClient,
+    Effect.flatMap(optionsFromEnv, makeRegistryClient)
+  )
+
+  /** Explicit options instead of the environment (tests, or a daemon with its own settings). */
+  static readonly layerWith = (
+    options: RegistryClientOptions
+  ): Layer.Layer<RegistryClient, never, HttpClient.HttpClient> =>
+    Layer.effect(RegistryClient, makeRegistryClient(options))
+}
+
+export type { RegistryClientOptions } from "./make-registry-client.js"

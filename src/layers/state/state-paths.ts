@@ -9,6 +9,7 @@ export interface StatePathsShape {
   readonly database: string
   readonly images: string
   readonly kernels: string
+  /** Root of the content-addressed blob store (`<alg>/<hex>` below it). */
   readonly blobs: string
   readonly tmp: string
   /** Partial blob downloads; same filesystem as `blobs` so a verified download is a rename. */
@@ -36,7 +37,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const absolute = path.resolve(root)
   const images = path.join(absolute, "images")
   const kernels = path.join(absolute, "kernels")
-  const blobs = path.join(absolute, "cache", "blobs", "sha256")
+  const blobs = path.join(absolute, "cache", "blobs")
   const tmp = path.join(absolute, "tmp")
   const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
   return {
@@ -51,7 +52,8 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     imageDir: (id) => path.join(images, id),
     stagingDir: (id) => path.join(images, `${id}.staging`),
     kernelDir: (name) => path.join(kernels, name),
-    blobPath: (digest) => path.join(blobs, digest.replace(/^sha256:/, "")),
+    // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
+    blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)
   }
 }

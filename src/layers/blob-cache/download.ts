@@ -1,0 +1,87 @@
+import type { FileHandle } from "node:fs/promises"
+import * as fs from "node:fs/promises"
+import { Effect, Stream } from "effect"
+import { DigestMismatch, FilesystemError, type RegistryError } from "../../domain/errors.js"
+import type { Descriptor } from "../../domain/oci.js"
+import { type DigestAlgorithm, newHasher } from "../registry/digest.js"
+
+/** Progress is reported at most this often (plus once at the end): callers render it, not log it. */
+const progressStep = 256 * 1024
+
+export const fsError = (path: string) => (error: unknown) =>
+  new FilesystemError({ path, reason: error instanceof Error ? error.message : String(error) })
+
+const writeAll = (handle: FileHandle, path: string, chunk: Uint8Array) =>
+  Effect.tryPromise({
+    try: async () => {
+      let offset = 0
+      while (offset < chunk.length) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset)
+        offset += bytesWritten
+      }
+    },
+    catch: fsError(path)
+  })
+
+/** A temp file that is closed and removed when its scope ends, whatever happened. */
+const tempFile = (path: string) =>
+  Effect.acquireRelease(Effect.tryPromise({ try: () => fs.open(path, "wx", 0o644), catch: fsError(path) }), (handle) =>
+    Effect.promise(async () => {
+      await handle.close().catch(() => undefined)
+      // After a successful rename this finds nothing, which is the point.
+      await fs.rm(path, { force: true }).catch(() => undefined)
+    })
+  )
+
+/**
+ * Streams `source` into `tempPath` while hashing and counting, then renames it to `finalPath`
+ * only if size and digest match the descriptor. Stops reading the moment more bytes arrive than
+ * the descriptor declares. Scoped: an error or interruption leaves no temp file behind.
+ */
+export const downloadVerified = Effect.fn("blobCache.download")(function* (options: {
+  readonly source: Stream.Stream<Uint8Array, RegistryError>
+  readonly descriptor: Descriptor
+  readonly algorithm: DigestAlgorithm
+  readonly tempPath: string
+  readonly finalPath: string
+  readonly onProgress: (bytesDone: number) => Effect.Effect<void>
+}) {
+  const { descriptor, tempPath, finalPath, onProgress } = options
+  const handle = yield* tempFile(tempPath)
+  const hasher = newHasher(options.algorithm)
+  let received = 0
+  let reported = 0
+  yield* Stream.runForEach(options.source, (chunk) =>
+    Effect.gen(function* () {
+      received += chunk.length
+      if (received > descriptor.size) {
+        return yield* new DigestMismatch({
+          expected: descriptor.digest,
+          actual: "",
+          reason: `the registry sent more than the ${descriptor.size} bytes the manifest declares`
+        })
+      }
+      hasher.update(chunk)
+      yield* writeAll(handle, tempPath, chunk)
+      if (received - reported >= progressStep || received === descriptor.size) {
+        reported = received
+        yield* onProgress(received)
+      }
+    })
+  )
+  const actual = `${options.algorithm}:${hasher.digest("hex")}`
+  if (received !== descriptor.size) {
+    return yield* new DigestMismatch({
+      expected: descriptor.digest,
+      actual,
+      reason: `received ${received} of the ${descriptor.size} bytes the manifest declares`
+    })
+  }
+  if (actual !== descriptor.digest) {
+    return yield* new DigestMismatch({ expected: descriptor.digest, actual, reason: "downloaded blob is corrupt" })
+  }
+  // Durable before it becomes visible: a crash must not leave a named-but-empty blob.
+  yield* Effect.tryPromise({ try: () => handle.sync(), catch: fsError(tempPath) })
+  yield* Effect.tryPromise({ try: () => fs.rename(tempPath, finalPath), catch: fsError(finalPath) })
+  return finalPath
+})

@@ -1,0 +1,67 @@
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Effect } from "effect"
+import { DigestMismatch } from "../../domain/errors.js"
+import type { Descriptor } from "../../domain/oci.js"
+import type { ImageReference } from "../../domain/reference.js"
+import { parseDigest } from "../registry/digest.js"
+import { RegistryClient } from "../registry/registry-client.js"
+import { StatePaths } from "../state/state-paths.js"
+import type { BlobCacheShape } from "./blob-cache.js"
+import { downloadVerified, fsError } from "./download.js"
+import { makeKeyedLock } from "./keyed-lock.js"
+
+export const makeBlobCache = Effect.gen(function* () {
+  const registry = yield* RegistryClient
+  const paths = yield* StatePaths
+  // Same-process callers of one digest queue up: the second finds the first one's file.
+  const withDigestLock = makeKeyedLock()
+
+  const checkedPath = (descriptor: Descriptor) => {
+    const parsed = parseDigest(descriptor.digest)
+    return parsed === undefined
+      ? Effect.fail(
+          new DigestMismatch({ expected: descriptor.digest, actual: "", reason: "not a valid sha256/sha512 digest" })
+        )
+      : Effect.succeed({ algorithm: parsed.algorithm, file: paths.blobPath(descriptor.digest) })
+  }
+
+  /** A cached file of the wrong size is a leftover of something broken: drop it and fetch again. */
+  const present = (file: string, descriptor: Descriptor) =>
+    Effect.tryPromise({ try: () => fs.stat(file), catch: (error) => error as NodeJS.ErrnoException }).pipe(
+      Effect.map((stat) => stat.isFile() && stat.size === descriptor.size),
+      Effect.catchAll((error) => (error.code === "ENOENT" ? Effect.succeed(false) : Effect.fail(fsError(file)(error)))),
+      Effect.tap((hit) =>
+        hit ? Effect.void : Effect.tryPromise({ try: () => fs.rm(file, { force: true }), catch: fsError(file) })
+      )
+    )
+
+  const ensure = Effect.fn("blobCache.ensure")(function* (
+    reference: ImageReference,
+    descriptor: Descriptor,
+    onProgress: (bytesDone: number) => Effect.Effect<void> = () => Effect.void
+  ) {
+    const { algorithm, file } = yield* checkedPath(descriptor)
+    return yield* withDigestLock(
+      descriptor.digest,
+      Effect.gen(function* () {
+        if (yield* present(file, descriptor)) return file
+        for (const dir of [path.dirname(file), paths.blobTmp]) {
+          yield* Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: fsError(dir) })
+        }
+        return yield* Effect.scoped(
+          downloadVerified({
+            source: registry.blob(reference, descriptor),
+            descriptor,
+            algorithm,
+            tempPath: paths.tempPath(paths.blobTmp, "blob"),
+            finalPath: file,
+            onProgress
+          })
+        )
+      })
+    )
+  })
+
+  return { ensure } satisfies BlobCacheShape
+})

@@ -1,0 +1,74 @@
+import { Config, type Duration, Effect, Option } from "effect"
+import type { ImageReference } from "../../domain/reference.js"
+import { makeAuthenticator } from "./auth.js"
+import { makeBlobStreamer } from "./blob-stream.js"
+import { dockerConfigPath } from "./docker-config.js"
+import { apiHost, parseInsecureRegistries, registryBaseUrl } from "./hosts.js"
+import { makeHttp, type RegistryTarget } from "./http.js"
+import type { RegistryClientShape } from "./registry-client.js"
+import { makeResolver } from "./resolve.js"
+import { makeTransport } from "./transport.js"
+
+export interface RegistryClientOptions {
+  /** Path of the docker `config.json` holding credentials. */
+  readonly dockerConfigPath?: string | undefined
+  /** `host[:port]` entries spoken to over plain HTTP (loopback always is). */
+  readonly insecureRegistries?: ReadonlyArray<string> | undefined
+  /** Tries per request (and consecutive no-progress reconnects per blob), counting the first. */
+  readonly attempts?: number | undefined
+  /** First backoff delay; doubles per retry, with jitter. */
+  readonly baseDelay?: Duration.DurationInput | undefined
+  /** Until response headers arrive. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Longest silence inside a blob body before it counts as a dropped connection. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  readonly maxRedirects?: number | undefined
+}
+
+/** `DOCKER_CONFIG` and `BANGER_INSECURE_REGISTRIES` from the environment (via Effect's ConfigProvider). */
+export const optionsFromEnv: Effect.Effect<RegistryClientOptions> = Effect.gen(function* () {
+  const dockerConfig = yield* Config.option(Config.string("DOCKER_CONFIG"))
+  const insecure = yield* Config.option(Config.string("BANGER_INSECURE_REGISTRIES"))
+  return {
+    dockerConfigPath: dockerConfigPath({ DOCKER_CONFIG: Option.getOrUndefined(dockerConfig) }),
+    insecureRegistries: parseInsecureRegistries(Option.getOrUndefined(insecure))
+  }
+}).pipe(Effect.orElseSucceed(() => ({})))
+
+export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (options: RegistryClientOptions = {}) {
+  const attempts = options.attempts ?? 4
+  const baseDelay = options.baseDelay ?? "250 millis"
+  const insecure = options.insecureRegistries ?? []
+  const configPath = options.dockerConfigPath ?? dockerConfigPath()
+  const http = yield* makeHttp({
+    attempts,
+    baseDelay,
+    requestTimeout: options.requestTimeout ?? "30 seconds",
+    maxRedirects: options.maxRedirects ?? 5
+  })
+  const transport = makeTransport(
+    http,
+    makeAuthenticator(http, { dockerConfigPath: configPath, insecureRegistries: insecure }),
+    configPath
+  )
+  const resolver = makeResolver(transport)
+  const streamBlob = makeBlobStreamer(transport, {
+    attempts,
+    maxResumes: 10,
+    baseDelay,
+    idleTimeout: options.idleTimeout ?? "60 seconds"
+  })
+
+  const targetFor = (reference: ImageReference): RegistryTarget => ({
+    reference: reference.normalized,
+    registry: reference.registry,
+    host: apiHost(reference.registry),
+    baseUrl: registryBaseUrl(reference.registry, insecure),
+    repository: reference.repository
+  })
+
+  return {
+    resolve: (reference, platform) => resolver.resolve(targetFor(reference), reference, platform),
+    blob: (reference, descriptor) => streamBlob(targetFor(reference), descriptor)
+  } satisfies RegistryClientShape
+})
