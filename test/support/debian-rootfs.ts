@@ -255,7 +255,7 @@ const removeContents = async (dir: string, select: (name: string) => boolean) =>
   }
 }
 
-/** Runs a command, keeping the tail of its output for the error message. */
+/** Runs a command and returns its stdout; an error carries the tail of both streams. */
 export const run = (
   command: string,
   args: ReadonlyArray<string>,
@@ -263,19 +263,23 @@ export const run = (
 ): Promise<string> =>
   new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], cwd: options.cwd })
-    let output = ""
+    const stdout: Array<Buffer> = []
+    let tail = ""
     const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-64 * 1024)
+      tail = (tail + chunk.toString()).slice(-16 * 1024)
     }
-    child.stdout.on("data", keep)
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout.push(chunk)
+      keep(chunk)
+    })
     child.stderr.on("data", keep)
     child.on("error", reject)
     child.on("close", (code, signal) => {
-      if (code === 0) resolve(output)
+      if (code === 0) resolve(Buffer.concat(stdout).toString())
       else
         reject(
           new Error(
-            `${options.logPrefix ?? command} ${args.join(" ")} failed (${signal ?? code}):\n${output.slice(-4000)}`
+            `${options.logPrefix ?? command} ${args.join(" ")} failed (${signal ?? code}):\n${tail.slice(-4000)}`
           )
         )
     })

@@ -48,7 +48,10 @@ export interface DirectoryLayerOptions {
    * false for a directory prunes its whole subtree. The root itself is never written.
    */
   readonly filter?: (relPath: string, stats: Stats) => boolean
-  /** Appended after the tree, e.g. whiteouts and test scripts. */
+  /**
+   * Added entries, e.g. whiteouts and test scripts: each right after the tree's contents of its
+   * parent directory if the layer has that directory, else at the end. Root-level ones come last.
+   */
   readonly extra?: ReadonlyArray<LayerEntrySpec>
   readonly compression?: FileCompression
   /** gzip level; 1 is plenty for tests and several times faster than the default on 100 MB. */
@@ -101,8 +104,20 @@ export const layerFromDirectory = async (
 
   const writer = new EntryWriter(pack)
   try {
-    if (dir !== undefined) await writer.tree(dir, options.filter)
-    for (const spec of options.extra ?? []) await writer.spec(spec)
+    // Extras go right after the contents of their parent directory when the tree has it: tar
+    // extractors restore a directory's mtime once they move past it, so a later child would bump it.
+    const extras = new Map<string, Array<LayerEntrySpec>>()
+    for (const spec of options.extra ?? []) {
+      const parent = path.posix.dirname(spec.name.replace(/^(\.\/|\/)+/, "").replace(/\/+$/, ""))
+      extras.set(parent, [...(extras.get(parent) ?? []), spec])
+    }
+    if (dir !== undefined) {
+      await writer.tree(dir, options.filter, async (rel) => {
+        for (const spec of extras.get(rel) ?? []) await writer.spec(spec)
+        extras.delete(rel)
+      })
+    }
+    for (const specs of extras.values()) for (const spec of specs) await writer.spec(spec)
     pack.finalize()
   } catch (error) {
     pack.destroy(error as Error)
@@ -314,7 +329,12 @@ class EntryWriter {
 
   constructor(private readonly pack: tar.Pack) {}
 
-  async tree(root: string, filter: DirectoryLayerOptions["filter"]): Promise<void> {
+  /** `afterDirectory` runs once a written directory's subtree is done (not for the root). */
+  async tree(
+    root: string,
+    filter: DirectoryLayerOptions["filter"],
+    afterDirectory: (relPath: string) => Promise<void>
+  ): Promise<void> {
     const walk = async (rel: string): Promise<void> => {
       // Sorted so the same tree always gives the same digest.
       const names = (await fs.readdir(rel === "" ? root : path.join(root, rel))).sort()
@@ -324,7 +344,10 @@ class EntryWriter {
         const stats = await fs.lstat(full)
         if (filter && !filter(childRel, stats)) continue
         await this.fromStats(childRel, full, stats)
-        if (stats.isDirectory()) await walk(childRel)
+        if (stats.isDirectory()) {
+          await walk(childRel)
+          await afterDirectory(childRel)
+        }
       }
     }
     await walk("")
