@@ -56,7 +56,9 @@ const needsPax = (spec: LayerEntrySpec) =>
 
 const defaultMode = (spec: LayerEntrySpec) => (spec.type === "directory" ? 0o755 : spec.type === "file" ? 0o644 : 0o777)
 
-export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<Buffer> => {
+// One entry (or PAX header) at a time, without the end-of-archive blocks, so raw headers can be
+// spliced in between.
+const packEntry = async (header: Partial<tar.Header> & Pick<tar.Header, "name">, body?: Buffer): Promise<Buffer> => {
   const pack = tar.pack()
   const chunks: Array<Buffer> = []
   pack.on("data", (chunk) => chunks.push(chunk as Buffer))
@@ -64,6 +66,30 @@ export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<
     pack.on("end", () => resolve())
     pack.on("error", reject)
   })
+  if (body === undefined) pack.entry(header)
+  else pack.entry(header, body)
+  pack.finalize()
+  await done
+  const packed = Buffer.concat(chunks)
+  return packed.subarray(0, packed.length - 1024)
+}
+
+// tar-stream refuses a body on anything but files, so the PAX header is packed as a file and
+// retyped to `x` (with its checksum recomputed).
+const paxHeader = async (records: Buffer): Promise<Buffer> => {
+  const packed = Buffer.from(
+    await packEntry({ name: "PaxHeaders/entry", type: "file", size: records.length, mtime: new Date(0) }, records)
+  )
+  packed[156] = "x".charCodeAt(0)
+  packed.fill(0x20, 148, 156)
+  let sum = 0
+  for (let i = 0; i < 512; i++) sum += packed[i]!
+  packed.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1")
+  return packed
+}
+
+export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<Buffer> => {
+  const parts: Array<Buffer> = []
   for (const spec of entries) {
     if (needsPax(spec)) {
       const records: Array<Buffer> = []
@@ -72,8 +98,7 @@ export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<
       }
       if ((spec.uid ?? 0) > 0o7777777) records.push(paxRecord("uid", Buffer.from(String(spec.uid))))
       if ((spec.gid ?? 0) > 0o7777777) records.push(paxRecord("gid", Buffer.from(String(spec.gid))))
-      // tar-stream types omit the PAX typeflag it can encode.
-      pack.entry({ name: "PaxHeaders/entry", type: "pax-header" as "file" }, Buffer.concat(records))
+      parts.push(await paxHeader(Buffer.concat(records)))
     }
     const header = {
       name: spec.name,
@@ -85,35 +110,36 @@ export const buildTar = async (entries: ReadonlyArray<LayerEntrySpec>): Promise<
     switch (spec.type) {
       case "file": {
         const content = typeof spec.content === "string" ? Buffer.from(spec.content) : Buffer.from(spec.content ?? [])
-        pack.entry({ ...header, type: "file", size: content.length }, content)
+        parts.push(await packEntry({ ...header, type: "file", size: content.length }, content))
         break
       }
       case "directory":
-        pack.entry({ ...header, type: "directory" })
+        parts.push(await packEntry({ ...header, type: "directory" }))
         break
       case "symlink":
-        pack.entry({ ...header, type: "symlink", linkname: spec.target })
+        parts.push(await packEntry({ ...header, type: "symlink", linkname: spec.target }))
         break
       case "hardlink":
-        pack.entry({ ...header, type: "link", linkname: spec.target })
+        parts.push(await packEntry({ ...header, type: "link", linkname: spec.target }))
         break
       case "char":
       case "block":
-        pack.entry({
-          ...header,
-          type: spec.type === "char" ? "character-device" : "block-device",
-          devmajor: spec.major,
-          devminor: spec.minor
-        })
+        parts.push(
+          await packEntry({
+            ...header,
+            type: spec.type === "char" ? "character-device" : "block-device",
+            devmajor: spec.major,
+            devminor: spec.minor
+          })
+        )
         break
       case "fifo":
-        pack.entry({ ...header, type: "fifo" })
+        parts.push(await packEntry({ ...header, type: "fifo" }))
         break
     }
   }
-  pack.finalize()
-  await done
-  return Buffer.concat(chunks)
+  parts.push(Buffer.alloc(1024))
+  return Buffer.concat(parts)
 }
 
 export const compress = (data: Buffer, compression: Compression): Buffer => {

@@ -1,7 +1,9 @@
-import { Context, type Effect, type Scope } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import type { DigestMismatch, FilesystemError, InvalidLayer, UnsafeLayerEntry } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
 import type { FlatTree } from "../../domain/tree.js"
+import { StatePaths } from "../state/state-paths.js"
+import { makeRootfsBuilder } from "./flatten.js"
 
 /** A downloaded layer blob ready to apply. */
 export interface LayerFile {
@@ -13,11 +15,29 @@ export interface LayerFile {
 
 /** Applies layers, bottom first, into a temp tree under `<state>/tmp`. */
 export interface RootfsBuilderShape {
-  /** The tree is removed when the scope closes, whatever the outcome. */
+  /**
+   * The tree is removed when the scope closes, whatever the outcome. `entries` is the authority
+   * on metadata; the directory holds contents only (see `FlatTree`). It contains the image's own
+   * symlinks, which may point anywhere on the host: never follow a path inside it by joining
+   * strings, resolve it through `entries` instead.
+   */
   readonly flatten: (
     layers: ReadonlyArray<LayerFile>,
     onLayerApplied?: (index: number) => Effect.Effect<void>
   ) => Effect.Effect<FlatTree, UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError, Scope.Scope>
 }
 
-export class RootfsBuilder extends Context.Tag("banger/RootfsBuilder")<RootfsBuilder, RootfsBuilderShape>() {}
+export interface RootfsBuilderOptions {
+  /** Per-layer bound on uncompressed bytes (decompression bombs); default 64 GiB. */
+  readonly maxUncompressedLayerBytes?: number | undefined
+}
+
+export class RootfsBuilder extends Context.Tag("banger/RootfsBuilder")<RootfsBuilder, RootfsBuilderShape>() {
+  static readonly layerWith = (options: RootfsBuilderOptions = {}): Layer.Layer<RootfsBuilder, never, StatePaths> =>
+    Layer.effect(
+      RootfsBuilder,
+      Effect.map(StatePaths, (paths) => makeRootfsBuilder(paths, options))
+    )
+
+  static readonly layer: Layer.Layer<RootfsBuilder, never, StatePaths> = RootfsBuilder.layerWith()
+}

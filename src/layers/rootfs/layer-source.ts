@@ -1,0 +1,79 @@
+/**
+ * Opens a layer for reading: decompresses it, hashes every uncompressed byte for the DiffID check
+ * and enforces the decompression bound as the bytes arrive, so a gzip bomb fails after `limit`
+ * bytes instead of filling the disk.
+ */
+import { createHash } from "node:crypto"
+import { Chunk, Effect, Option, type Scope, Stream } from "effect"
+import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
+import type { LayerCompression } from "../../domain/oci.js"
+import { type ByteReader, makeByteReader } from "./byte-reader.js"
+import { uncompressedStream } from "./decompress.js"
+
+export interface LayerInput {
+  readonly path: string
+  readonly digest: string
+  readonly diffId: string
+  readonly compression: LayerCompression
+}
+
+export interface LayerSource {
+  readonly bytes: ByteReader<InvalidLayer | FilesystemError>
+  /** Drains what the parser left unread, then compares the hash with the DiffID. */
+  readonly verify: Effect.Effect<void, DigestMismatch | InvalidLayer | FilesystemError>
+}
+
+const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 }
+
+const parseDiffId = (layer: LayerInput) => {
+  const [algorithm, hex] = layer.diffId.split(":", 2)
+  const length = algorithm === undefined ? undefined : ALGORITHMS[algorithm]
+  if (length === undefined || hex === undefined || !new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
+    return Effect.fail(new InvalidLayer({ layer: layer.digest, reason: `unsupported DiffID "${layer.diffId}"` }))
+  }
+  return Effect.succeed(algorithm!)
+}
+
+export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, InvalidLayer, Scope.Scope> =>
+  Effect.gen(function* () {
+    const algorithm = yield* parseDiffId(layer)
+    const hash = createHash(algorithm)
+    let total = 0
+    const pull = yield* Stream.toPull(
+      uncompressedStream({ path: layer.path, compression: layer.compression, name: layer.digest })
+    )
+    const metered = pull.pipe(
+      Effect.map(Chunk.toReadonlyArray),
+      Effect.catchAll(Option.match({ onNone: () => Effect.succeed(undefined), onSome: Effect.fail })),
+      Effect.tap((chunks) => {
+        if (chunks === undefined) return Effect.void
+        for (const chunk of chunks) {
+          total += chunk.length
+          hash.update(chunk)
+        }
+        return total > limit
+          ? Effect.fail(
+              new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
+            )
+          : Effect.void
+      })
+    )
+    const bytes = makeByteReader<InvalidLayer | FilesystemError>(
+      metered,
+      () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" })
+    )
+    const verify = Effect.gen(function* () {
+      yield* bytes.drain
+      const actual = `${algorithm}:${hash.digest("hex")}`
+      if (actual !== layer.diffId) {
+        return yield* Effect.fail(
+          new DigestMismatch({
+            expected: layer.diffId,
+            actual,
+            reason: `uncompressed content of layer ${layer.digest} does not match its DiffID`
+          })
+        )
+      }
+    })
+    return { bytes, verify }
+  })

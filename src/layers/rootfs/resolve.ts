@@ -1,0 +1,63 @@
+/**
+ * Rooted path resolution over the model, like a chroot: symlinks met on the way are followed
+ * inside the tree, absolute targets restart at the rootfs root and `..` stops at it. Nothing here
+ * touches the disk, so a symlink to `/` or `../../..` can only ever name a directory of the tree.
+ */
+import { Effect } from "effect"
+import { pathOf, type TreeNode } from "./tree-model.js"
+
+/** Linux's limit (MAXSYMLINKS): deep enough for real images, and it ends loops. */
+export const MAX_SYMLINK_HOPS = 40
+
+export type Resolved =
+  | { readonly _tag: "Directory"; readonly node: TreeNode }
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "NotDirectory"; readonly path: string }
+
+export interface ResolveOptions<E> {
+  readonly root: TreeNode
+  readonly components: ReadonlyArray<string>
+  /** Supplies a missing directory (creating it), or `undefined` to stop with `Missing`. */
+  readonly missing: (parent: TreeNode, name: string) => Effect.Effect<TreeNode | undefined, E>
+  readonly tooManyLinks: () => E
+}
+
+export const resolveDirectory = <E>(options: ResolveOptions<E>): Effect.Effect<Resolved, E> =>
+  Effect.gen(function* () {
+    const { root } = options
+    // A stack of components still to walk, next one last; symlink targets are pushed onto it.
+    const pending = [...options.components].reverse()
+    let current = root
+    let hops = 0
+    while (pending.length > 0) {
+      const name = pending.pop()!
+      if (name === "" || name === ".") continue
+      if (name === "..") {
+        current = current.parent ?? root
+        continue
+      }
+      const child = current.children!.get(name)
+      if (child === undefined) {
+        const made = yield* options.missing(current, name)
+        if (made === undefined) return { _tag: "Missing" } as const
+        current = made
+        continue
+      }
+      switch (child.inode.type) {
+        case "directory":
+          current = child
+          break
+        case "symlink": {
+          if (++hops > MAX_SYMLINK_HOPS) return yield* Effect.fail(options.tooManyLinks())
+          const target = child.inode.linkTarget!
+          if (target.startsWith("/")) current = root
+          const parts = target.split("/")
+          for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!)
+          break
+        }
+        default:
+          return { _tag: "NotDirectory", path: pathOf(child) } as const
+      }
+    }
+    return { _tag: "Directory", node: current } as const
+  })
