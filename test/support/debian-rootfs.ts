@@ -23,6 +23,8 @@ export interface DebianRootfsOptions {
   readonly onBuilt?: (info: BuildInfo) => void
   /** How long to wait for another process's build before giving up. */
   readonly waitTimeoutMs?: number
+  /** Replaces debootstrap (for testing the cache and lock logic without a 30 s build). */
+  readonly populate?: (target: string) => Promise<{ readonly mirror: string }>
 }
 
 export interface BuildInfo {
@@ -67,7 +69,7 @@ export const debianRootfs = async (options: DebianRootfsOptions = {}): Promise<s
     // Someone else may have finished while we waited for the lock.
     if (await exists(paths.marker)) return paths.rootfs
     await removeStale(paths)
-    const info = await build(paths)
+    const info = await build(paths, options.populate ?? debootstrap)
     options.onBuilt?.(info)
     return paths.rootfs
   } finally {
@@ -75,24 +77,32 @@ export const debianRootfs = async (options: DebianRootfsOptions = {}): Promise<s
   }
 }
 
-const build = async (paths: ReturnType<typeof debianRootfsPaths>): Promise<BuildInfo> => {
+const debootstrap = async (target: string) => {
   const mirror = await debianMirror()
+  await run("debootstrap", ["--variant=minbase", SUITE, target, mirror], { logPrefix: "debootstrap" })
+  // debootstrap leaves its apt lists and .deb cache; they are 100+ MB that no test needs.
+  await removeContents(path.join(target, "var/cache/apt/archives"), (name) => name.endsWith(".deb"))
+  await removeContents(path.join(target, "var/lib/apt/lists"), (name) => name !== "lock" && name !== "partial")
+  return { mirror }
+}
+
+const build = async (
+  paths: ReturnType<typeof debianRootfsPaths>,
+  populate: NonNullable<DebianRootfsOptions["populate"]>
+): Promise<BuildInfo> => {
   // Built beside the final location (same filesystem) so the closing rename is atomic.
   const staging = `${paths.root}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
   const target = path.join(staging, "rootfs")
   await fs.mkdir(target, { recursive: true })
   const started = Date.now()
   try {
-    await run("debootstrap", ["--variant=minbase", SUITE, target, mirror], { logPrefix: "debootstrap" })
+    const { mirror } = await populate(target)
     const info: BuildInfo = {
       mirror,
       suite: SUITE,
       durationMs: Date.now() - started,
       builtAt: new Date().toISOString()
     }
-    // debootstrap leaves its apt lists and .deb cache; they are 100+ MB that no test needs.
-    await removeContents(path.join(target, "var/cache/apt/archives"), (name) => name.endsWith(".deb"))
-    await removeContents(path.join(target, "var/lib/apt/lists"), (name) => name !== "lock" && name !== "partial")
     await fs.writeFile(path.join(staging, "complete"), `${JSON.stringify(info, null, 2)}\n`)
     await fs.rename(staging, paths.root)
     return info
@@ -112,21 +122,21 @@ export const debianMirror = async (): Promise<string> => {
   const files = await fs.readdir(dir).catch(() => [] as Array<string>)
   for (const name of files.sort()) {
     if (!name.endsWith(".sources")) continue
-    candidates.push(...fromDeb822(await fs.readFile(path.join(dir, name), "utf8")))
+    candidates.push(...deb822Mirrors(await fs.readFile(path.join(dir, name), "utf8")))
   }
   for (const file of [
     "/etc/apt/sources.list",
     ...files.filter((f) => f.endsWith(".list")).map((f) => path.join(dir, f))
   ]) {
     const text = await fs.readFile(file, "utf8").catch(() => "")
-    candidates.push(...fromOneLine(text))
+    candidates.push(...sourcesListMirrors(text))
   }
   const mirror = candidates.find((uri) => /^https?:\/\//.test(uri))
   if (!mirror) throw new Error(`no Debian ${SUITE} archive found in apt's sources`)
   return mirror
 }
 
-const fromDeb822 = (text: string): Array<string> => {
+export const deb822Mirrors = (text: string): Array<string> => {
   const found: Array<string> = []
   for (const stanza of text.split(/\n\s*\n/)) {
     const fields = new Map<string, string>()
@@ -154,7 +164,7 @@ const fromDeb822 = (text: string): Array<string> => {
   return found
 }
 
-const fromOneLine = (text: string): Array<string> => {
+export const sourcesListMirrors = (text: string): Array<string> => {
   const found: Array<string> = []
   for (const raw of text.split("\n")) {
     const line = raw.replace(/#.*/, "").trim()
