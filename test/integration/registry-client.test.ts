@@ -32,7 +32,7 @@ const withClient = <A, E>(
   options?: RegistryClientOptions
 ) => Effect.flatMap(RegistryClient, use).pipe(Effect.provide(clientLayer(options)))
 
-const collect = (stream: Stream.Stream<Uint8Array, unknown>) =>
+const collect = <E>(stream: Stream.Stream<Uint8Array, E>) =>
   Stream.runCollect(stream).pipe(Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks))))
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
@@ -345,6 +345,254 @@ describe("digests", () => {
       expect(error._tag).toBe("DigestMismatch")
       if (error._tag !== "DigestMismatch") return
       expect(error.expected).toBe(ociImage.config.digest)
+    }).pipe(Effect.scoped)
+  )
+})
+
+/** A docker config.json in a temp dir for the length of the scope. */
+const dockerConfig = (auths: Parameters<typeof writeDockerConfig>[0]) =>
+  Effect.acquireRelease(
+    Effect.promise(() => writeDockerConfig(auths)),
+    (config) => Effect.promise(() => config.cleanup())
+  )
+
+describe("basic auth", () => {
+  let registry: TestRegistry
+  let image: PushedImage
+  beforeAll(async () => {
+    registry = await startRegistry({ auth: "basic" })
+    image = await pushImage(registry, "private/app", "v1", { layers: [gzipLayer] })
+  })
+  afterAll(async () => {
+    await registry?.stop()
+  })
+
+  it.live("pulls with the credentials from the docker config", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: basicAuthEntry(registry.credentials!) })
+      const reference = imageRef(registry, "private/app", { tag: "v1" })
+      const blob = yield* withClient(
+        (client) =>
+          Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
+            collect(client.blob(reference, resolved.layers[0]!))
+          ),
+        { dockerConfigPath: config.path }
+      )
+      expect(sha256(blob)).toBe(gzipLayer.digest)
+      expect(image.digest).toMatch(/^sha256:/)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("accepts username/password fields as well as auth", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({
+        [`http://${registry.host}/v2/`]: {
+          username: registry.credentials!.username,
+          password: registry.credentials!.password
+        }
+      })
+      const resolved = yield* withClient(
+        (client) => client.resolve(imageRef(registry, "private/app", { tag: "v1" }), amd64),
+        { dockerConfigPath: config.path }
+      )
+      expect(resolved.manifestDigest).toBe(image.digest)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails clearly with wrong credentials", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: basicAuthEntry({ username: "banger", password: "wrong" }) })
+      const error = failureOf(
+        yield* Effect.exit(
+          withClient((client) => client.resolve(imageRef(registry, "private/app", { tag: "v1" }), amd64), {
+            dockerConfigPath: config.path
+          })
+        )
+      )
+      expect(error._tag).toBe("RegistryError")
+      expect(error.message).toContain(`unauthorized: ${registry.host} rejected the credentials from ${config.path}`)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails clearly without credentials", () =>
+    Effect.gen(function* () {
+      const error = failureOf(
+        yield* Effect.exit(
+          withClient((client) => client.resolve(imageRef(registry, "private/app", { tag: "v1" }), amd64))
+        )
+      )
+      expect(error._tag).toBe("RegistryError")
+      expect(error.message).toContain("unauthorized:")
+      expect(error.message).toContain("requires a username and password")
+    })
+  )
+
+  it.live("follows a blob redirect to another host without forwarding Authorization", () =>
+    Effect.gen(function* () {
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() => startRegistryProxy(registry, { fault: "redirect" })),
+        (proxy) => Effect.promise(() => proxy.stop())
+      )
+      // References name the proxy, so that is the host the credentials are filed under.
+      const proxyConfig = yield* dockerConfig({ [proxy.host]: basicAuthEntry(registry.credentials!) })
+      const reference = imageRef(proxy, "private/app", { tag: "v1" })
+      const blob = yield* withClient(
+        (client) =>
+          Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
+            collect(client.blob(reference, resolved.layers[0]!))
+          ),
+        { dockerConfigPath: proxyConfig.path }
+      )
+      expect(sha256(blob)).toBe(gzipLayer.digest)
+      const redirected = proxy.requests.filter((request) => request.server === "proxy" && request.faulted)
+      const served = proxy.requests.filter((request) => request.server === "storage")
+      // Config blob and layer blob both went through the redirect.
+      expect(redirected.length).toBe(2)
+      expect(redirected.every((request) => request.authorization?.startsWith("Basic "))).toBe(true)
+      expect(served.length).toBe(2)
+      expect(served.every((request) => request.authorization === undefined)).toBe(true)
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("token auth", () => {
+  let registry: TestRegistry
+  let image: PushedImage
+  beforeAll(async () => {
+    registry = await startRegistry({ auth: "token", refreshTokens: ["refresh-me"] })
+    image = await pushImage(registry, "private/tokened", "v1", { layers: [gzipLayer, tarLayer] })
+  })
+  afterAll(async () => {
+    await registry?.stop()
+  })
+
+  const reference = () => imageRef(registry, "private/tokened", { tag: "v1" })
+  const pullAll = (client: RegistryClient["Type"]) =>
+    Effect.flatMap(client.resolve(reference(), amd64), (resolved) =>
+      Effect.forEach(resolved.layers, (layer) => Effect.map(collect(client.blob(reference(), layer)), sha256))
+    )
+
+  it.live("gets a bearer token with basic credentials and reuses it for the session", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: basicAuthEntry(registry.credentials!) })
+      const before = registry.tokenServer!.requests.length
+      const digests = yield* withClient(pullAll, { dockerConfigPath: config.path })
+      expect(digests).toEqual([gzipLayer.digest, tarLayer.digest])
+      const asked = registry.tokenServer!.requests.slice(before)
+      // Manifest, config and two layers: one token.
+      expect(asked).toEqual([
+        { method: "GET", grantType: undefined, user: "banger", scopes: ["repository:private/tokened:pull"] }
+      ])
+      expect(image.digest).toMatch(/^sha256:/)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("exchanges an identity token (OAuth2 refresh token) at the realm", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: { auth: "", identitytoken: "refresh-me" } })
+      const before = registry.tokenServer!.requests.length
+      const digests = yield* withClient(pullAll, { dockerConfigPath: config.path })
+      expect(digests).toEqual([gzipLayer.digest, tarLayer.digest])
+      expect(registry.tokenServer!.requests.slice(before)).toEqual([
+        { method: "POST", grantType: "refresh_token", user: "banger", scopes: ["repository:private/tokened:pull"] }
+      ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("sends a registry token as the bearer directly", () =>
+    Effect.gen(function* () {
+      const realm = new URL(registry.tokenServer!.realm)
+      realm.searchParams.set("service", "banger-test-registry")
+      realm.searchParams.set("scope", "repository:private/tokened:pull")
+      const token = yield* Effect.promise(async () => {
+        const response = await fetch(realm, {
+          headers: { authorization: `Basic ${basicAuthEntry(registry.credentials!).auth}` }
+        })
+        return ((await response.json()) as { token: string }).token
+      })
+      const config = yield* dockerConfig({ [registry.host]: { registrytoken: token } })
+      const before = registry.tokenServer!.requests.length
+      const digests = yield* withClient(pullAll, { dockerConfigPath: config.path })
+      expect(digests).toEqual([gzipLayer.digest, tarLayer.digest])
+      expect(registry.tokenServer!.requests.length).toBe(before)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails clearly when the token server rejects the credentials", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: basicAuthEntry({ username: "banger", password: "nope" }) })
+      const error = failureOf(
+        yield* Effect.exit(
+          withClient((client) => client.resolve(reference(), amd64), { dockerConfigPath: config.path })
+        )
+      )
+      expect(error._tag).toBe("RegistryError")
+      expect(error.message).toContain("unauthorized: token server")
+      expect(error.message).toContain("rejected the credentials")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails clearly when an anonymous token is not enough", () =>
+    Effect.gen(function* () {
+      const before = registry.tokenServer!.requests.length
+      const error = failureOf(yield* Effect.exit(withClient((client) => client.resolve(reference(), amd64))))
+      expect(error._tag).toBe("RegistryError")
+      expect(error.message).toContain("unauthorized:")
+      expect(error.message).toContain("has no credentials for it")
+      // One anonymous token, one retry with it, then a clear failure: no loop.
+      expect(registry.tokenServer!.requests.length - before).toBe(1)
+    })
+  )
+})
+
+describe("unreliable connections", () => {
+  const zstdDescriptor = () => ({
+    mediaType: zstdLayer.mediaType,
+    digest: zstdLayer.digest,
+    size: zstdLayer.blob.length
+  })
+  const proxied = (options: Parameters<typeof startRegistryProxy>[1]) =>
+    Effect.acquireRelease(
+      Effect.promise(() => startRegistryProxy(plain, options)),
+      (proxy) => Effect.promise(() => proxy.stop())
+    )
+
+  it.live("resumes a blob with a Range request when the connection drops mid-body", () =>
+    Effect.gen(function* () {
+      const proxy = yield* proxied({ fault: "cut", faultCount: 2 })
+      const blob = yield* withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())))
+      expect(sha256(blob)).toBe(zstdLayer.digest)
+      const gets = proxy.requests.filter((request) => request.server === "proxy")
+      expect(gets.map((request) => request.faulted)).toEqual([true, true, false])
+      expect(gets[0]!.range).toBeUndefined()
+      expect(gets[1]!.range).toMatch(/^bytes=\d+-$/)
+      expect(Number(gets[2]!.range!.slice(6, -1))).toBeGreaterThan(Number(gets[1]!.range!.slice(6, -1)))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("gives up after bounded reconnects when the registry keeps dying mid-layer", () =>
+    Effect.gen(function* () {
+      // Every GET dies before sending a byte of body: no progress, so the attempt budget applies.
+      const proxy = yield* proxied({ fault: "cut", faultAfterBytes: 0 })
+      const error = failureOf(
+        yield* Effect.exit(
+          withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())), { attempts: 3 })
+        )
+      )
+      expect(error._tag).toBe("RegistryError")
+      expect(error.message).toContain(`connection lost after 0 of ${zstdLayer.blob.length} bytes`)
+      expect(proxy.blobGets()).toBe(3)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("treats a stalled body as a dropped connection", () =>
+    Effect.gen(function* () {
+      const proxy = yield* proxied({ fault: "stall", faultCount: 1 })
+      const blob = yield* withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())), {
+        idleTimeout: "300 millis"
+      })
+      expect(sha256(blob)).toBe(zstdLayer.digest)
+      expect(proxy.blobGets()).toBe(2)
     }).pipe(Effect.scoped)
   )
 })
