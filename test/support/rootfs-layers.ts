@@ -296,7 +296,8 @@ export const ociImageConfig = (
 const devMajor = (rdev: number) => Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn))
 const devMinor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn))
 
-const USTAR_ID_MAX = 0o7777777
+/** tar-stream writes numeric fields as 6 octal digits (ustar allows 7), clamping anything larger. */
+const FIELD_MAX = 0o777777
 
 const typeBits: Record<LayerEntrySpec["type"], number> = {
   file: 0o100000,
@@ -431,8 +432,12 @@ class EntryWriter {
     // tar-stream itself moves names and link targets that ustar cannot hold (long, non-ASCII) into a
     // PAX header; ids past ustar's 7 octal digits and xattrs have to be asked for.
     const pax: Record<string, string> = {}
-    if (header.uid > USTAR_ID_MAX) pax.uid = String(header.uid)
-    if (header.gid > USTAR_ID_MAX) pax.gid = String(header.gid)
+    if (header.uid > FIELD_MAX) pax.uid = String(header.uid)
+    if (header.gid > FIELD_MAX) pax.gid = String(header.gid)
+    // Linux minors go to 2^20-1. libarchive and star read these keys; GNU tar has none for device
+    // numbers and sees 262143 (such devices do not occur in real images).
+    if ((header.devmajor ?? 0) > FIELD_MAX) pax["SCHILY.devmajor"] = String(header.devmajor)
+    if ((header.devminor ?? 0) > FIELD_MAX) pax["SCHILY.devminor"] = String(header.devminor)
     for (const [key, value] of Object.entries(xattrs ?? {})) pax[`SCHILY.xattr.${key}`] = xattrText(key, value)
     await this.entry(Object.keys(pax).length > 0 ? { ...header, pax } : header, content)
     this.count++
