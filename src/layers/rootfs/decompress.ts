@@ -3,8 +3,8 @@
  * `zstd -dc` child, because Node 20's zlib has none. The child lives in the stream's scope: when
  * the stream ends, fails or is interrupted it is SIGKILLed if still running and always reaped.
  */
-import { type ChildProcessByStdio, spawn } from "node:child_process"
-import { createReadStream } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
 import type { Readable } from "node:stream"
 import * as zlib from "node:zlib"
 import { NodeStream } from "@effect/platform-node"
@@ -21,53 +21,74 @@ export interface CompressedBlob {
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
-const readFile = (blob: CompressedBlob) =>
+const fileError = (blob: CompressedBlob) => (error: unknown) =>
+  new FilesystemError({ path: blob.path, reason: reasonOf(error) })
+
+const openBlob = (blob: CompressedBlob) =>
+  Effect.acquireRelease(Effect.tryPromise({ try: () => fs.open(blob.path, "r"), catch: fileError(blob) }), (handle) =>
+    Effect.promise(() => handle.close())
+  )
+
+const readFile = (handle: fs.FileHandle, blob: CompressedBlob) =>
   NodeStream.fromReadable<FilesystemError, Uint8Array>(
-    () => createReadStream(blob.path, { highWaterMark: 256 * 1024 }),
-    (error) => new FilesystemError({ path: blob.path, reason: reasonOf(error) })
+    () => handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }),
+    fileError(blob)
   )
 
 type ZstdExit =
-  | { readonly _tag: "Exited"; readonly code: number | null }
+  | { readonly _tag: "Exited"; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly _tag: "SpawnFailed"; readonly error: Error }
 
 interface ZstdProcess {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>
+  readonly child: ChildProcess
+  readonly stdout: Readable
+  readonly stderr: Readable
   readonly exited: Promise<ZstdExit>
   readonly stderrDone: Promise<void>
-  readonly stderr: () => string
+  readonly stderrText: () => string
 }
 
 const STDERR_LIMIT = 8 * 1024
 
-const spawnZstd = (path: string) =>
+// zstd reads the blob from our descriptor as its stdin: no path on its command line to misparse.
+const spawnZstd = (input: fs.FileHandle) =>
   Effect.sync((): ZstdProcess => {
-    const child = spawn("zstd", ["-d", "-c", "-q", "--", path], { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: [input.fd, "pipe", "pipe"] })
     // Listen before anything can happen: a missed "exit" would hang the reaper.
     const exited = new Promise<ZstdExit>((resolve) => {
       child.once("error", (error) => resolve({ _tag: "SpawnFailed", error }))
-      child.once("exit", (code) => resolve({ _tag: "Exited", code }))
+      child.once("exit", (code, signal) => resolve({ _tag: "Exited", code, signal }))
     })
     const chunks: Array<Buffer> = []
     let kept = 0
-    child.stderr.on("data", (chunk: Buffer) => {
+    // Both are pipes by construction.
+    const stdout = child.stdout!
+    const stderr = child.stderr!
+    stderr.on("data", (chunk: Buffer) => {
       if (kept < STDERR_LIMIT) {
         chunks.push(chunk)
         kept += chunk.length
       }
     })
     const stderrDone = new Promise<void>((resolve) => {
-      child.stderr.once("close", () => resolve())
-      child.stderr.once("error", () => resolve())
+      stderr.once("close", () => resolve())
+      stderr.once("error", () => resolve())
     })
-    return { child, exited, stderrDone, stderr: () => Buffer.concat(chunks).toString("utf8").trim() }
+    return {
+      child,
+      stdout,
+      stderr,
+      exited,
+      stderrDone,
+      stderrText: () => Buffer.concat(chunks).toString("utf8").trim()
+    }
   })
 
 const reap = (zstd: ZstdProcess) =>
   Effect.gen(function* () {
     if (zstd.child.exitCode === null && zstd.child.signalCode === null) zstd.child.kill("SIGKILL")
-    zstd.child.stdout.destroy()
-    zstd.child.stderr.destroy()
+    zstd.stdout.destroy()
+    zstd.stderr.destroy()
     yield* Effect.promise(() => zstd.exited)
   })
 
@@ -81,22 +102,22 @@ const checkExit = (zstd: ZstdProcess, blob: CompressedBlob) =>
     }
     if (exit.code !== 0) {
       yield* Effect.promise(() => zstd.stderrDone)
-      const detail = zstd.stderr()
+      const detail = zstd.stderrText()
       return yield* Effect.fail(
         new InvalidLayer({
           layer: blob.name,
-          reason: `zstd exited with code ${exit.code}${detail ? `: ${detail}` : ""}`
+          reason: `zstd ${exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`}${detail ? `: ${detail}` : ""}`
         })
       )
     }
   })
 
-const zstdStream = (blob: CompressedBlob) =>
+const zstdStream = (input: fs.FileHandle, blob: CompressedBlob) =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const zstd = yield* Effect.acquireRelease(spawnZstd(blob.path), reap)
+      const zstd = yield* Effect.acquireRelease(spawnZstd(input), reap)
       const output = NodeStream.fromReadable<InvalidLayer, Uint8Array>(
-        () => zstd.child.stdout,
+        () => zstd.stdout,
         (error) => new InvalidLayer({ layer: blob.name, reason: `zstd: ${reasonOf(error)}` })
       )
       // The exit status is part of the stream: a clean-looking but cut-short output must still fail.
@@ -104,18 +125,23 @@ const zstdStream = (blob: CompressedBlob) =>
     })
   )
 
-export const uncompressedStream = (blob: CompressedBlob): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError> => {
-  switch (blob.compression) {
-    case "none":
-      return readFile(blob)
-    case "gzip":
-      return readFile(blob).pipe(
-        NodeStream.pipeThroughDuplex(
-          () => zlib.createGunzip(),
-          (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
-        )
-      )
-    case "zstd":
-      return zstdStream(blob)
-  }
-}
+// The blob is opened before any decompressor exists, so a missing or unreadable blob is reported as
+// such rather than as the decompressor's complaint about empty input.
+export const uncompressedStream = (blob: CompressedBlob): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError> =>
+  Stream.unwrapScoped(
+    Effect.map(openBlob(blob), (handle) => {
+      switch (blob.compression) {
+        case "none":
+          return readFile(handle, blob)
+        case "gzip":
+          return readFile(handle, blob).pipe(
+            NodeStream.pipeThroughDuplex(
+              () => zlib.createGunzip(),
+              (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
+            )
+          )
+        case "zstd":
+          return zstdStream(handle, blob)
+      }
+    })
+  )
