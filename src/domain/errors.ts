@@ -186,3 +186,60 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
     return `state database error: ${this.reason}`
   }
 }
+
+export class OperationNotFound extends Schema.TaggedError<OperationNotFound>()("OperationNotFound", {
+  id: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `operation "${this.id}" not found: ${this.reason}`
+  }
+}
+
+/** An operation ended without a domain error of its own: a defect, or the daemon stopped or died under it. */
+export class OperationFailed extends Schema.TaggedError<OperationFailed>()("OperationFailed", {
+  id: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `operation ${this.id} failed: ${this.reason}`
+  }
+}
+
+export class OperationCancelled extends Schema.TaggedError<OperationCancelled>()("OperationCancelled", {
+  id: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `operation ${this.id} was cancelled: ${this.reason}`
+  }
+}
+
+/** No daemon answers on the socket and auto-start is off (or not possible). */
+export class DaemonNotRunning extends Schema.TaggedError<DaemonNotRunning>()("DaemonNotRunning", {
+  socket: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `daemon not running (${this.reason})`
+  }
+}
+
+/** A daemon should be there but cannot be used: it does not answer, failed to start, or went away mid-call. */
+export class DaemonUnavailable extends Schema.TaggedError<DaemonUnavailable>()("DaemonUnavailable", {
+  socket: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot use the banger daemon at ${this.socket}: ${this.reason}`
+  }
+}
+
+/** `banger daemon` refused to start: another daemon owns the state dir or the socket, or the socket cannot be served. */
+export class DaemonStartError extends Schema.TaggedError<DaemonStartError>()("DaemonStartError", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `daemon cannot start: ${this.reason}`
+  }
+}

@@ -29,5 +29,19 @@ export const migrations = {
       modules TEXT,
       created_at TEXT NOT NULL
     )`
+  }),
+  /** Daemon operations: the full status as JSON, plus the columns the pruner and listings query. */
+  "0002_operations": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE operations (
+      id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      state TEXT NOT NULL,
+      started_at TEXT NOT NULL,
+      ended_at TEXT,
+      status TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX operations_state ON operations (state)`
+    yield* sql`CREATE INDEX operations_ended_at ON operations (ended_at)`
   })
 }

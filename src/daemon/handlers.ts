@@ -1,0 +1,79 @@
+import type { FileSystem } from "@effect/platform"
+import { Context, Effect, Option } from "effect"
+import type { Image } from "../domain/image.js"
+import type { StatePaths } from "../layers/state/state-paths.js"
+import { Store } from "../layers/store/store.js"
+import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
+import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
+import { PullProgress } from "../pipelines/pull/progress.js"
+import { ensureNameFree } from "../pipelines/pull/publish.js"
+import type { PullRequest } from "../pipelines/pull/pull.js"
+import { resolveKernelInputs } from "../pipelines/pull/resolve-kernel.js"
+import { BangerApi } from "../rpc/api.js"
+import type { BangerError, DaemonInfo, PullPayload } from "../rpc/schemas.js"
+import { NameReservations } from "./name-reservations.js"
+import { newOperationId, Operations } from "./operations.js"
+import { pullTargetName } from "./preflight.js"
+
+/** The pull pipeline as the daemon runs it (`pullImage`; tests pass one over mocked services). */
+export type PullFunction<R> = (request: PullRequest) => Effect.Effect<Image, BangerError, R | PullProgress>
+
+/** Who this daemon is, for `daemon.info`. */
+export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
+
+/**
+ * The API's handlers over the pipelines. A pull is checked and its name reserved here, so bad
+ * input and a taken name fail the `image.pull` call itself; the rest runs as an operation.
+ */
+export const handlersLayer = <R>(pull: PullFunction<R>) =>
+  BangerApi.toLayer(
+    Effect.gen(function* () {
+      const operations = yield* Operations
+      const names = yield* NameReservations
+      const identity = yield* DaemonIdentity
+      const store = yield* Store
+      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem>()
+
+      const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
+        const name = yield* pullTargetName(payload)
+        const id = newOperationId()
+        yield* names.reserve(name, id)
+        return yield* Effect.gen(function* () {
+          yield* ensureNameFree(name)
+          yield* resolveKernelInputs(payload.kernel)
+          return yield* operations.begin({
+            id,
+            kind: "image.pull",
+            target: name,
+            run: (progress) =>
+              pull({ ...payload, name }).pipe(
+                Effect.provideService(PullProgress, progress),
+                Effect.provide(context),
+                Effect.ensuring(names.release(name))
+              ),
+            // Publish is uninterruptible: a cancel landing there is seen only after the image exists.
+            settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none()))
+          })
+        }).pipe(
+          Effect.onError(() => names.release(name)),
+          Effect.provide(context)
+        )
+      })
+
+      return BangerApi.of({
+        "image.pull": beginPull,
+        "image.list": () => listImages,
+        "image.show": ({ name }) => showImage(name),
+        "image.delete": ({ name }) => deleteImage(name),
+        "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),
+        "kernel.list": () => listKernels,
+        "kernel.show": ({ name }) => showKernel(name),
+        "kernel.delete": ({ name }) => deleteKernel(name),
+        "op.status": ({ id }) => operations.status(id),
+        "op.watch": ({ id }) => operations.watch(id),
+        "op.cancel": ({ id }) => operations.cancel(id),
+        "op.list": () => operations.list,
+        "daemon.info": () => Effect.succeed(identity)
+      })
+    })
+  )

@@ -1,0 +1,13 @@
+import { Effect } from "effect"
+import { defaultImageName, validateImageName } from "../pipelines/pull/image-name.js"
+import { parseReference } from "../pipelines/pull/parse-reference.js"
+import type { PullPayload } from "../rpc/schemas.js"
+
+/**
+ * The name a pull will publish under, checked: `image.pull` needs it to reserve the name before it
+ * begins the operation. The rest of the pre-download checks run after the reservation (handlers).
+ */
+export const pullTargetName = Effect.fn("pullTargetName")(function* (payload: PullPayload) {
+  const reference = yield* parseReference(payload.reference)
+  return yield* validateImageName(payload.name ?? defaultImageName(reference))
+})

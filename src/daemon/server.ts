@@ -1,0 +1,86 @@
+import type { FileSystem } from "@effect/platform"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { Clock, type Duration, Effect, Layer } from "effect"
+import type { StatePaths } from "../layers/state/state-paths.js"
+import { OperationStore } from "../layers/store/operation-store.js"
+import type { Store } from "../layers/store/store.js"
+import { BangerApi } from "../rpc/api.js"
+import { DaemonInfo } from "../rpc/schemas.js"
+import { VERSION } from "../version.js"
+import { DaemonIdentity, handlersLayer, type PullFunction } from "./handlers.js"
+import { acquireDaemonLock } from "./lock.js"
+import { NameReservations } from "./name-reservations.js"
+import { Operations } from "./operations.js"
+import { listenUnixSocket } from "./socket.js"
+
+export interface DaemonConfig {
+  readonly stateDir: string
+  readonly socket: string
+  /** Group allowed to use the socket (0660); owner only (0600) when absent. */
+  readonly group?: string | undefined
+  /** How long finished operations are kept before the pruner drops them. */
+  readonly operationTtl: Duration.DurationInput
+  readonly pruneEvery?: Duration.DurationInput | undefined
+}
+
+/** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
+export type DaemonServices = Store | StatePaths | FileSystem.FileSystem
+
+/**
+ * The whole daemon as one layer, started in this order: the state-dir lock; the services (which
+ * migrate and run the recovery sweep: `appLayer`); operations left running by a dead daemon are
+ * marked failed; then the socket is served. Closing it interrupts the running operations first
+ * (their rollback runs and their final state is recorded), then stops serving, then closes the store.
+ */
+export const daemonLayer = <R, E>(
+  config: DaemonConfig,
+  services: Layer.Layer<R | DaemonServices, E>,
+  pull: PullFunction<R>
+) => {
+  const lock = Layer.scopedDiscard(acquireDaemonLock(config.stateDir))
+  const identity = Layer.effect(
+    DaemonIdentity,
+    Effect.map(
+      Clock.currentTimeMillis,
+      (now) =>
+        new DaemonInfo({
+          pid: process.pid,
+          version: VERSION,
+          stateDir: config.stateDir,
+          socket: config.socket,
+          startedAt: new Date(now).toISOString()
+        })
+    )
+  )
+  const operations = Operations.layer({ ttl: config.operationTtl, pruneEvery: config.pruneEvery }).pipe(
+    Layer.provide(OperationStore.layer)
+  )
+  const core = Layer.mergeAll(operations, NameReservations.layer, identity).pipe(
+    Layer.provideMerge(services),
+    Layer.provide(lock)
+  )
+  // flatMap: nothing listens before the lock is held and the state dir is recovered.
+  return Layer.flatMap(core, (context) => {
+    const ready = Layer.succeedContext(context)
+    const protocol = RpcServer.layerProtocolSocketServer.pipe(
+      Layer.provide(listenUnixSocket({ path: config.socket, group: config.group })),
+      Layer.provide(RpcSerialization.layerNdjson)
+    )
+    const server = RpcServer.layer(BangerApi, { disableFatalDefects: true }).pipe(
+      Layer.provide(handlersLayer(pull)),
+      Layer.provide(protocol),
+      Layer.provide(ready)
+    )
+    // Built last, so closed first: operations end (and are recorded) while clients can still watch.
+    const lifecycle = Layer.scopedDiscard(
+      Effect.gen(function* () {
+        const ops = yield* Operations
+        yield* Effect.logInfo(`banger daemon ${VERSION} serving ${config.socket} (state ${config.stateDir})`)
+        yield* Effect.addFinalizer(() =>
+          Effect.logInfo("stopping: interrupting running operations").pipe(Effect.zipRight(ops.shutdown))
+        )
+      })
+    ).pipe(Layer.provide(ready))
+    return lifecycle.pipe(Layer.provide(server))
+  })
+}

@@ -1,0 +1,115 @@
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import { SocketServer } from "@effect/platform"
+import { NodeSocketServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { DaemonStartError } from "../domain/errors.js"
+
+/** What answers on a socket path: a server, a dead socket file (a crash's leftover), or nothing. */
+export type SocketProbe = "live" | "stale" | "absent"
+
+/**
+ * Connects once, bounded by `timeoutMs`. A connect that neither succeeds nor fails in time counts
+ * as live: something holds the path, and replacing it could cut off a daemon that is only slow.
+ */
+export const probeSocket = (socketPath: string, timeoutMs = 1000): Effect.Effect<SocketProbe> =>
+  Effect.async<SocketProbe>((resume) => {
+    const conn = net.createConnection({ path: socketPath })
+    const done = (result: SocketProbe) => {
+      clearTimeout(timer)
+      conn.destroy()
+      resume(Effect.succeed(result))
+    }
+    const timer = setTimeout(() => done("live"), timeoutMs)
+    conn.once("connect", () => done("live"))
+    conn.once("error", (error: NodeJS.ErrnoException) => done(error.code === "ENOENT" ? "absent" : "stale"))
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      conn.destroy()
+    })
+  })
+
+/** A group name from /etc/group, or a numeric gid. */
+export const resolveGroup = (group: string): Effect.Effect<number, DaemonStartError> =>
+  Effect.suspend(() => {
+    if (/^\d+$/.test(group)) return Effect.succeed(Number(group))
+    const lines = Effect.try({
+      try: () => fs.readFileSync("/etc/group", "utf8").split("\n"),
+      catch: (error) => new DaemonStartError({ reason: `cannot read /etc/group: ${String(error)}` })
+    })
+    return Effect.flatMap(lines, (entries) => {
+      const entry = entries.map((line) => line.split(":")).find((fields) => fields[0] === group)
+      return entry?.[2] !== undefined && /^\d+$/.test(entry[2])
+        ? Effect.succeed(Number(entry[2]))
+        : Effect.fail(new DaemonStartError({ reason: `unknown group "${group}"` }))
+    })
+  })
+
+/** Makes the path free to listen on: refuses when a server answers there, removes a crash's leftover. */
+export const clearStaleSocket = Effect.fn("clearStaleSocket")(function* (socketPath: string) {
+  const info = yield* Effect.sync(() => fs.lstatSync(socketPath, { throwIfNoEntry: false }))
+  if (info === undefined) return
+  if (!info.isSocket()) {
+    return yield* new DaemonStartError({ reason: `${socketPath} exists and is not a socket` })
+  }
+  const probe = yield* probeSocket(socketPath)
+  if (probe === "live") {
+    return yield* new DaemonStartError({
+      reason: `another banger daemon is already listening on ${socketPath}`
+    })
+  }
+  yield* Effect.try({
+    try: () => fs.rmSync(socketPath, { force: true }),
+    catch: (error) => new DaemonStartError({ reason: `cannot remove stale socket ${socketPath}: ${String(error)}` })
+  })
+  yield* Effect.logInfo(`removed stale socket ${socketPath} (nothing answered on it)`)
+})
+
+export interface ListenOptions {
+  readonly path: string
+  /** Group allowed to connect: the socket becomes 0660 owned by it, instead of 0600. */
+  readonly group?: string | undefined
+}
+
+/**
+ * A SocketServer on a Unix socket that only its owner (or `group`) can connect to. The umask makes
+ * the socket 0600 from the moment it exists, not after a chmod; it is removed when the scope closes.
+ */
+export const listenUnixSocket = (options: ListenOptions) =>
+  Layer.scoped(
+    SocketServer.SocketServer,
+    Effect.gen(function* () {
+      const gid = options.group === undefined ? undefined : yield* resolveGroup(options.group)
+      yield* Effect.try({
+        try: () => fs.mkdirSync(path.dirname(options.path), { recursive: true }),
+        catch: (error) =>
+          new DaemonStartError({ reason: `cannot create ${path.dirname(options.path)}: ${String(error)}` })
+      })
+      yield* clearStaleSocket(options.path)
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(options.path, { force: true })))
+      const server = yield* Effect.acquireUseRelease(
+        Effect.sync(() => process.umask(0o177)),
+        () => NodeSocketServer.make({ path: options.path }),
+        (previous) => Effect.sync(() => process.umask(previous))
+      ).pipe(
+        Effect.mapError(
+          (error) =>
+            new DaemonStartError({ reason: `cannot listen on ${options.path}: ${String(error.cause ?? error)}` })
+        )
+      )
+      yield* Effect.try({
+        try: () => {
+          if (gid !== undefined) {
+            fs.chownSync(options.path, -1, gid)
+            fs.chmodSync(options.path, 0o660)
+          }
+        },
+        catch: (error) =>
+          new DaemonStartError({
+            reason: `cannot give group ${options.group} access to ${options.path}: ${String(error)}`
+          })
+      })
+      return server
+    })
+  )

@@ -1,0 +1,64 @@
+import { Rpc, RpcGroup } from "@effect/rpc"
+import { Schema } from "effect"
+import {
+  FilesystemError,
+  ImageNotFound,
+  InvalidKernelInput,
+  InvalidName,
+  KernelNameTaken,
+  KernelNotFound,
+  OperationNotFound,
+  StoreError
+} from "../domain/errors.js"
+import {
+  BangerError,
+  DaemonInfo,
+  Image,
+  Kernel,
+  KernelRegisterPayload,
+  OperationStatus,
+  PullPayload
+} from "./schemas.js"
+
+const byName = { name: Schema.String }
+const byId = { id: Schema.String }
+
+/**
+ * The daemon's API: one method per CLI action. Dotted tags nest on the client (`client.image.list()`).
+ * Long work runs as an operation: `image.pull` answers with the new operation's status at once.
+ */
+export class BangerApi extends RpcGroup.make(
+  Rpc.make("image.pull", { payload: PullPayload, success: OperationStatus, error: BangerError }),
+  Rpc.make("image.list", { success: Schema.Array(Image), error: StoreError }),
+  Rpc.make("image.show", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
+  Rpc.make("image.delete", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
+  Rpc.make("kernel.register", {
+    payload: KernelRegisterPayload,
+    success: Kernel,
+    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError)
+  }),
+  Rpc.make("kernel.list", { success: Schema.Array(Kernel), error: StoreError }),
+  Rpc.make("kernel.show", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
+  Rpc.make("kernel.delete", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
+  Rpc.make("op.status", {
+    payload: byId,
+    success: OperationStatus,
+    error: Schema.Union(OperationNotFound, StoreError)
+  }),
+  /** Status updates until the operation ends; the last element is the final status. */
+  Rpc.make("op.watch", {
+    payload: byId,
+    success: OperationStatus,
+    error: Schema.Union(OperationNotFound, StoreError),
+    stream: true
+  }),
+  /** Interrupts the operation and answers once its rollback is done; a finished one is returned as is. */
+  Rpc.make("op.cancel", {
+    payload: byId,
+    success: OperationStatus,
+    error: Schema.Union(OperationNotFound, StoreError)
+  }),
+  /** Running operations and finished ones not yet pruned, newest first. */
+  Rpc.make("op.list", { success: Schema.Array(OperationStatus), error: StoreError }),
+  Rpc.make("daemon.info", { success: DaemonInfo })
+) {}

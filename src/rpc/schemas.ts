@@ -1,0 +1,117 @@
+import { Schema } from "effect"
+import * as Errors from "../domain/errors.js"
+import { Image, Kernel } from "../domain/image.js"
+
+/** Where a pull's boot artifacts come from; mirrors `KernelSource` of the pull pipeline. */
+export const KernelSourceSchema = Schema.Union(
+  Schema.TaggedStruct("Paths", {
+    kernel: Schema.String,
+    initrd: Schema.optional(Schema.String),
+    modules: Schema.optional(Schema.String)
+  }),
+  Schema.TaggedStruct("Stored", { name: Schema.String })
+)
+
+/** `image.pull`; paths must be absolute, since the daemon resolves them, not the client's cwd. */
+export const PullPayload = Schema.Struct({
+  reference: Schema.String,
+  name: Schema.optional(Schema.String),
+  size: Schema.optional(Schema.String),
+  platform: Schema.optional(Schema.String),
+  kernel: Schema.optional(KernelSourceSchema)
+})
+export type PullPayload = typeof PullPayload.Type
+
+export const KernelRegisterPayload = Schema.Struct({
+  name: Schema.String,
+  kernel: Schema.String,
+  initrd: Schema.optional(Schema.String),
+  modules: Schema.optional(Schema.String)
+})
+
+/**
+ * Every domain error, so any failure of any pipeline crosses the wire as the same tagged class
+ * (and prints the same message) as when it ran in-process.
+ */
+export const BangerError = Schema.Union(
+  Errors.InvalidReference,
+  Errors.InvalidName,
+  Errors.InvalidSize,
+  Errors.InvalidPlatform,
+  Errors.ImageNameTaken,
+  Errors.ImageNotFound,
+  Errors.KernelMissing,
+  Errors.InvalidKernelInput,
+  Errors.KernelNameTaken,
+  Errors.KernelNotFound,
+  Errors.RegistryError,
+  Errors.PlatformNotFound,
+  Errors.DigestMismatch,
+  Errors.UnsafeLayerEntry,
+  Errors.InvalidLayer,
+  Errors.SizeTooSmall,
+  Errors.Ext4Error,
+  Errors.FilesystemError,
+  Errors.StoreError,
+  Errors.OperationNotFound,
+  Errors.OperationFailed,
+  Errors.OperationCancelled
+)
+export type BangerError = typeof BangerError.Type
+
+export const OperationKind = Schema.Literal("image.pull")
+export type OperationKind = typeof OperationKind.Type
+
+export const OperationState = Schema.Literal("running", "succeeded", "failed", "cancelled")
+export type OperationState = typeof OperationState.Type
+
+export const LayerStatus = Schema.Struct({
+  index: Schema.Number,
+  digest: Schema.String,
+  bytesDone: Schema.Number,
+  bytesTotal: Schema.Number,
+  /** Came from the blob cache without a download. */
+  cached: Schema.Boolean
+})
+export type LayerStatus = typeof LayerStatus.Type
+
+export const OperationProgress = Schema.Struct({
+  /** Layers reported so far, by index; `layerCount` says how many the image has (0 until known). */
+  layers: Schema.Array(LayerStatus),
+  layerCount: Schema.Number,
+  /** Sums over the reported layers. */
+  bytesDone: Schema.Number,
+  bytesTotal: Schema.Number
+})
+export type OperationProgress = typeof OperationProgress.Type
+
+export const emptyProgress: OperationProgress = { layers: [], layerCount: 0, bytesDone: 0, bytesTotal: 0 }
+
+/** What an operation produced; a union as more kinds (VM creation) arrive. */
+export const OperationResult = Image
+export type OperationResult = typeof OperationResult.Type
+
+export class OperationStatus extends Schema.Class<OperationStatus>("OperationStatus")({
+  id: Schema.String,
+  kind: OperationKind,
+  /** What the operation makes: the image name for a pull. */
+  target: Schema.String,
+  state: OperationState,
+  /** The pipeline step under way (or the last one reached); null before the first. */
+  stage: Schema.NullOr(Schema.String),
+  progress: OperationProgress,
+  result: Schema.NullOr(OperationResult),
+  error: Schema.NullOr(BangerError),
+  startedAt: Schema.String,
+  endedAt: Schema.NullOr(Schema.String)
+}) {}
+
+export class DaemonInfo extends Schema.Class<DaemonInfo>("DaemonInfo")({
+  pid: Schema.Number,
+  version: Schema.String,
+  stateDir: Schema.String,
+  socket: Schema.String,
+  startedAt: Schema.String
+}) {}
+
+export { Image, Kernel }

@@ -1,0 +1,155 @@
+/**
+ * Daemon tests: a temp state dir, the daemon's services over it (real SQLite store and state
+ * paths, no registry), and a fake pull that walks the real staging → progress → publish path
+ * slowly enough to watch and cancel.
+ */
+
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
+import { daemonLayer } from "../../src/daemon/server.js"
+import { Image } from "../../src/domain/image.js"
+import { StatePaths } from "../../src/layers/state/state-paths.js"
+import { Store } from "../../src/layers/store/store.js"
+import { PullProgress, reportStage } from "../../src/pipelines/pull/progress.js"
+import { PublishLock, publishImage } from "../../src/pipelines/pull/publish.js"
+import type { PullRequest } from "../../src/pipelines/pull/pull.js"
+import { recoverState } from "../../src/pipelines/pull/recover.js"
+import { acquireStaging } from "../../src/pipelines/pull/staging.js"
+import { BangerClient } from "../../src/rpc/client.js"
+import type { BangerError } from "../../src/rpc/schemas.js"
+
+/** A short temp dir (Unix socket paths are limited to 107 bytes), removed with the scope. */
+export const tempDir = (prefix = "bgd-") =>
+  Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), prefix))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+
+/** StatePaths, Store, PublishLock and the Node platform over `stateDir`, swept on build like appLayer. */
+export const testServices = (stateDir: string) => {
+  const paths = StatePaths.layer(stateDir)
+  const services = Layer.mergeAll(paths, Store.layer.pipe(Layer.provide(paths)), PublishLock.layer, NodeContext.layer)
+  return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
+}
+
+export interface FakePullOptions {
+  readonly layers?: number
+  readonly layerBytes?: number
+  /** Progress steps per layer; each waits `stepDelay`. */
+  readonly steps?: number
+  readonly stepDelay?: Duration.DurationInput
+  /** Fail in the mkfs stage with this error (after staging exists). */
+  readonly failWith?: BangerError
+}
+
+/**
+ * A pull that takes `layers × steps × stepDelay`: real staging dir (with lease) and real publish,
+ * so cancellation and crashes exercise the same rollback as the real pipeline.
+ */
+export const fakePull =
+  (options: FakePullOptions = {}) =>
+  (request: PullRequest) =>
+    Effect.gen(function* () {
+      const paths = yield* StatePaths
+      const progress = yield* PullProgress
+      const layers = options.layers ?? 2
+      const layerBytes = options.layerBytes ?? 1000
+      const steps = options.steps ?? 5
+      const delay = Duration.decode(options.stepDelay ?? "20 millis")
+      const name = request.name ?? "fake"
+      yield* reportStage("resolve")
+      return yield* Effect.scoped(
+        Effect.gen(function* () {
+          const staging = yield* acquireStaging()
+          yield* reportStage("fetch")
+          for (let index = 0; index < layers; index++) {
+            for (let step = 1; step <= steps; step++) {
+              yield* Effect.sleep(delay)
+              yield* progress.report({
+                _tag: "LayerProgress",
+                index,
+                count: layers,
+                digest: `sha256:${String(index).repeat(64)}`,
+                bytesDone: Math.round((layerBytes * step) / steps),
+                bytesTotal: layerBytes,
+                cached: false
+              })
+            }
+          }
+          yield* reportStage("mkfs")
+          if (options.failWith) return yield* Effect.fail(options.failWith)
+          const rootfs = path.join(staging.dir, "rootfs.ext4")
+          fs.writeFileSync(rootfs, "ext4 placeholder")
+          yield* reportStage("publish")
+          const finalDir = paths.imageDir(staging.id)
+          const image = new Image({
+            id: staging.id,
+            name,
+            ref: `example.test/${request.reference}`,
+            manifestDigest: `sha256:${"a".repeat(64)}`,
+            platform: "linux/amd64",
+            managed: true,
+            rootfs: path.join(finalDir, "rootfs.ext4"),
+            kernel: path.join(finalDir, "kernel"),
+            initrd: null,
+            modules: null,
+            sizeBytes: 16,
+            createdAt: new Date().toISOString()
+          })
+          return yield* publishImage(staging.dir, finalDir, image)
+        })
+      )
+    })
+
+/** A kernel file the pull payloads can point at (`kernel: { _tag: "Paths", kernel }`). */
+export const writeKernel = (dir: string) => {
+  const kernel = path.join(dir, "vmlinuz")
+  fs.writeFileSync(kernel, "kernel bytes")
+  return kernel
+}
+
+/** Entries of a directory, [] when it does not exist. */
+export const listDir = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+
+export interface InProcessDaemon {
+  readonly stateDir: string
+  readonly socket: string
+  /** Stops the daemon as SIGTERM would: operations interrupted, socket removed, store closed. */
+  readonly stop: Effect.Effect<void>
+}
+
+/** Runs the daemon layer in this process over `stateDir`, until `stop` or the enclosing scope ends. */
+export const startInProcessDaemon = (
+  stateDir: string,
+  options: FakePullOptions & {
+    readonly socket?: string
+    readonly group?: string
+    readonly operationTtl?: Duration.DurationInput
+    readonly pruneEvery?: Duration.DurationInput
+  } = {}
+) =>
+  Effect.gen(function* () {
+    const socket = options.socket ?? path.join(stateDir, "banger.sock")
+    const layer = daemonLayer(
+      {
+        stateDir,
+        socket,
+        group: options.group,
+        operationTtl: options.operationTtl ?? "1 hour",
+        pruneEvery: options.pruneEvery
+      },
+      testServices(stateDir),
+      fakePull(options)
+    )
+    const scope = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    yield* Layer.buildWithScope(layer, scope)
+    return { stateDir, socket, stop: Scope.close(scope, Exit.void) } satisfies InProcessDaemon
+  })
+
+/** A client connected to `socket`, closed with the enclosing scope. */
+export const connect = (socket: string) =>
+  Effect.map(Layer.build(BangerClient.layer({ socket })), Context.get(BangerClient))
