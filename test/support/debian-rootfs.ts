@@ -17,7 +17,7 @@ const SUITE = "bookworm"
 const CACHE_NAME = `debian-${SUITE}-minbase`
 
 export interface DebianRootfsOptions {
-  /** Defaults to `<repo>/.cache`. */
+  /** Defaults to defaultCacheDir(). */
   readonly cacheDir?: string
   /** Called once with the cold build time when this call is the one that ran debootstrap. */
   readonly onBuilt?: (info: BuildInfo) => void
@@ -34,8 +34,14 @@ export interface BuildInfo {
   readonly builtAt: string
 }
 
+/**
+ * `<repo>/.cache`, unless BANGER_TEST_CACHE_DIR points elsewhere: CI runs in a fresh clone each time,
+ * and a directory outside the clone spares it a debootstrap per run.
+ */
+export const defaultCacheDir = () => process.env.BANGER_TEST_CACHE_DIR || path.join(repoRoot, ".cache")
+
 /** Where the cached tree lives: `<cacheDir>/<name>/rootfs`, with `<cacheDir>/<name>/complete` beside it. */
-export const debianRootfsPaths = (cacheDir = path.join(repoRoot, ".cache")) => {
+export const debianRootfsPaths = (cacheDir = defaultCacheDir()) => {
   const root = path.join(cacheDir, CACHE_NAME)
   return {
     root,

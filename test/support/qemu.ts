@@ -132,6 +132,9 @@ export const bootToMarker = (options: BootOptions): Promise<BootResult> => {
     let scanned = 0
 
     const exited = new Promise<void>((done) => child.once("close", () => done()))
+    // If the test process goes away first (vitest tearing a worker down), take qemu with it.
+    const killOnExit = () => child.kill("SIGKILL")
+    process.once("exit", killOnExit)
 
     const finish = async (outcome: () => void) => {
       if (settled) return
@@ -144,6 +147,7 @@ export const bootToMarker = (options: BootOptions): Promise<BootResult> => {
         await exited
         clearTimeout(escalate)
       }
+      process.removeListener("exit", killOnExit)
       child.stdin?.destroy()
       await log?.then((handle) => handle.close()).catch(() => undefined)
       outcome()
