@@ -35,7 +35,7 @@ export type DaemonServices = Store | StatePaths | FileSystem.FileSystem
 export const daemonLayer = <R, E>(
   config: DaemonConfig,
   services: Layer.Layer<R | DaemonServices, E>,
-  pull: PullFunction<R>
+  pull: PullFunction<NoInfer<R> | DaemonServices>
 ) => {
   const lock = Layer.scopedDiscard(acquireDaemonLock(config.stateDir))
   const identity = Layer.effect(
