@@ -277,21 +277,6 @@ export const applyLayersWithTar = async (layers: ReadonlyArray<LayerFile>, dir: 
   }
 }
 
-/** An OCI image config for layers built here (the integrator pushes it beside them). */
-export const ociImageConfig = (
-  layers: ReadonlyArray<Pick<LayerFile, "diffId">>,
-  config: { readonly entrypoint?: ReadonlyArray<string>; readonly env?: ReadonlyArray<string> } = {}
-) => ({
-  architecture: "amd64",
-  os: "linux",
-  created: "2024-01-01T00:00:00Z",
-  config: {
-    Env: config.env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-    ...(config.entrypoint ? { Entrypoint: config.entrypoint } : {})
-  },
-  rootfs: { type: "layers", diff_ids: layers.map((layer) => layer.diffId) }
-})
-
 /** Linux's dev_t split (glibc's gnu_dev_major/minor). */
 const devMajor = (rdev: number) => Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn))
 const devMinor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn))
