@@ -19,7 +19,11 @@ export interface TreeEntry {
   readonly size: number
   /** Symlink target, stored verbatim. */
   readonly linkTarget?: string | undefined
-  /** For the second and later names of a hardlinked file: the path this one shares its inode with. */
+  /**
+   * For the second and later names of a hardlinked inode: the path this one shares its inode with,
+   * which is always the inode's first name in `entries` order (so it comes earlier in the list).
+   * Any non-directory type can carry it (files mostly, but also symlinks, devices and fifos).
+   */
   readonly hardlinkTo?: string | undefined
   readonly devMajor?: number | undefined
   readonly devMinor?: number | undefined
@@ -27,9 +31,19 @@ export interface TreeEntry {
   readonly xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
 }
 
-/** A flattened rootfs: the directory holding file contents, and the exact metadata of every entry. */
+/**
+ * A flattened rootfs: the directory holding file contents, and the exact metadata of every entry.
+ * On disk: directories are 0700, regular files 0600 with their contents (hardlinked names are real
+ * hardlinks), symlinks are real symlinks with the verbatim target, and char/block devices and
+ * fifos are empty 0600 regular files standing in for the node. Ownership on disk is meaningless.
+ * The directory holds the image's own symlinks, which can point anywhere on the host: never
+ * follow a path inside it; resolve through `entries`.
+ */
 export interface FlatTree {
   readonly dir: string
-  /** Every entry including the root (""), parents before children. */
+  /**
+   * Every entry including the root (""), root first, then depth-first with siblings sorted by the
+   * bytes of their names: parents before children, and the same order for the same layers.
+   */
   readonly entries: ReadonlyArray<TreeEntry>
 }
