@@ -1,0 +1,421 @@
+import { execFileSync, spawnSync } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer } from "effect"
+import { afterAll, beforeAll } from "vitest"
+import type { FlatTree, TreeEntry } from "../../src/domain/tree.js"
+import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { chooseImageSize, requiredBytes } from "../../src/pipelines/pull/size.js"
+import { type ImageEntry, inspectImage, readFileFromImage, readFilesFromImage } from "../support/ext4-inspect.js"
+import { contentOf, type TreeSpec, writeTree } from "../support/ext4-tree.js"
+
+const ToolsLive = Ext4Tools.layer.pipe(Layer.provideMerge(NodeContext.layer))
+
+let root: string
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "ext4-tools-test-"))
+})
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+let counter = 0
+const scratch = (name: string) => {
+  const dir = path.join(root, `${counter++}-${name}`)
+  fs.mkdirSync(dir)
+  return dir
+}
+
+const MiB = 2 ** 20
+
+const capability = Buffer.from("0100000200200000000000000000000000000000", "hex")
+const binary = Buffer.from(Array.from({ length: 256 }, (_, index) => index))
+const long255 = "n".repeat(255)
+const unicode255 = "文".repeat(85)
+const longTarget = `/usr/lib/x86_64-linux-gnu/${"very-long-directory-name/".repeat(4)}libsomething.so.1.2.3`
+
+/** Every kind of entry, mode, id and name the flattener can hand over. */
+const everything: ReadonlyArray<TreeSpec> = [
+  { path: "", type: "directory", mode: 0o755, mtime: 1_600_000_000 },
+  { path: "bin", type: "directory", mode: 0o755, mtime: 1_600_000_001 },
+  { path: "bin/su", type: "file", mode: 0o4755, content: binary, xattrs: [["security.capability", capability]] },
+  { path: "bin/wall", type: "file", mode: 0o2755, gid: 5, content: "#!/bin/sh\n" },
+  { path: "tmp", type: "directory", mode: 0o1777, mtime: 1 },
+  { path: "var", type: "directory", mode: 0o755 },
+  { path: "var/mail", type: "directory", mode: 0o2775, gid: 8, xattrs: [["user.dir", "on a directory"]] },
+  { path: "etc", type: "directory", mode: 0o755, uid: 1000, gid: 1000 },
+  { path: "etc/empty", type: "file", mode: 0o644, uid: 65534, gid: 65534 },
+  {
+    path: "etc/sparse",
+    type: "file",
+    mode: 0o640,
+    uid: 100000,
+    gid: 100001,
+    content: {
+      size: 3 * MiB + 17,
+      chunks: [
+        [0, Buffer.from("head")],
+        [2 * MiB, Buffer.from("middle")]
+      ]
+    }
+  },
+  { path: "etc/random", type: "file", mode: 0o600, uid: 4294967294, gid: 4294967293, content: randomBytes(200_000) },
+  { path: "etc/old", type: "file", mode: 0o444, mtime: -100, content: "before 1970" },
+  { path: "etc/future", type: "file", mode: 0o444, mtime: 2 ** 31 + 1000, content: "after 2038" },
+  {
+    path: "etc/xattrs",
+    type: "file",
+    mode: 0o644,
+    content: "x",
+    xattrs: [
+      ["user.comment", "hello"],
+      ["user.binary", Buffer.from([0, 1, 2, 0, 255, 10, 13, 34])],
+      ["user.empty", ""],
+      ["trusted.big", Buffer.alloc(1500, 7)],
+      ["security.selinux", "system_u:object_r:etc_t:s0\0"]
+    ]
+  },
+  { path: "lib64", type: "symlink", mode: 0o777, target: "usr/lib" },
+  { path: "etc/long-link", type: "symlink", mode: 0o777, uid: 1000, target: longTarget },
+  { path: "etc/link59", type: "symlink", mode: 0o777, target: `/${"a".repeat(58)}` },
+  { path: "etc/link60", type: "symlink", mode: 0o777, target: `/${"b".repeat(59)}` },
+  { path: "etc/dangling", type: "symlink", mode: 0o777, target: "/nonexistent/target" },
+  { path: "etc/absolute", type: "symlink", mode: 0o777, target: "/etc/random", mtime: 1_234_567_890 },
+  { path: "etc/odd-mode-link", type: "symlink", mode: 0o755, target: "empty" },
+  { path: "usr", type: "directory", mode: 0o755 },
+  { path: "usr/lib", type: "directory", mode: 0o755 },
+  { path: "usr/bin", type: "directory", mode: 0o755 },
+  { path: "usr/bin/perl", type: "file", mode: 0o755, content: "perl binary" },
+  { path: "usr/bin/perl5.36", type: "file", mode: 0o755, content: "perl binary", hardlinkTo: "usr/bin/perl" },
+  { path: "usr/lib/perl-alias", type: "file", mode: 0o755, content: "perl binary", hardlinkTo: "usr/bin/perl" },
+  { path: "dev", type: "directory", mode: 0o755 },
+  { path: "dev/null", type: "char", mode: 0o666, major: 1, minor: 3 },
+  { path: "dev/sda", type: "block", mode: 0o660, gid: 6, major: 8, minor: 0 },
+  { path: "dev/wide", type: "char", mode: 0o600, major: 4095, minor: 1048575 },
+  { path: "dev/major300", type: "block", mode: 0o640, major: 300, minor: 5, xattrs: [["user.dev", "node"]] },
+  { path: "dev/initctl", type: "fifo", mode: 0o600, mtime: 1_500_000_000 },
+  { path: "dev/tty1", type: "char", mode: 0o620, gid: 5, major: 4, minor: 1 },
+  { path: "dev/console-alias", type: "char", mode: 0o620, gid: 5, major: 4, minor: 1, hardlinkTo: "dev/tty1" },
+  { path: "names", type: "directory", mode: 0o755 },
+  { path: "names/ünïcödé-文件", type: "file", mode: 0o644, content: "unicode" },
+  { path: `names/${long255}`, type: "file", mode: 0o644, content: "long" },
+  { path: `names/${unicode255}`, type: "directory", mode: 0o700 },
+  { path: `names/${unicode255}/inside`, type: "file", mode: 0o644, content: "deep" },
+  { path: "names/with space", type: "file", mode: 0o644, content: "space" },
+  { path: 'names/quo"te', type: "file", mode: 0o644, content: "double" },
+  { path: 'names/""', type: "file", mode: 0o644, content: "two quotes" },
+  { path: "names/single'quote", type: "file", mode: 0o644, content: "single" },
+  { path: "names/back\\slash", type: "file", mode: 0o644, content: "backslash" },
+  { path: "names/#hash", type: "file", mode: 0o644, content: "hash" },
+  { path: "names/-leading-dash", type: "file", mode: 0o644, content: "dash" },
+  { path: "names/<12>", type: "file", mode: 0o644, content: "looks like an inode" },
+  { path: "names/tab\there", type: "file", mode: 0o644, content: "tab" },
+  { path: "names/new\nline", type: "file", mode: 0o644, content: "newline" },
+  { path: "names/dir\nwith newline", type: "directory", mode: 0o750, uid: 3 },
+  { path: "names/dir\nwith newline/child", type: "file", mode: 0o600, uid: 4, content: "below a newline" },
+  { path: "names/ -spaced- ", type: "fifo", mode: 0o644 },
+  { path: 'names/dev "quoted" <2>', type: "char", mode: 0o600, major: 10, minor: 200 }
+]
+
+const expectMatches = (tree: FlatTree, image: ReadonlyArray<ImageEntry>) => {
+  const byPath = new Map(image.map((entry) => [entry.path, entry]))
+  expect([...byPath.keys()].sort()).toEqual([...tree.entries.map((entry) => entry.path), "lost+found"].sort())
+  const namesOf = new Map<string, number>()
+  for (const entry of tree.entries) {
+    const key = entry.hardlinkTo ?? entry.path
+    namesOf.set(key, (namesOf.get(key) ?? 0) + 1)
+  }
+  for (const entry of tree.entries) {
+    const found = byPath.get(entry.path)!
+    const expected: Partial<ImageEntry> = {
+      path: entry.path,
+      type: entry.type,
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      mtime: entry.mtime,
+      atime: entry.mtime,
+      ctime: entry.mtime,
+      crtime: entry.mtime,
+      nanos: [0, 0, 0],
+      linkTarget: entry.linkTarget,
+      devMajor: entry.devMajor,
+      devMinor: entry.devMinor,
+      xattrs: [...entry.xattrs]
+        .map(([name, value]) => [name, Buffer.from(value)] as const)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    }
+    const actual = Object.fromEntries(Object.keys(expected).map((key) => [key, found[key as keyof ImageEntry]]))
+    expect(actual, entry.path).toEqual(expected)
+    if (entry.type === "file" || entry.type === "char" || entry.type === "block" || entry.type === "fifo") {
+      expect(found.size, entry.path).toBe(entry.size)
+    }
+    if (entry.type === "symlink") expect(found.size).toBe(Buffer.byteLength(entry.linkTarget!))
+    if (entry.type !== "directory") expect(found.links, entry.path).toBe(namesOf.get(entry.hardlinkTo ?? entry.path))
+    if (entry.hardlinkTo !== undefined) expect(found.inode).toBe(byPath.get(entry.hardlinkTo)!.inode)
+  }
+  const inodes = tree.entries
+    .filter((entry) => entry.hardlinkTo === undefined)
+    .map((entry) => byPath.get(entry.path)!.inode)
+  expect(new Set(inodes).size).toBe(inodes.length)
+}
+
+const expectContents = (
+  image: string,
+  tree: FlatTree,
+  specs: ReadonlyArray<TreeSpec>,
+  entries: ReadonlyArray<ImageEntry>
+) =>
+  Effect.gen(function* () {
+    const files = entries.filter((entry) => entry.type === "file")
+    const contents = yield* readFilesFromImage(image, files)
+    for (const spec of specs.filter((candidate) => candidate.type === "file")) {
+      expect(contents.get(spec.path)!.equals(contentOf(spec)), spec.path).toBe(true)
+    }
+    expect(tree.entries.filter((entry) => entry.type === "file").length).toBe(files.length)
+  })
+
+const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+
+describe("Ext4Tools", () => {
+  it.live("builds an image whose every inode matches the entries exactly", () =>
+    Effect.gen(function* () {
+      const dir = scratch("everything")
+      const tree = writeTree(path.join(dir, "tree"), everything)
+      const output = path.join(dir, "rootfs.ext4")
+      const tools = yield* Ext4Tools
+      yield* tools.build({ tree, output, sizeBytes: 64 * MiB, label: "banger-root" })
+      yield* tools.check(output)
+      expect(fs.statSync(output).size).toBe(64 * MiB)
+      expect(fs.statSync(output).blocks * 512).toBeLessThan(16 * MiB)
+      const entries = yield* inspectImage(output)
+      expectMatches(tree, entries)
+      yield* expectContents(output, tree, everything, entries)
+      expect((yield* readFileFromImage(output, "names/with space")).toString()).toBe("space")
+      expect((yield* readFileFromImage(output, "names/new\nline")).toString()).toBe("newline")
+      const lostFound = entries.find((entry) => entry.path === "lost+found")!
+      expect([lostFound.type, lostFound.mode, lostFound.uid]).toEqual(["directory", 0o700, 0])
+      const label = execFileSync("dumpe2fs", ["-h", output], { stdio: ["ignore", "pipe", "ignore"] }).toString()
+      expect(label).toMatch(/Filesystem volume name:\s+banger-root\n/)
+      expect(fs.readdirSync(dir).sort()).toEqual(["rootfs.ext4", "tree"])
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("gives byte-identical images for the same tree, uuid and timestamp", () =>
+    Effect.gen(function* () {
+      const dir = scratch("reproducible")
+      const tree = writeTree(path.join(dir, "tree"), everything)
+      const tools = yield* Ext4Tools
+      const uuid = "4d6b3c2a-1f0e-4a9b-8c7d-6e5f4a3b2c1d"
+      for (const name of ["a.ext4", "b.ext4"]) {
+        yield* tools.build({ tree, output: path.join(dir, name), sizeBytes: 48 * MiB, uuid })
+      }
+      expect(sha256(path.join(dir, "a.ext4"))).toBe(sha256(path.join(dir, "b.ext4")))
+      const header = execFileSync("dumpe2fs", ["-h", path.join(dir, "a.ext4")], { stdio: ["ignore", "pipe", "ignore"] })
+      expect(header.toString()).toContain(`Filesystem UUID:          ${uuid}`)
+      // The default timestamp is the newest mtime not in the future; lost+found, made by mkfs, carries it.
+      const now = Date.now() / 1000
+      const newest = Math.max(...tree.entries.map((entry) => entry.mtime).filter((mtime) => mtime <= now))
+      expect(newest).toBe(1_700_000_000)
+      const lostFound = (yield* inspectImage(path.join(dir, "a.ext4"))).find((entry) => entry.path === "lost+found")!
+      expect(lostFound.mtime).toBe(newest)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("builds the same exact ownership when run by an unprivileged user", () =>
+    Effect.gen(function* () {
+      if (process.getuid?.() !== 0) return yield* Effect.die("this test needs root to switch to the nobody user")
+      const dir = scratch("nobody")
+      fs.chmodSync(root, 0o755)
+      fs.chmodSync(dir, 0o755)
+      const tree = writeTree(path.join(dir, "tree"), everything)
+      const out = path.join(dir, "out")
+      fs.mkdirSync(out)
+      execFileSync("chown", ["-R", "65534:65534", tree.dir, out])
+      const bundle = path.join(dir, "build-as-user.cjs")
+      execFileSync(
+        path.join("node_modules", ".bin", "esbuild"),
+        [
+          "test/support/ext4-build-runner.ts",
+          "--bundle",
+          "--platform=node",
+          "--format=cjs",
+          `--outfile=${bundle}`,
+          "--log-level=warning"
+        ],
+        { stdio: "inherit" }
+      )
+      const request = path.join(dir, "request.json")
+      const output = path.join(out, "rootfs.ext4")
+      fs.writeFileSync(
+        request,
+        JSON.stringify({
+          tree: {
+            dir: tree.dir,
+            entries: tree.entries.map((entry) => ({
+              ...entry,
+              xattrs: entry.xattrs.map(([name, value]) => [name, Buffer.from(value).toString("base64")])
+            }))
+          },
+          output,
+          sizeBytes: 64 * MiB
+        })
+      )
+      fs.chmodSync(request, 0o644)
+      const run = spawnSync(
+        "setpriv",
+        ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, bundle, request],
+        { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/nonexistent" } }
+      )
+      expect(run.stderr + run.stdout).toBe("built as 65534\n")
+      expect(run.status).toBe(0)
+      expect(fs.statSync(output).uid).toBe(65534)
+      const tools = yield* Ext4Tools
+      yield* tools.check(output)
+      const entries = yield* inspectImage(output)
+      expectMatches(tree, entries)
+      yield* expectContents(output, tree, everything, entries)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("builds a tree at exactly requiredBytes, and that bound is tight", () =>
+    Effect.gen(function* () {
+      const dir = scratch("exact")
+      const specs: Array<TreeSpec> = [{ path: "", type: "directory", mode: 0o755 }]
+      // Dense contents: mkfs keeps holes, which the entries (sizes only) cannot show.
+      const sizes = [0, 1, 100, 4095, 4096, 4097, 9000, 70_000]
+      for (let d = 0; d < 12; d++) {
+        specs.push({ path: `d${d}`, type: "directory", mode: 0o755 })
+        for (let f = 0; f < (d === 0 ? 1500 : 120); f++) {
+          const size = sizes[(d * 7 + f) % sizes.length]!
+          specs.push({
+            path: `d${d}/file-with-a-longish-name-${f}`,
+            type: "file",
+            mode: 0o644,
+            content: randomBytes(size)
+          })
+        }
+        specs.push({ path: `d${d}/link`, type: "symlink", mode: 0o777, target: "x".repeat(100) })
+        specs.push({ path: `d${d}/caps`, type: "file", mode: 0o755, xattrs: [["user.big", Buffer.alloc(200, 1)]] })
+      }
+      specs.push({ path: "big", type: "file", mode: 0o644, content: randomBytes(40 * MiB) })
+      const tree = writeTree(path.join(dir, "tree"), specs)
+      const required = requiredBytes(tree.entries)
+      const chosen = yield* chooseImageSize({ entries: tree.entries, requested: required })
+      expect(chosen.sizeBytes).toBe(required)
+      const tools = yield* Ext4Tools
+      const output = path.join(dir, "exact.ext4")
+      yield* tools.build({ tree, output, sizeBytes: chosen.sizeBytes, inodes: chosen.inodes })
+      yield* tools.check(output)
+      expectMatches(tree, yield* inspectImage(output))
+
+      // Below the bound the size is refused before mkfs; the real minimum is not far below it.
+      const refused = yield* Effect.exit(chooseImageSize({ entries: tree.entries, requested: required - 4096 }))
+      expect(Exit.isFailure(refused)).toBe(true)
+      let low = Math.floor(required / 2 / 4096)
+      let high = required / 4096
+      while (high - low > 1) {
+        const middle = Math.floor((low + high) / 2)
+        const attempt = yield* Effect.exit(
+          tools.build({ tree, output, sizeBytes: middle * 4096, inodes: chosen.inodes })
+        )
+        if (Exit.isSuccess(attempt)) high = middle
+        else low = middle
+      }
+      const minimum = high * 4096
+      console.log(
+        `requiredBytes ${required}, smallest size mkfs accepts ${minimum} (+${((required / minimum - 1) * 100).toFixed(2)}%)`
+      )
+      expect(required).toBeGreaterThanOrEqual(minimum)
+      expect(required / minimum).toBeLessThan(1.1)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("fails with mkfs's own stderr when the tree does not fit, and removes the output", () =>
+    Effect.gen(function* () {
+      const dir = scratch("toosmall")
+      const tree = writeTree(path.join(dir, "tree"), [
+        { path: "blob", type: "file", mode: 0o644, content: randomBytes(12 * MiB) }
+      ])
+      const output = path.join(dir, "small.ext4")
+      const tools = yield* Ext4Tools
+      const error = yield* Effect.flip(tools.build({ tree, output, sizeBytes: 8 * MiB }))
+      expect(error._tag).toBe("Ext4Error")
+      expect(error.tool).toBe("mkfs.ext4")
+      expect(error.stderr).toMatch(/Could not allocate block|No space left/)
+      expect(fs.existsSync(output)).toBe(false)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("refuses what debugfs cannot express, and entries that disagree with the tree", () =>
+    Effect.gen(function* () {
+      const tools = yield* Ext4Tools
+      const attempt = (name: string, specs: ReadonlyArray<TreeSpec>, edit?: (entries: Array<TreeEntry>) => void) =>
+        Effect.gen(function* () {
+          const dir = scratch(name)
+          const tree = writeTree(path.join(dir, "tree"), specs)
+          const entries = [...tree.entries]
+          edit?.(entries)
+          const output = path.join(dir, "out.ext4")
+          const error = yield* Effect.flip(
+            tools.build({ tree: { dir: tree.dir, entries }, output, sizeBytes: 32 * MiB })
+          )
+          expect(fs.existsSync(output)).toBe(false)
+          return error
+        })
+      const newline = yield* attempt("newline-device", [
+        { path: "null\ndev", type: "char", mode: 0o666, major: 1, minor: 3 }
+      ])
+      expect(newline.reason).toMatch(/name with a newline cannot be created/)
+      const missing = yield* attempt("missing", [{ path: "a", type: "file", mode: 0o644 }], (entries) =>
+        entries.push({ ...entries[1]!, path: "b" })
+      )
+      expect(missing.reason).toMatch(/"b" is missing from the tree directory/)
+      const extra = yield* attempt("extra", [{ path: "a", type: "file", mode: 0o644 }], (entries) => entries.pop())
+      expect(extra.reason).toMatch(/"a" is in the tree directory but not in the entries/)
+      const size = yield* attempt("size", [{ path: "a", type: "file", mode: 0o644, content: "abc" }], (entries) => {
+        entries[1] = { ...entries[1]!, size: 2 }
+      })
+      expect(size.reason).toMatch(/holds 3 bytes in the tree directory, 2 in the entries/)
+      // Two 3000-byte values cannot share one inode's single xattr block: debugfs reports the
+      // failure only in its output, and it must still fail the build.
+      const full = yield* attempt("xattr-full", [
+        {
+          path: "a",
+          type: "file",
+          mode: 0o644,
+          xattrs: [
+            ["user.one", Buffer.alloc(3000, 1)],
+            ["user.two", Buffer.alloc(3000, 2)]
+          ]
+        }
+      ])
+      expect(full.tool).toBe("debugfs")
+      expect(full.reason).toBe("1 metadata command(s) failed")
+      expect(full.stderr).toMatch(/ea_set .*user\.two.*: .*while setting extended attribute/)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("check fails on a corrupted image and passes on a clean one", () =>
+    Effect.gen(function* () {
+      const dir = scratch("fsck")
+      const tree = writeTree(path.join(dir, "tree"), [{ path: "a", type: "file", mode: 0o644, content: "a" }])
+      const output = path.join(dir, "img.ext4")
+      const tools = yield* Ext4Tools
+      yield* tools.build({ tree, output, sizeBytes: 16 * MiB })
+      yield* tools.check(output)
+      const entries = yield* inspectImage(output)
+      const file = entries.find((entry) => entry.path === "a")!
+      execFileSync("debugfs", ["-w", "-R", `sif <${file.inode}> links_count 7`, output], { stdio: "ignore" })
+      const error = yield* Effect.flip(tools.check(output))
+      expect(error.tool).toBe("e2fsck")
+      expect(error.stderr).toMatch(/Inode \d+ ref count is 7, should be 1/)
+      const missing = yield* Effect.flip(tools.check(path.join(dir, "nope.ext4")))
+      expect(missing.tool).toBe("e2fsck")
+    }).pipe(Effect.provide(ToolsLive))
+  )
+})

@@ -1,0 +1,429 @@
+/**
+ * Reads an ext4 image back with debugfs: no mounting, no root. `inspectImage` walks the whole tree
+ * in one debugfs run per directory level (each run lists that level's directories and dumps the raw
+ * inodes found one level up), then one run lists xattr names and reads slow symlink targets, and
+ * one more reads the xattr values. Inode fields come from the raw on-disk inode (`inode_dump`), so
+ * ids, times, modes and device numbers are exact rather than as `stat` pretty-prints them.
+ *
+ * Output is decoded as latin1 so byte offsets stay byte offsets (symlink targets and file contents
+ * are binary); names are turned back into UTF-8 at the end.
+ */
+
+import * as path from "node:path"
+import { type CommandExecutor, FileSystem } from "@effect/platform"
+import { Effect, Stream } from "effect"
+import { Ext4Error } from "../../src/domain/errors.js"
+import type { EntryType } from "../../src/domain/tree.js"
+import { expressible, inodeSpec, quote } from "../../src/layers/ext4/debugfs-script.js"
+import { parseRecords } from "../../src/layers/ext4/listing.js"
+import { collectBytes, runTool } from "../../src/layers/ext4/process.js"
+
+export interface ImageEntry {
+  /** Relative path, "" for the root (as in `TreeEntry`). */
+  readonly path: string
+  readonly type: EntryType | "socket" | "unknown"
+  /** Permission bits incl. setuid/setgid/sticky. */
+  readonly mode: number
+  /** The full i_mode, type bits included. */
+  readonly rawMode: number
+  readonly uid: number
+  readonly gid: number
+  readonly mtime: number
+  readonly atime: number
+  readonly ctime: number
+  readonly crtime: number | undefined
+  /** Nanosecond parts of the times, in the order mtime, atime, ctime. */
+  readonly nanos: readonly [number, number, number]
+  readonly size: number
+  readonly linkTarget: string | undefined
+  readonly inode: number
+  readonly links: number
+  readonly flags: number
+  readonly devMajor: number | undefined
+  readonly devMinor: number | undefined
+  /** Sorted by name (ext4 does not keep the order they were set in). */
+  readonly xattrs: ReadonlyArray<readonly [name: string, value: Buffer]>
+}
+
+const latin1 = (text: string) => Buffer.from(text, "utf8").toString("latin1")
+const utf8 = (text: string) => Buffer.from(text, "latin1").toString("utf8")
+
+const fail = (reason: string, stderr = "") => new Ext4Error({ tool: "debugfs", reason, stderr })
+
+/** One read-only debugfs run over `commands`; each command's output is read by its `read`. */
+interface Step<A> {
+  readonly command: string
+  /** Consumes this command's output from `position` (after its echo); returns result and end. */
+  readonly read: (output: string, position: number) => readonly [A, number]
+}
+
+const runSteps = <A>(image: string, steps: ReadonlyArray<Step<A>>) =>
+  Effect.gen(function* () {
+    if (steps.length === 0) return []
+    const script = steps.map((step) => `${step.command}\n`).join("")
+    const result = yield* runTool(
+      { tool: "debugfs", args: ["-f", "-", image], stdin: Stream.make(Buffer.from(script)), mergeStderr: true },
+      (stdout) => collectBytes(stdout).pipe(Effect.map((bytes) => bytes.toString("latin1")))
+    )
+    const output = result.stdout
+    const echo = (index: number) => latin1(`debugfs: ${steps[index]!.command}\n`)
+    let position = output.indexOf(echo(0))
+    if (position < 0 || result.exitCode !== 0)
+      return yield* fail("debugfs did not run the script", output.slice(0, 2000))
+    const results: Array<A> = []
+    for (let index = 0; index < steps.length; index++) {
+      if (!output.startsWith(echo(index), position)) {
+        return yield* fail(
+          `unexpected output before "${steps[index]!.command}"`,
+          output.slice(position, position + 2000)
+        )
+      }
+      const [value, end] = steps[index]!.read(output, position + echo(index).length)
+      const next = index + 1 < steps.length ? output.indexOf(echo(index + 1), end) : output.length
+      const stop = next < 0 ? output.length : next
+      const leftover = output.slice(end, stop).trim()
+      if (leftover !== "") return yield* fail(`"${steps[index]!.command}" failed`, utf8(leftover))
+      results.push(value)
+      position = stop
+    }
+    return results
+  })
+
+const INODE_SIZE = 256
+
+/** Parses `inode_dump` (octal offsets, `*` for repeated lines, blank line at the end). */
+const readHexDump = (output: string, position: number): readonly [Buffer, number] => {
+  const bytes = Buffer.alloc(INODE_SIZE)
+  let last: Buffer | undefined
+  let filled = 0
+  let repeating = false
+  for (;;) {
+    const newline = output.indexOf("\n", position)
+    if (newline < 0) break
+    const line = output.slice(position, newline)
+    if (line === "*") {
+      repeating = true
+      position = newline + 1
+      continue
+    }
+    const match = /^([0-7]{4}) {2}((?:[0-9a-f ]{5}){8}) /.exec(line)
+    if (match === null) {
+      if (line === "") position = newline + 1
+      break
+    }
+    const offset = Number.parseInt(match[1]!, 8)
+    if (repeating && last !== undefined) for (let at = filled; at < offset; at += 16) last.copy(bytes, at)
+    repeating = false
+    last = Buffer.from(match[2]!.replaceAll(" ", ""), "hex")
+    last.copy(bytes, offset)
+    filled = offset + 16
+    position = newline + 1
+  }
+  if (repeating && last !== undefined) for (let at = filled; at < INODE_SIZE; at += 16) last.copy(bytes, at)
+  return [bytes, position]
+}
+
+interface RawInode {
+  readonly bytes: Buffer
+  readonly mode: number
+  readonly size: number
+  readonly flags: number
+  readonly hasXattrs: boolean
+}
+
+const rawInode = (bytes: Buffer): RawInode => {
+  const extraIsize = bytes.readUInt16LE(0x80)
+  const inInodeXattrs =
+    extraIsize > 0 && 0x80 + extraIsize + 4 <= INODE_SIZE && bytes.readUInt32LE(0x80 + extraIsize) === 0xea020000
+  const fileAcl = bytes.readUInt32LE(0x68) + bytes.readUInt16LE(0x76) * 2 ** 32
+  return {
+    bytes,
+    mode: bytes.readUInt16LE(0),
+    size: bytes.readUInt32LE(0x04) + bytes.readUInt32LE(0x6c) * 2 ** 32,
+    flags: bytes.readUInt32LE(0x20),
+    hasXattrs: inInodeXattrs || fileAcl !== 0
+  }
+}
+
+const typeOf = (mode: number): ImageEntry["type"] => {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return "file"
+    case 0o040000:
+      return "directory"
+    case 0o120000:
+      return "symlink"
+    case 0o020000:
+      return "char"
+    case 0o060000:
+      return "block"
+    case 0o010000:
+      return "fifo"
+    case 0o140000:
+      return "socket"
+    default:
+      return "unknown"
+  }
+}
+
+/** ext4 time: signed 32-bit seconds plus two epoch bits from the matching `_extra` field. */
+const time = (bytes: Buffer, offset: number, extraOffset: number | undefined) => {
+  const extra = extraOffset === undefined ? 0 : bytes.readUInt32LE(extraOffset)
+  return bytes.readInt32LE(offset) + (extra & 3) * 2 ** 32
+}
+
+const EXTENTS_FL = 0x80000
+
+/** Undoes debugfs's print_c_string (`\n`, `\\`, `\"`, `\ooo`, ...), or its hex form for unprintable names. */
+const unescapeName = (printed: string): string => {
+  if (/^(?:[0-9a-f]{2} )+$/.test(printed)) return Buffer.from(printed.replaceAll(" ", ""), "hex").toString("utf8")
+  const bytes: Array<number> = []
+  const simple: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, t: 9, v: 11 }
+  for (let index = 0; index < printed.length; index++) {
+    const char = printed[index]!
+    if (char !== "\\") {
+      bytes.push(char.charCodeAt(0))
+      continue
+    }
+    const next = printed[++index]!
+    if (/[0-7]/.test(next)) {
+      bytes.push(Number.parseInt(printed.slice(index, index + 3), 8))
+      index += 2
+    } else bytes.push(simple[next] ?? next.charCodeAt(0))
+  }
+  return Buffer.from(bytes).toString("utf8")
+}
+
+const readLines = (
+  output: string,
+  position: number,
+  keep: (line: string) => boolean
+): readonly [Array<string>, number] => {
+  const lines: Array<string> = []
+  for (;;) {
+    const newline = output.indexOf("\n", position)
+    if (newline < 0) return [lines, position]
+    const line = output.slice(position, newline)
+    if (!keep(line)) return [lines, position]
+    lines.push(line)
+    position = newline + 1
+  }
+}
+
+/** Every inode of the image under every name, sorted by path. */
+export const inspectImage = (
+  image: string
+): Effect.Effect<Array<ImageEntry>, Ext4Error, CommandExecutor.CommandExecutor> =>
+  Effect.gen(function* () {
+    const names: Array<{ readonly path: string; readonly ino: number }> = [{ path: "", ino: 2 }]
+    const inodes = new Map<number, RawInode>()
+    let dirs: Array<{ readonly path: string; readonly ino: number }> = [{ path: "", ino: 2 }]
+    let dump: Array<number> = [2]
+    type Found = { readonly kind: "dir"; readonly dir: string; readonly entries: ReturnType<typeof parseRecords>[0] }
+    type Dumped = { readonly kind: "inode"; readonly ino: number; readonly bytes: Buffer }
+    while (dirs.length > 0 || dump.length > 0) {
+      const steps: Array<Step<Found | Dumped>> = [
+        ...dirs.map(
+          (dir): Step<Found | Dumped> => ({
+            command: `ls -p -- ${inodeSpec(dir.ino)}`,
+            read: (output, position) => {
+              const [entries, end] = parseRecords(output, position)
+              return [{ kind: "dir", dir: dir.path, entries }, end]
+            }
+          })
+        ),
+        ...dump.map(
+          (ino): Step<Found | Dumped> => ({
+            command: `inode_dump -- ${inodeSpec(ino)}`,
+            read: (output, position) => {
+              const [bytes, end] = readHexDump(output, position)
+              return [{ kind: "inode", ino, bytes }, end]
+            }
+          })
+        )
+      ]
+      const results = yield* runSteps(image, steps)
+      dirs = []
+      dump = []
+      for (const result of results) {
+        if (result.kind === "inode") {
+          inodes.set(result.ino, rawInode(result.bytes))
+          continue
+        }
+        for (const child of result.entries) {
+          const name = utf8(child.name)
+          const childPath = result.dir === "" ? name : `${result.dir}/${name}`
+          names.push({ path: childPath, ino: child.ino })
+          if (!inodes.has(child.ino) && !dump.includes(child.ino)) dump.push(child.ino)
+          if ((child.mode & 0o170000) === 0o040000) dirs.push({ path: childPath, ino: child.ino })
+        }
+      }
+    }
+
+    // Second pass: xattr names, and targets of symlinks too long to live in the inode.
+    type Extra =
+      | { readonly kind: "xattrs"; readonly ino: number; readonly names: Array<string> }
+      | { readonly kind: "target"; readonly ino: number; readonly target: string }
+    const extras: Array<Step<Extra>> = []
+    for (const [ino, inode] of inodes) {
+      if (inode.hasXattrs) {
+        extras.push({
+          command: `ea_list ${inodeSpec(ino)}`,
+          read: (output, position) => {
+            const [lines, end] = readLines(
+              output,
+              position,
+              (line) => line === "Extended attributes:" || line.startsWith("  ")
+            )
+            const found = lines.flatMap((line) => {
+              const match = /^ {2}(.+?) \((\d+)\)(?: = |$)/.exec(line)
+              return match === null ? [] : [unescapeName(match[1]!)]
+            })
+            return [{ kind: "xattrs", ino, names: found }, end]
+          }
+        })
+      }
+      if (typeOf(inode.mode) === "symlink" && (inode.size >= 60 || (inode.flags & EXTENTS_FL) !== 0)) {
+        extras.push({
+          command: `cat ${inodeSpec(ino)}`,
+          read: (output, position) => [
+            { kind: "target", ino, target: output.slice(position, position + inode.size) },
+            position + inode.size
+          ]
+        })
+      }
+    }
+    const extraResults = yield* runSteps(image, extras)
+    const targets = new Map<number, string>()
+    const xattrNames: Array<{ readonly ino: number; readonly name: string }> = []
+    for (const extra of extraResults) {
+      if (extra.kind === "target") targets.set(extra.ino, utf8(extra.target))
+      else for (const name of extra.names) xattrNames.push({ ino: extra.ino, name })
+    }
+
+    const values = yield* runSteps(
+      image,
+      xattrNames.map(
+        ({ ino, name }): Step<Buffer> => ({
+          command: `ea_get -x -- ${inodeSpec(ino)} ${quote(name)}`,
+          read: (output, position) => {
+            const [lines, end] = readLines(output, position, (line) => line !== "")
+            const match = /\((\d+)\)(?: = ((?:[0-9a-f]{2} )*))?$/.exec(lines.join("\n"))
+            const value = Buffer.from((match?.[2] ?? "").replaceAll(" ", ""), "hex")
+            return [value, end]
+          }
+        })
+      )
+    )
+    const xattrs = new Map<number, Array<readonly [string, Buffer]>>()
+    xattrNames.forEach(({ ino, name }, index) => {
+      const list = xattrs.get(ino) ?? []
+      list.push([name, values[index]!])
+      xattrs.set(ino, list)
+    })
+
+    return names
+      .map(({ path: entryPath, ino }): ImageEntry => {
+        const inode = inodes.get(ino)!
+        const { bytes } = inode
+        const type = typeOf(inode.mode)
+        const extraIsize = bytes.readUInt16LE(0x80)
+        const device = type === "char" || type === "block" ? decodeDevice(bytes) : undefined
+        return {
+          path: entryPath,
+          type,
+          mode: inode.mode & 0o7777,
+          rawMode: inode.mode,
+          uid: bytes.readUInt16LE(0x02) + bytes.readUInt16LE(0x78) * 65536,
+          gid: bytes.readUInt16LE(0x18) + bytes.readUInt16LE(0x7a) * 65536,
+          mtime: time(bytes, 0x10, extraIsize >= 12 ? 0x88 : undefined),
+          atime: time(bytes, 0x08, extraIsize >= 16 ? 0x8c : undefined),
+          ctime: time(bytes, 0x0c, extraIsize >= 8 ? 0x84 : undefined),
+          crtime: extraIsize >= 24 ? time(bytes, 0x90, 0x94) : undefined,
+          nanos: [
+            extraIsize >= 12 ? bytes.readUInt32LE(0x88) >>> 2 : 0,
+            extraIsize >= 16 ? bytes.readUInt32LE(0x8c) >>> 2 : 0,
+            extraIsize >= 8 ? bytes.readUInt32LE(0x84) >>> 2 : 0
+          ],
+          size: inode.size,
+          linkTarget:
+            type !== "symlink"
+              ? undefined
+              : (targets.get(ino) ?? utf8(bytes.subarray(0x28, 0x28 + inode.size).toString("latin1"))),
+          inode: ino,
+          links: bytes.readUInt16LE(0x1a),
+          flags: inode.flags,
+          devMajor: device?.[0],
+          devMinor: device?.[1],
+          xattrs: (xattrs.get(ino) ?? []).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        }
+      })
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  })
+
+/** The kernel's old (8:8 in i_block[0]) and new (12:20 in i_block[1]) device encodings. */
+const decodeDevice = (bytes: Buffer): readonly [number, number] => {
+  const old = bytes.readUInt32LE(0x28)
+  if (old !== 0) return [(old >> 8) & 0xff, old & 0xff]
+  const dev = bytes.readUInt32LE(0x2c)
+  return [(dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >>> 12) & 0xfff00)]
+}
+
+/**
+ * The contents of several regular files, by their inspected entries, in one debugfs run (`dump`
+ * into a temp directory). Keyed by path.
+ */
+export const readFilesFromImage = (
+  image: string,
+  entries: ReadonlyArray<Pick<ImageEntry, "path" | "inode">>
+): Effect.Effect<Map<string, Buffer>, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "ext4-inspect-" }).pipe(Effect.orDie)
+      const inodes = [...new Set(entries.map((entry) => entry.inode))]
+      yield* runSteps(
+        image,
+        inodes.map(
+          (ino): Step<void> => ({
+            command: `dump -- ${inodeSpec(ino)} ${quote(path.join(dir, String(ino)))}`,
+            read: (_, position) => [undefined, position]
+          })
+        )
+      )
+      const files = new Map<string, Buffer>()
+      for (const entry of entries) {
+        const bytes = yield* fs.readFile(path.join(dir, String(entry.inode))).pipe(Effect.orDie)
+        files.set(entry.path, Buffer.from(bytes))
+      }
+      return files
+    })
+  )
+
+/** The contents of one regular file, by path inside the image ("etc/hostname"). */
+export const readFileFromImage = (
+  image: string,
+  filePath: string
+): Effect.Effect<Buffer, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    if (expressible(filePath)) {
+      return yield* Effect.scoped(
+        Effect.gen(function* () {
+          const fs = yield* FileSystem.FileSystem
+          const dir = yield* fs.makeTempDirectoryScoped({ prefix: "ext4-inspect-" }).pipe(Effect.orDie)
+          const out = path.join(dir, "file")
+          yield* runSteps(image, [
+            { command: `dump -- ${quote(`/${filePath}`)} ${quote(out)}`, read: (_, position) => [undefined, position] }
+          ])
+          return Buffer.from(yield* fs.readFile(out).pipe(Effect.orDie))
+        })
+      )
+    }
+    // Names debugfs cannot take in a script: find the inode by walking the tree instead.
+    const entries = yield* inspectImage(image)
+    const entry = entries.find((candidate) => candidate.path === filePath)
+    if (entry === undefined || entry.type !== "file")
+      return yield* fail(`${filePath} is not a regular file in ${image}`)
+    const files = yield* readFilesFromImage(image, [entry])
+    return files.get(filePath)!
+  })
