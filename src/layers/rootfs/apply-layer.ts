@@ -120,7 +120,7 @@ class LayerApplication {
             this.markAdded(made)
             return made
           }),
-        tooManyLinks: () => unsafe("too many levels of symbolic links in its parent path")
+        unresolvable: (reason) => unsafe(`${reason} in its parent path`)
       })
       if (resolved._tag !== "Directory") {
         return yield* Effect.fail(
@@ -192,7 +192,7 @@ class LayerApplication {
         root: this.tree.root,
         components: directory,
         missing: () => Effect.succeed(undefined),
-        tooManyLinks: () => unsafe("too many levels of symbolic links in its parent path")
+        unresolvable: (reason) => unsafe(`${reason} in its parent path`)
       })
       // Nothing below to hide when the directory does not exist (or is not one).
       if (resolved._tag !== "Directory") return
@@ -225,7 +225,7 @@ class LayerApplication {
         root: this.tree.root,
         components: normalized.components.slice(0, -1),
         missing: () => Effect.succeed(undefined),
-        tooManyLinks: () => unsafe("too many levels of symbolic links in the hardlink target")
+        unresolvable: (reason) => unsafe(`${reason} in the hardlink target`)
       })
       const target = resolved._tag === "Directory" ? resolved.node.children!.get(targetName) : undefined
       if (target === undefined) {

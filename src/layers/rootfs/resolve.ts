@@ -8,6 +8,8 @@ import { pathOf, type TreeNode } from "./tree-model.js"
 
 /** Linux's limit (MAXSYMLINKS): deep enough for real images, and it ends loops. */
 export const MAX_SYMLINK_HOPS = 40
+/** Bounds the work one name can cost: 40 hops through long targets would otherwise add up. */
+export const MAX_COMPONENT_STEPS = 16_384
 
 export type Resolved =
   | { readonly _tag: "Directory"; readonly node: TreeNode }
@@ -19,7 +21,7 @@ export interface ResolveOptions<E> {
   readonly components: ReadonlyArray<string>
   /** Supplies a missing directory (creating it), or `undefined` to stop with `Missing`. */
   readonly missing: (parent: TreeNode, name: string) => Effect.Effect<TreeNode | undefined, E>
-  readonly tooManyLinks: () => E
+  readonly unresolvable: (reason: string) => E
 }
 
 export const resolveDirectory = <E>(options: ResolveOptions<E>): Effect.Effect<Resolved, E> =>
@@ -29,7 +31,9 @@ export const resolveDirectory = <E>(options: ResolveOptions<E>): Effect.Effect<R
     const pending = [...options.components].reverse()
     let current = root
     let hops = 0
+    let steps = 0
     while (pending.length > 0) {
+      if (++steps > MAX_COMPONENT_STEPS) return yield* Effect.fail(options.unresolvable("path resolution too long"))
       const name = pending.pop()!
       if (name === "" || name === ".") continue
       if (name === "..") {
@@ -48,7 +52,9 @@ export const resolveDirectory = <E>(options: ResolveOptions<E>): Effect.Effect<R
           current = child
           break
         case "symlink": {
-          if (++hops > MAX_SYMLINK_HOPS) return yield* Effect.fail(options.tooManyLinks())
+          if (++hops > MAX_SYMLINK_HOPS) {
+            return yield* Effect.fail(options.unresolvable("too many levels of symbolic links"))
+          }
           const target = child.inode.linkTarget!
           if (target.startsWith("/")) current = root
           const parts = target.split("/")

@@ -229,6 +229,15 @@ describe("RootfsBuilder.flatten: hostile layers", () => {
           ],
           /too many levels/
         )
+        // Few hops, but each through a long target: the work per name is bounded too.
+        yield* rejects(
+          box,
+          [
+            { type: "symlink", name: "s", target: "./".repeat(1500) },
+            { type: "file", name: `${"s/".repeat(12)}x`, content: "x" }
+          ],
+          /path resolution too long/
+        )
         yield* rejects(
           box,
           [
