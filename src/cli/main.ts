@@ -10,14 +10,16 @@ const program = cli(process.argv).pipe(
   })
 )
 
+/** The failure value is the exit code; an interrupt (Ctrl-C, SIGTERM) exits 130 like a shell would. */
+const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return 0
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure) && typeof failure.value === "number") return failure.value
+  return Cause.isInterruptedOnly(exit.cause) ? 130 : 1
+}
+
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   disablePrettyLogger: true,
-  // The failure value is the exit code; an interrupt (Ctrl-C) exits 130 like a shell would.
-  teardown: (exit, onExit) =>
-    onExit(
-      Exit.isSuccess(exit)
-        ? 0
-        : Option.getOrElse(Cause.failureOption(exit.cause), () => (Cause.isInterruptedOnly(exit.cause) ? 130 : 1))
-    )
+  teardown: (exit, onExit) => onExit(exitCode(exit))
 })
