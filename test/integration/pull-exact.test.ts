@@ -37,7 +37,8 @@ const layer1: ReadonlyArray<LayerEntrySpec> = [
   file("usr/bin/sudo", "#!/bin/sh\necho sudo\n", { mode: 0o4755 }),
   file("usr/bin/ping", "ping", { mode: 0o755, xattrs: { "security.capability": capability } }),
   file("usr/bin/vi", "vi binary", { mode: 0o755, mtime: T + 5 }),
-  { type: "hardlink", name: "usr/bin/vim", target: "usr/bin/vi" },
+  // Link headers carry the inode's metadata, as Go's archive/tar writes them.
+  { type: "hardlink", name: "usr/bin/vim", target: "usr/bin/vi", mode: 0o755, mtime: T + 5 },
   dir("usr/share"),
   file(`usr/share/${unicodeName}`, "unicode"),
   file(`usr/share/${longName}`, "long"),
@@ -76,7 +77,7 @@ const layer2: ReadonlyArray<LayerEntrySpec> = [
   dir("will-be-dir", { mode: 0o700 }),
   file("will-be-dir/inside", "now a dir"),
   file("will-be-file", "now a file", { mode: 0o640 }),
-  { type: "hardlink", name: "usr/bin/view", target: "usr/bin/vi" },
+  { type: "hardlink", name: "usr/bin/view", target: "usr/bin/vi", mode: 0o755, mtime: T + 5 },
   file("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n", { mode: 0o600, xattrs: { "user.comment": "upper" } })
 ]
 
