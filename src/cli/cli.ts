@@ -2,14 +2,21 @@ import { Command, ValidationError } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { appLayer } from "../app/app-layer.js"
 import { defaultStateDir } from "../layers/state/state-paths.js"
+import { makeDaemonCommand } from "./daemon-command.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
+import { makeOpCommand } from "./op-commands.js"
 import { jsonOption, rootCommand } from "./root-command.js"
 
 export const VERSION = "0.1.0"
 
 const command = rootCommand.pipe(
-  Command.withSubcommands([makeImageCommand(jsonOption), makeKernelCommand(jsonOption)]),
+  Command.withSubcommands([
+    makeImageCommand(jsonOption),
+    makeKernelCommand(jsonOption),
+    makeDaemonCommand(),
+    makeOpCommand(jsonOption)
+  ]),
   Command.provide(({ stateDir }) => appLayer(Option.getOrElse(stateDir, () => defaultStateDir())))
 )
 
