@@ -551,7 +551,7 @@ describe("unreliable connections", () => {
     digest: zstdLayer.digest,
     size: zstdLayer.blob.length
   })
-  const proxied = (options: Parameters<typeof startRegistryProxy>[1]) =>
+  const proxied = (options: Parameters<typeof startRegistryProxy>[1] = {}) =>
     Effect.acquireRelease(
       Effect.promise(() => startRegistryProxy(plain, options)),
       (proxy) => Effect.promise(() => proxy.stop())
@@ -582,6 +582,51 @@ describe("unreliable connections", () => {
       expect(error._tag).toBe("RegistryError")
       expect(error.message).toContain(`connection lost after 0 of ${zstdLayer.blob.length} bytes`)
       expect(proxy.blobGets()).toBe(3)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("retries a small blob whose body breaks off, from the start", () =>
+    Effect.gen(function* () {
+      // The first blob GET of a resolve is the config.
+      const proxy = yield* proxied({ fault: "cut", faultCount: 1 })
+      const resolved = yield* withClient((client) => client.resolve(imageRef(proxy, "test/oci", { tag: "v1" }), amd64))
+      expect(resolved.manifestDigest).toBe(ociImage.digest)
+      const gets = proxy.requests.filter((request) => request.server === "proxy" && request.path.includes("/blobs/"))
+      expect(gets.map((request) => [request.faulted, request.range])).toEqual([
+        [true, undefined],
+        [false, undefined]
+      ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("retries 5xx with backoff, and gives up after the attempt budget", () =>
+    Effect.gen(function* () {
+      const flaky = yield* proxied({ fault: "unavailable", faultCount: 2 })
+      const blob = yield* withClient((client) => collect(client.blob(imageRef(flaky, "test/oci"), zstdDescriptor())))
+      expect(sha256(blob)).toBe(zstdLayer.digest)
+      expect(flaky.blobGets()).toBe(3)
+
+      const down = yield* proxied({ fault: "unavailable" })
+      const error = failureOf(
+        yield* Effect.exit(
+          withClient((client) => collect(client.blob(imageRef(down, "test/oci"), zstdDescriptor())), { attempts: 3 })
+        )
+      )
+      expect(error.message).toContain(`${down.host} answered HTTP 503 (UNAVAILABLE: try again later)`)
+      expect(error.message).toContain("gave up after 3 attempts")
+      expect(down.blobGets()).toBe(3)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("does not retry a 404", () =>
+    Effect.gen(function* () {
+      const proxy = yield* proxied()
+      const missing = { ...zstdDescriptor(), digest: sha256(Buffer.from("not pushed")) }
+      const error = failureOf(
+        yield* Effect.exit(withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), missing))))
+      )
+      expect(error.message).toContain(`not found: blob ${missing.digest}`)
+      expect(proxy.blobGets()).toBe(1)
     }).pipe(Effect.scoped)
   )
 

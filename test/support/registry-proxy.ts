@@ -7,6 +7,7 @@
  * - "cut":      sends the headers and part of the body, then destroys the connection.
  * - "stall":    sends part of the body, then goes silent with the connection open.
  * - "corrupt":  flips one byte in the middle of the body (same length).
+ * - "unavailable": answers 503 without asking the registry.
  *
  * `faultCount` limits how many blob GETs are broken (the rest pass through; default: all).
  * `requests` records every request either server received, to count them or check headers.
@@ -20,7 +21,7 @@ import { randomBytes } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 
-export type BlobFault = "none" | "redirect" | "cut" | "stall" | "corrupt"
+export type BlobFault = "none" | "redirect" | "cut" | "stall" | "corrupt" | "unavailable"
 
 export interface ProxyOptions {
   readonly fault?: BlobFault
@@ -163,6 +164,10 @@ export const startRegistryProxy = async (
       faulted
     })
     try {
+      if (faulted && fault === "unavailable") {
+        response.writeHead(503, { "content-type": "application/json" })
+        return response.end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "try again later" }] }))
+      }
       if (faulted && fault === "redirect") {
         // Fetch the whole blob with the caller's credentials, then send it elsewhere.
         const { range: _range, ...headers } = request.headers

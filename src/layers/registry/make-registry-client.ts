@@ -51,7 +51,7 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
     makeAuthenticator(http, { dockerConfigPath: configPath, insecureRegistries: insecure }),
     configPath
   )
-  const resolver = makeResolver(transport)
+  const resolver = makeResolver(transport, { attempts, baseDelay })
   const streamBlob = makeBlobStreamer(transport, {
     attempts,
     maxResumes: 10,

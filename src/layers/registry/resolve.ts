@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { type Duration, Effect, Schedule } from "effect"
 import { PlatformNotFound, RegistryError } from "../../domain/errors.js"
 import type { Descriptor, LayerDescriptor, ResolvedImage } from "../../domain/oci.js"
 import { formatPlatform, type ImageReference, type Platform } from "../../domain/reference.js"
@@ -34,35 +34,41 @@ const descriptorOf = (source: Descriptor): Descriptor => ({
 })
 
 /** Turns a reference into one platform's manifest, config and layer list, verifying every digest it can. */
-export const makeResolver = (transport: Transport) => {
+export const makeResolver = (
+  transport: Transport,
+  retry: { readonly attempts: number; readonly baseDelay: Duration.DurationInput }
+) => {
+  const bodyRetry = Schedule.exponential(retry.baseDelay, 2).pipe(
+    Schedule.intersect(Schedule.recurs(Math.max(0, retry.attempts - 1)))
+  )
   const fail = (target: RegistryTarget, reason: string) => new RegistryError({ reference: target.reference, reason })
+
+  /**
+   * GET a small document (manifest, config) whole. The request itself is retried by the transport;
+   * a body that breaks off midway is retried here, from the start, as small documents are.
+   */
+  const fetchBytes = (target: RegistryTarget, url: string, accept: string | undefined, limit: number, what: string) =>
+    transport.get(target, url, accept ? { accept } : {}).pipe(
+      Effect.flatMap((followed) => expectStatus(target, followed, what)),
+      Effect.flatMap((response) =>
+        Effect.map(readBody(response, limit, what, target.reference), (bytes) => ({
+          bytes,
+          contentType: response.headers["content-type"]
+        }))
+      ),
+      Effect.retry({ schedule: bodyRetry, while: (error) => error._tag === "Transient" }),
+      Effect.catchTag("Transient", (error) => Effect.fail(fail(target, error.reason)))
+    )
 
   const fetchManifest = Effect.fn("registry.fetchManifest")(function* (target: RegistryTarget, tagOrDigest: string) {
     const what = tagOrDigest.includes(":") ? `${target.registry}/${target.repository}@${tagOrDigest}` : target.reference
-    const followed = yield* transport.get(
-      target,
-      `${target.baseUrl}/v2/${target.repository}/manifests/${tagOrDigest}`,
-      {
-        accept: manifestAccept
-      }
-    )
-    const response = yield* expectStatus(target, followed, what)
-    const bytes = yield* readBody(response, manifestLimit, "manifest", target.reference).pipe(
-      Effect.catchTag("Transient", (error) => Effect.fail(fail(target, error.reason)))
-    )
-    return { bytes, contentType: response.headers["content-type"] }
+    const url = `${target.baseUrl}/v2/${target.repository}/manifests/${tagOrDigest}`
+    return yield* fetchBytes(target, url, manifestAccept, manifestLimit, what)
   })
 
   const fetchConfig = Effect.fn("registry.fetchConfig")(function* (target: RegistryTarget, config: Descriptor) {
-    const followed = yield* transport.get(
-      target,
-      `${target.baseUrl}/v2/${target.repository}/blobs/${config.digest}`,
-      {}
-    )
-    const response = yield* expectStatus(target, followed, `config blob ${config.digest}`)
-    const bytes = yield* readBody(response, configLimit, "image config", target.reference).pipe(
-      Effect.catchTag("Transient", (error) => Effect.fail(fail(target, error.reason)))
-    )
+    const url = `${target.baseUrl}/v2/${target.repository}/blobs/${config.digest}`
+    const { bytes } = yield* fetchBytes(target, url, undefined, configLimit, `config blob ${config.digest}`)
     yield* verifyDigest(bytes, config.digest, "image config")
     return bytes
   })

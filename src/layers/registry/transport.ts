@@ -31,7 +31,7 @@ export const makeTransport = (http: Http, auth: Authenticator, dockerConfigPath:
   ) {
     const first = yield* http.follow(target, send(url, headers, yield* auth.cached(target)))
     // A 401 from a redirect target (blob storage) is not the registry's challenge to answer.
-    if (first.response.status !== 401 || first.url.host !== target.host) return first
+    if (first.response.status !== 401 || first.url.origin !== new URL(target.baseUrl).origin) return first
     const challenge = first.response.headers["www-authenticate"]
     yield* drain(first.response)
     const grant = yield* auth.authorize(target, challenge)
