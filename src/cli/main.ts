@@ -1,9 +1,15 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { cli } from "./cli.js"
 
+/** stdout is for results (tables, --json); logs go to stderr, warnings and worse unless asked. */
+const logging = Layer.merge(
+  Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
+  Logger.minimumLogLevel(LogLevel.Warning)
+)
+
 const program = cli(process.argv).pipe(
-  Effect.provide(NodeContext.layer),
+  Effect.provide(Layer.merge(NodeContext.layer, logging)),
   Effect.catchAllDefect((defect) => {
     process.stderr.write(`banger: internal error: ${defect instanceof Error ? defect.stack : String(defect)}\n`)
     return Effect.fail(70)

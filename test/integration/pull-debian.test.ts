@@ -4,13 +4,14 @@
  * unprivileged user — must equal a reference extraction entry for entry, pass e2fsck, and boot
  * under qemu with Debian's cloud kernel and initrd.
  */
-import { NodeContext } from "@effect/platform-node"
-import { Effect } from "effect"
+
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runBanger } from "../support/banger-cli.js"
 import { debianRootfs } from "../support/debian-rootfs.js"
@@ -190,4 +191,3 @@ describe("banger image pull of a real Debian image", () => {
     for (const [, record] of suid) expect(record.uid).toBe(0)
   }, 900_000)
 })
-

@@ -3,12 +3,13 @@
  * registry: the ext4 must hold exactly what the layers say — every type, mode, owner, mtime,
  * content, link, device and xattr — and nothing else.
  */
-import { NodeContext } from "@effect/platform-node"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Effect } from "effect"
+
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import { Effect } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runBanger } from "../support/banger-cli.js"
 import { type ImageEntry, inspectImage, readFilesFromImage } from "../support/ext4-inspect.js"
 import { buildLayer, type LayerEntrySpec } from "../support/layers.js"
@@ -18,9 +19,11 @@ import { leftovers, nothingLeft } from "../support/state-leftovers.js"
 
 const T = 1_600_000_000
 // security.capability v2 granting cap_net_raw (bit 13) permitted+effective: bytes ≥ 0x80 included.
-const capability = Uint8Array.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00])
+const capability = Uint8Array.from([
+  0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00
+])
 const longName = `${"l".repeat(120)}-${"o".repeat(120)}`
-const unicodeName = "naïve-日本語 space's \"quote\".txt"
+const unicodeName = 'naïve-日本語 space\'s "quote".txt'
 const longTarget = `/usr/share/${"deep/".repeat(20)}target`
 
 const dir = (name: string, extra: Partial<LayerEntrySpec> = {}): LayerEntrySpec =>
@@ -184,7 +187,12 @@ describe("banger image pull: exact rootfs from a three-layer image", () => {
     expect(result.stderr).not.toContain("banger:")
     expect(result.code).toBe(0)
     const image = JSON.parse(result.stdout)
-    expect(image).toMatchObject({ name: "edge-1", ref: `${registry.host}/edge:1`, managed: true, platform: "linux/amd64" })
+    expect(image).toMatchObject({
+      name: "edge-1",
+      ref: `${registry.host}/edge:1`,
+      managed: true,
+      platform: "linux/amd64"
+    })
     expect(image.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(fs.readdirSync(path.dirname(image.rootfs)).sort()).toEqual(["initrd.img", "kernel", "rootfs.ext4"])
     expect(fs.readFileSync(image.kernel).equals(fs.readFileSync(kernel.kernel))).toBe(true)
@@ -214,9 +222,10 @@ describe("banger image pull: exact rootfs from a three-layer image", () => {
       const xattrs = Object.entries(want.xattrs ?? {})
         .map(([key, value]) => [key, toBuffer(value)] as const)
         .sort(([a], [b]) => (a < b ? -1 : 1))
-      expect(got.xattrs.map(([key, value]) => [key, value.toString("hex")]), label).toEqual(
-        xattrs.map(([key, value]) => [key, value.toString("hex")])
-      )
+      expect(
+        got.xattrs.map(([key, value]) => [key, value.toString("hex")]),
+        label
+      ).toEqual(xattrs.map(([key, value]) => [key, value.toString("hex")]))
       if (want.inode !== undefined) {
         const seen = inodeGroups.get(want.inode)
         if (seen === undefined) inodeGroups.set(want.inode, got.inode)

@@ -8,10 +8,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runBanger, startBanger } from "../support/banger-cli.js"
-import { buildLayer, type BuiltLayer, type LayerEntrySpec } from "../support/layers.js"
+import { type BuiltLayer, buildLayer, type LayerEntrySpec } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
-import { type BlobFault, startRegistryProxy } from "../support/registry-proxy.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
+import { type BlobFault, startRegistryProxy } from "../support/registry-proxy.js"
 import { imageRows, leftovers, nothingLeft } from "../support/state-leftovers.js"
 
 let registry: TestRegistry
@@ -73,6 +73,14 @@ const withProxy = async <A>(fault: BlobFault, body: (host: string, blobGets: () 
   }
 }
 
+const waitFor = async (condition: () => boolean, timeoutMs = 60_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the pull to get under way")
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 /** Exactly one `banger: …` line on stderr, nothing on stdout, a non-zero exit. */
 const expectOneLineError = (result: { code: number | null; stdout: string; stderr: string }, pattern: RegExp) => {
   expect(result.code).not.toBe(0)
@@ -116,10 +124,13 @@ describe("banger image pull failures", () => {
 
   it("a registry dying mid-layer fails cleanly: no staging, temp tree, partial blob or row", async () => {
     const state = freshState()
-    await withProxy("cut", async (host) => {
-      const result = await runBanger(pullArgs(state, host))
-      expectOneLineError(result, /^banger: registry error/)
-    })
+    const proxy = await startRegistryProxy(registry, { fault: "stall", faultAfterBytes: 1 << 20 })
+    const running = startBanger(pullArgs(state, proxy.host))
+    await waitFor(() => leftovers(state).blobTmp.length > 0)
+    // The registry goes away for good: open connections die, new ones are refused.
+    await proxy.stop()
+    const result = await running.result
+    expectOneLineError(result, /^banger: registry error/)
     expect(imageRows(state)).toEqual([])
     expect(leftovers(state)).toEqual(nothingLeft)
     expect(fs.existsSync(path.join(state, "cache/blobs", ...bigLayer.digest.split(":")))).toBe(false)
@@ -150,12 +161,10 @@ describe("banger image pull failures", () => {
       await withProxy("stall", async (host) => {
         const running = startBanger(pullArgs(state, host))
         // Wait until the download is under way: the staging dir and a partial blob exist.
-        const deadline = Date.now() + 60_000
-        while (Date.now() < deadline) {
+        await waitFor(() => {
           const now = leftovers(state)
-          if (now.staging.length > 0 && now.blobTmp.length > 0) break
-          await new Promise((resolve) => setTimeout(resolve, 50))
-        }
+          return now.staging.length > 0 && now.blobTmp.length > 0
+        })
         expect(leftovers(state).staging).toHaveLength(1)
         running.child.kill(signal)
         const result = await running.result
@@ -172,10 +181,7 @@ describe("banger image pull failures", () => {
     const state = freshState()
     await withProxy("stall", async (host) => {
       const running = startBanger(pullArgs(state, host))
-      const deadline = Date.now() + 60_000
-      while (Date.now() < deadline && leftovers(state).blobTmp.length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
+      await waitFor(() => leftovers(state).blobTmp.length > 0)
       running.child.kill("SIGKILL")
       await running.result
     })

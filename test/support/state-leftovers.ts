@@ -18,6 +18,9 @@ export const imageRows = (stateDir: string): Array<{ id: string; name: string }>
   if (!fs.existsSync(file)) return []
   const db = new Database(file, { readonly: true })
   try {
+    // A banger that is still starting may not have migrated yet.
+    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get()
+    if (!migrated) return []
     return db.prepare("SELECT id, name FROM images ORDER BY name").all() as Array<{ id: string; name: string }>
   } finally {
     db.close()

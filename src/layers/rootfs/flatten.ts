@@ -12,7 +12,7 @@ export const makeRootfsBuilder = (paths: StatePathsShape, options: RootfsBuilder
   const limit = options.maxUncompressedLayerBytes ?? DEFAULT_MAX_LAYER_BYTES
   return {
     flatten: Effect.fn("RootfsBuilder.flatten")(function* (layers, onLayerApplied) {
-      const dir = yield* acquireTempTree(paths.tmp)
+      const dir = yield* acquireTempTree(paths)
       const tree = { dir, root: makeRoot() }
       for (const [index, layer] of layers.entries()) {
         yield* applyLayer(tree, layer, limit).pipe(
