@@ -1,3 +1,6 @@
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Layer, Stream } from "effect"
@@ -106,6 +109,36 @@ describe("manifests and layers", () => {
       )
       expect(blobs.map((blob) => sha256(blob))).toEqual([gzipLayer.digest, zstdLayer.digest, tarLayer.digest])
     })
+  )
+
+  it.live("pulls layers the harness pushed from files (as rootfs-layers.ts writes them)", () =>
+    Effect.gen(function* () {
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "banger-layer-file-"))),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      )
+      // Fresh content, so the registry cannot already hold the blob and skip the upload.
+      const layer = yield* Effect.promise(() =>
+        buildLayer([{ name: "f", type: "file", content: String(Math.random()) }])
+      )
+      const file = path.join(dir, "layer.tar.gz")
+      yield* Effect.promise(() => fs.writeFile(file, layer.blob))
+      const fromFile = {
+        path: file,
+        size: layer.blob.length,
+        digest: layer.digest,
+        diffId: layer.diffId,
+        mediaType: layer.mediaType
+      }
+      yield* Effect.promise(() => pushImage(plain, "test/from-file", "v1", { layers: [fromFile] }))
+      const reference = imageRef(plain, "test/from-file", { tag: "v1" })
+      const blob = yield* withClient((client) =>
+        Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
+          collect(client.blob(reference, resolved.layers[0]!))
+        )
+      )
+      expect(sha256(blob)).toBe(layer.digest)
+    }).pipe(Effect.scoped)
   )
 
   it.live("resolves a Docker schema2 manifest", () =>
