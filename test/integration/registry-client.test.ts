@@ -3,7 +3,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Layer, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, Exit, Layer, Stream } from "effect"
 import type { Platform } from "../../src/domain/reference.js"
 import { RegistryClient, type RegistryClientOptions } from "../../src/layers/registry/registry-client.js"
 import { type BuiltLayer, buildLayer, sha256 } from "../support/layers.js"
@@ -413,6 +413,23 @@ describe("basic auth", () => {
       )
       expect(sha256(blob)).toBe(gzipLayer.digest)
       expect(image.digest).toMatch(/^sha256:/)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("RegistryClient.layer takes the docker config from DOCKER_CONFIG", () =>
+    Effect.gen(function* () {
+      const config = yield* dockerConfig({ [registry.host]: basicAuthEntry(registry.credentials!) })
+      const resolved = yield* Effect.flatMap(RegistryClient, (client) =>
+        client.resolve(imageRef(registry, "private/app", { tag: "v1" }), amd64)
+      ).pipe(
+        Effect.provide(
+          RegistryClient.layer.pipe(
+            Layer.provide(NodeHttpClient.layerUndici),
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["DOCKER_CONFIG", config.dir]]))))
+          )
+        )
+      )
+      expect(resolved.manifestDigest).toBe(image.digest)
     }).pipe(Effect.scoped)
   )
 
