@@ -1,7 +1,7 @@
 import * as path from "node:path"
 import { Command, Options } from "@effect/cli"
-import { Deferred, Duration, Effect, Either, Exit, Layer, Logger, LogLevel, Option } from "effect"
-import { runDaemon } from "../daemon/run.js"
+import { Duration, Effect, Either, LogLevel, Option } from "effect"
+import { runDaemon, serveUntilSignal, stderrLogger } from "../daemon/run.js"
 import { DaemonStartError } from "../domain/errors.js"
 import { defaultStateDir } from "../layers/state/state-paths.js"
 import { defaultSocketPath } from "../rpc/client.js"
@@ -25,45 +25,11 @@ export const parseDuration = (input: string): Either.Either<Duration.Duration, s
   return Either.right(Duration.millis(Number(match[1]) * units[match[2] ?? "s"]!))
 }
 
-/** Stderr, logfmt: one structured line per event, readable by people and log collectors. */
-const stderrLogger = (level: LogLevel.LogLevel) =>
-  Layer.merge(
-    Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
-    Logger.minimumLogLevel(level)
-  )
-
-/**
- * Runs until SIGTERM or SIGINT, then stops cleanly and succeeds. The CLI's runtime would turn a
- * signal into an interrupt (exit 130); a daemon told to stop exits 0, so it takes the signals over.
- */
-const serveUntilSignal = <E>(serve: Effect.Effect<never, E>) =>
-  Effect.gen(function* () {
-    const stop = yield* Deferred.make<NodeJS.Signals>()
-    const onSignal = (signal: NodeJS.Signals) => Deferred.unsafeDone(stop, Exit.succeed(signal))
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        process.removeAllListeners("SIGINT")
-        process.removeAllListeners("SIGTERM")
-        process.on("SIGINT", onSignal)
-        process.on("SIGTERM", onSignal)
-      }),
-      () =>
-        Effect.sync(() => {
-          process.off("SIGINT", onSignal)
-          process.off("SIGTERM", onSignal)
-        })
-    )
-    const signal = yield* Effect.raceFirst(serve, Deferred.await(stop))
-    yield* Effect.logInfo(`received ${signal}; stopped`)
-    // Nothing should be left to keep the process alive; if something is, do not linger on it.
-    setTimeout(() => process.exit(0), 3_000).unref()
-  }).pipe(Effect.scoped)
-
 export const makeDaemonCommand = () =>
   Command.make(
     "daemon",
     {
-      socket: Options.file("socket", { exists: "either" }).pipe(
+      socket: Options.text("socket").pipe(
         Options.withDescription("Unix socket to serve (default: $BANGER_SOCKET, else <state>/banger.sock)"),
         Options.optional
       ),
