@@ -7,19 +7,26 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
+import { RpcTest } from "@effect/rpc"
 import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
+import { DaemonIdentity, handlersLayer, type PullFunction } from "../../src/daemon/handlers.js"
+import { NameReservations } from "../../src/daemon/name-reservations.js"
+import { Operations } from "../../src/daemon/operations.js"
 import { daemonLayer } from "../../src/daemon/server.js"
 import { Image } from "../../src/domain/image.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
+import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
 import { PullProgress, reportStage } from "../../src/pipelines/pull/progress.js"
 import { PublishLock, publishImage } from "../../src/pipelines/pull/publish.js"
 import type { PullRequest } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
 import { acquireStaging } from "../../src/pipelines/pull/staging.js"
+import { BangerApi } from "../../src/rpc/api.js"
 import { BangerClient } from "../../src/rpc/client.js"
-import type { BangerError } from "../../src/rpc/schemas.js"
+import { type BangerError, DaemonInfo } from "../../src/rpc/schemas.js"
 
 /** A short temp dir (Unix socket paths are limited to 107 bytes), removed with the scope. */
 export const tempDir = (prefix = "bgd-") =>
@@ -153,3 +160,25 @@ export const startInProcessDaemon = (
 /** A client connected to `socket`, closed with the enclosing scope. */
 export const connect = (socket: string) =>
   Effect.map(Layer.build(BangerClient.layer({ socket })), Context.get(BangerClient))
+
+/** The daemon's handlers without a socket: `RpcTest.makeClient(BangerApi)` over them, for handler tests. */
+export const handlerClient = <R>(
+  stateDir: string,
+  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem, unknown>,
+  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem>,
+  options: { readonly operationTtl?: Duration.DurationInput; readonly pruneEvery?: Duration.DurationInput } = {}
+) =>
+  Effect.gen(function* () {
+    const identity = Layer.succeed(
+      DaemonIdentity,
+      new DaemonInfo({ pid: process.pid, version: "test", stateDir, socket: "-", startedAt: new Date().toISOString() })
+    )
+    const operations = Operations.layer({
+      ttl: options.operationTtl ?? "1 hour",
+      pruneEvery: options.pruneEvery
+    }).pipe(Layer.provide(OperationStore.layer))
+    const core = Layer.mergeAll(operations, NameReservations.layer, identity).pipe(Layer.provideMerge(services))
+    const context = yield* Layer.build(handlersLayer(pull).pipe(Layer.provideMerge(core))).pipe(Effect.orDie)
+    const client = yield* RpcTest.makeClient(BangerApi).pipe(Effect.provide(context))
+    return { client, operations: Context.get(context, Operations) }
+  })

@@ -1,0 +1,282 @@
+import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, type Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Operations } from "../../src/daemon/operations.js"
+import { Ext4Error, ImageNotFound } from "../../src/domain/errors.js"
+import { Image } from "../../src/domain/image.js"
+import { StatePaths } from "../../src/layers/state/state-paths.js"
+import { OperationStore } from "../../src/layers/store/operation-store.js"
+import { Store } from "../../src/layers/store/store.js"
+import { PublishLock } from "../../src/pipelines/pull/publish.js"
+import { pullImage } from "../../src/pipelines/pull/pull.js"
+import { recoverState } from "../../src/pipelines/pull/recover.js"
+import { emptyProgress, OperationStatus } from "../../src/rpc/schemas.js"
+import { fakePull, handlerClient, listDir, tempDir, testServices, writeKernel } from "../support/daemon-harness.js"
+import { blobCacheMock, type Calls, ext4Fake, newCalls, registryMock, rootfsFixture } from "../support/mock-layers.js"
+
+const setup = Effect.gen(function* () {
+  const dir = yield* tempDir()
+  return { dir, stateDir: path.join(dir, "state"), kernel: writeKernel(dir) }
+})
+
+/** The real pull pipeline over mocked registry, blob cache, rootfs and ext4 (see mock-layers). */
+const mockedPipeline = (stateDir: string, calls: Calls, ext4 = ext4Fake(calls)) => {
+  const paths = StatePaths.layer(stateDir)
+  const services = Layer.mergeAll(
+    paths,
+    Store.layer.pipe(Layer.provide(paths)),
+    registryMock(calls),
+    blobCacheMock(calls, stateDir),
+    rootfsFixture(calls).pipe(Layer.provide(paths)),
+    ext4,
+    PublishLock.layer,
+    NodeContext.layer
+  )
+  return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
+}
+
+const lastOf = <A, E, R>(stream: Stream.Stream<A, E, R>) =>
+  Effect.map(Stream.runCollect(stream), (chunk) => Chunk.toReadonlyArray(chunk).at(-1)!)
+
+const waitUntil = (check: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    while (!(yield* check)) yield* Effect.sleep("10 millis")
+  }).pipe(Effect.timeout("10 seconds"), Effect.orDie)
+
+describe("daemon handlers (RpcTest client)", () => {
+  it.live("image.pull begins an operation at once; op.watch streams it to the published image", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull({ steps: 10 }))
+      const begun = yield* client.image.pull({ reference: "debian:bookworm", kernel: { _tag: "Paths", kernel } })
+      expect(begun).toMatchObject({ kind: "image.pull", target: "debian-bookworm", state: "running", endedAt: null })
+      const updates = Chunk.toReadonlyArray(yield* Stream.runCollect(client.op.watch({ id: begun.id })))
+      const final = updates.at(-1)!
+      expect(final.state).toBe("succeeded")
+      expect(final.result?.name).toBe("debian-bookworm")
+      expect(final.progress).toMatchObject({ layerCount: 2, bytesDone: 2000, bytesTotal: 2000 })
+      expect(updates.filter((update) => update.state !== "running")).toHaveLength(1)
+      expect(new Set(updates.map((update) => update.stage))).toContain("fetch")
+      expect((yield* client.image.list()).map((image) => image.name)).toEqual(["debian-bookworm"])
+      expect((yield* client.op.status({ id: begun.id })).state).toBe("succeeded")
+      expect((yield* client.op.list()).map((op) => op.id)).toEqual([begun.id])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a second pull of a name being pulled fails at once with ImageNameTaken; the first wins", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull({ steps: 10 }))
+      const first = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      const second = yield* Effect.flip(
+        client.image.pull({ reference: "other", name: "debian-latest", kernel: { _tag: "Paths", kernel } })
+      )
+      expect(second._tag).toBe("ImageNameTaken")
+      expect(second.message).toContain(`operation ${first.id}`)
+      expect((yield* lastOf(client.op.watch({ id: first.id }))).state).toBe("succeeded")
+      // Once published, the store keeps the name taken.
+      const third = yield* Effect.flip(client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } }))
+      expect(third._tag).toBe("ImageNameTaken")
+      expect((yield* client.op.list()).map((op) => op.id)).toEqual([first.id])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("pulls of different names run concurrently", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client } = yield* handlerClient(
+        stateDir,
+        testServices(stateDir),
+        fakePull({ steps: 10, stepDelay: "20 millis" })
+      )
+      const started = Date.now()
+      const begun = yield* Effect.forEach(["a", "b", "c", "d"], (name) =>
+        client.image.pull({ reference: "debian", name, kernel: { _tag: "Paths", kernel } })
+      )
+      const finals = yield* Effect.forEach(begun, (op) => lastOf(client.op.watch({ id: op.id })), {
+        concurrency: "unbounded"
+      })
+      expect(finals.map((op) => op.state)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"])
+      // One pull takes 2 × 10 × 20 ms; four in sequence would take four times that.
+      expect(Date.now() - started).toBeLessThan(4 * 400)
+      expect((yield* client.image.list()).map((image) => image.name)).toEqual(["a", "b", "c", "d"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("bad input fails the image.pull call itself and leaves no operation and no reservation", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull())
+      expect((yield* Effect.flip(client.image.pull({ reference: "Debian" })))._tag).toBe("InvalidReference")
+      expect((yield* Effect.flip(client.image.pull({ reference: "debian", name: "../x" })))._tag).toBe("InvalidName")
+      const noKernel = yield* Effect.flip(client.image.pull({ reference: "debian" }))
+      expect(noKernel._tag).toBe("KernelMissing")
+      expect(yield* client.op.list()).toEqual([])
+      // The failed attempt released the name it had reserved.
+      const ok = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      expect((yield* lastOf(client.op.watch({ id: ok.id }))).state).toBe("succeeded")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("unknown operations and images fail with their domain errors", () =>
+    Effect.gen(function* () {
+      const { stateDir } = yield* setup
+      const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull())
+      expect((yield* Effect.flip(client.op.status({ id: "nope" })))._tag).toBe("OperationNotFound")
+      expect((yield* Effect.flip(client.op.cancel({ id: "nope" })))._tag).toBe("OperationNotFound")
+      expect((yield* Effect.flip(Stream.runDrain(client.op.watch({ id: "nope" }))))._tag).toBe("OperationNotFound")
+      const missing = yield* Effect.flip(client.image.show({ name: "ghost" }))
+      expect(missing).toBeInstanceOf(ImageNotFound)
+      expect((yield* Effect.flip(client.kernel.delete({ name: "ghost" })))._tag).toBe("KernelNotFound")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("the real pipeline, cancelled in mkfs: staging dir, temp tree and row are rolled back", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const calls = newCalls()
+      const services = mockedPipeline(stateDir, calls, ext4Fake(calls, { delay: Effect.never }))
+      const { client } = yield* handlerClient(stateDir, services, pullImage)
+      const begun = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      yield* waitUntil(Effect.sync(() => calls.build.length > 0))
+      expect(listDir(path.join(stateDir, "images")).filter((name) => name.endsWith(".staging"))).toHaveLength(1)
+      expect(listDir(path.join(stateDir, "tmp"))).toHaveLength(1)
+      const cancelled = yield* client.op.cancel({ id: begun.id })
+      expect(cancelled.state).toBe("cancelled")
+      expect(cancelled.stage).toBe("mkfs")
+      expect(cancelled.error?._tag).toBe("OperationCancelled")
+      expect(listDir(path.join(stateDir, "images"))).toEqual([])
+      expect(listDir(path.join(stateDir, "tmp"))).toEqual([])
+      expect(yield* client.image.list()).toEqual([])
+      // Cancelling again answers the final status.
+      expect((yield* client.op.cancel({ id: begun.id })).state).toBe("cancelled")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("the real pipeline failing in mkfs: the operation fails with the pipeline's own error", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const calls = newCalls()
+      const services = mockedPipeline(stateDir, calls, ext4Fake(calls, { fail: true }))
+      const { client } = yield* handlerClient(stateDir, services, pullImage)
+      const begun = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      const final = yield* lastOf(client.op.watch({ id: begun.id }))
+      expect(final.state).toBe("failed")
+      expect(final.error).toBeInstanceOf(Ext4Error)
+      expect(final.error?.message).toBe(
+        new Ext4Error({ tool: "mkfs.ext4", reason: "exit code 1", stderr: "no space left" }).message
+      )
+      expect(listDir(path.join(stateDir, "images"))).toEqual([])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("finished operations are pruned after the TTL", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull({ steps: 1 }), {
+        operationTtl: "300 millis",
+        pruneEvery: "50 millis"
+      })
+      const begun = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      expect((yield* lastOf(client.op.watch({ id: begun.id }))).state).toBe("succeeded")
+      expect((yield* client.op.status({ id: begun.id })).state).toBe("succeeded")
+      yield* Effect.sleep("700 millis")
+      expect((yield* Effect.flip(client.op.status({ id: begun.id })))._tag).toBe("OperationNotFound")
+      expect(yield* client.op.list()).toEqual([])
+      // Pruning drops the record, never the image.
+      expect((yield* client.image.list()).map((image) => image.name)).toEqual(["debian-latest"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("shutdown interrupts running operations: rolled back and recorded failed", () =>
+    Effect.gen(function* () {
+      const { stateDir, kernel } = yield* setup
+      const { client, operations } = yield* handlerClient(stateDir, testServices(stateDir), fakePull({ steps: 500 }))
+      const begun = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      yield* waitUntil(Effect.map(Effect.orDie(client.op.status({ id: begun.id })), (s) => s.progress.bytesDone > 0))
+      yield* operations.shutdown
+      const final = yield* client.op.status({ id: begun.id })
+      expect(final.state).toBe("failed")
+      expect(final.error?.message).toContain("daemon stopped")
+      expect(listDir(path.join(stateDir, "images"))).toEqual([])
+      expect((yield* Effect.flip(client.image.pull({ reference: "x", kernel: { _tag: "Paths", kernel } })))._tag).toBe(
+        "OperationFailed"
+      )
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Operations", () => {
+  const image = (name: string) =>
+    new Image({
+      id: "id",
+      name,
+      ref: null,
+      manifestDigest: null,
+      platform: null,
+      managed: true,
+      rootfs: "/r",
+      kernel: "/k",
+      initrd: null,
+      modules: null,
+      sizeBytes: 1,
+      createdAt: "2026-01-01T00:00:00.000Z"
+    })
+  const operationsIn = (ttl: Duration.DurationInput = "1 hour") =>
+    Operations.layer({ ttl }).pipe(Layer.provideMerge(OperationStore.layerMemory))
+
+  it.live("a cancel landing in an uninterruptible commit reports what was committed", () =>
+    Effect.gen(function* () {
+      const operations = yield* Operations
+      const begun = yield* operations.begin({
+        kind: "image.pull",
+        target: "late",
+        run: () => Effect.uninterruptible(Effect.as(Effect.sleep("200 millis"), image("late"))),
+        settleInterrupted: Effect.succeed(Option.some(image("late")))
+      })
+      yield* Effect.sleep("50 millis")
+      const final = yield* operations.cancel(begun.id)
+      expect(final.state).toBe("succeeded")
+      expect(final.result?.name).toBe("late")
+    }).pipe(Effect.provide(operationsIn()), Effect.scoped)
+  )
+
+  it.live("operations a dead daemon left running are marked failed on start", () =>
+    Effect.gen(function* () {
+      const store = yield* OperationStore
+      yield* store.save(
+        new OperationStatus({
+          id: "orphan",
+          kind: "image.pull",
+          target: "x",
+          state: "running",
+          stage: "fetch",
+          progress: emptyProgress,
+          result: null,
+          error: null,
+          startedAt: "2026-01-01T00:00:00.000Z",
+          endedAt: null
+        })
+      )
+      const status = yield* Effect.flatMap(Operations, (operations) => operations.status("orphan")).pipe(
+        Effect.provide(Operations.layer({ ttl: "1 hour" }))
+      )
+      expect(status.state).toBe("failed")
+      expect(status.stage).toBe("fetch")
+      expect(status.error?._tag).toBe("OperationFailed")
+      expect(status.endedAt).not.toBeNull()
+    }).pipe(Effect.provide(OperationStore.layerMemory), Effect.scoped)
+  )
+
+  it.live("watch of a finished operation yields its final status once", () =>
+    Effect.gen(function* () {
+      const operations = yield* Operations
+      const begun = yield* operations.begin({ kind: "image.pull", target: "t", run: () => Effect.succeed(image("t")) })
+      const fiber = yield* Effect.fork(lastOf(operations.watch(begun.id)))
+      expect((yield* Fiber.join(fiber)).state).toBe("succeeded")
+      const again = Chunk.toReadonlyArray(yield* Stream.runCollect(operations.watch(begun.id)))
+      expect(again.map((status) => status.state)).toEqual(["succeeded"])
+    }).pipe(Effect.provide(operationsIn()), Effect.scoped)
+  )
+})
