@@ -16,7 +16,7 @@ import { Ext4Error } from "../../src/domain/errors.js"
 import type { EntryType } from "../../src/domain/tree.js"
 import { expressible, inodeSpec, quote } from "../../src/layers/ext4/debugfs-script.js"
 import { parseRecords } from "../../src/layers/ext4/listing.js"
-import { collectBytes, runTool } from "../../src/layers/ext4/process.js"
+import { runTool } from "../../src/layers/ext4/process.js"
 
 export interface ImageEntry {
   /** Relative path, "" for the root (as in `TreeEntry`). */
@@ -60,12 +60,20 @@ interface Step<A> {
 const runSteps = <A>(image: string, steps: ReadonlyArray<Step<A>>) =>
   Effect.gen(function* () {
     if (steps.length === 0) return []
+    const fs = yield* FileSystem.FileSystem
     const script = steps.map((step) => `${step.command}\n`).join("")
-    const result = yield* runTool(
-      { tool: "debugfs", args: ["-f", "-", image], stdin: Stream.make(Buffer.from(script)), mergeStderr: true },
-      (stdout) => collectBytes(stdout).pipe(Effect.map((bytes) => bytes.toString("latin1")))
+    const { output, result } = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "ext4-inspect-" }).pipe(Effect.orDie)
+        const outputFile = path.join(dir, "out")
+        const result = yield* runTool(
+          { tool: "debugfs", args: ["-f", "-", image], stdin: Stream.make(Buffer.from(script)), outputFile },
+          () => Effect.void
+        )
+        const bytes = yield* fs.readFile(outputFile).pipe(Effect.orDie)
+        return { output: Buffer.from(bytes).toString("latin1"), result }
+      })
     )
-    const output = result.stdout
     const echo = (index: number) => latin1(`debugfs: ${steps[index]!.command}\n`)
     let position = output.indexOf(echo(0))
     if (position < 0 || result.exitCode !== 0)
@@ -213,7 +221,7 @@ const readLines = (
 /** Every inode of the image under every name, sorted by path. */
 export const inspectImage = (
   image: string
-): Effect.Effect<Array<ImageEntry>, Ext4Error, CommandExecutor.CommandExecutor> =>
+): Effect.Effect<Array<ImageEntry>, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> =>
   Effect.gen(function* () {
     const names: Array<{ readonly path: string; readonly ino: number }> = [{ path: "", ino: 2 }]
     const inodes = new Map<number, RawInode>()

@@ -54,7 +54,7 @@ export const build = Effect.fn("ext4.build")(function* (
           )
         )
       yield* makeFilesystem({ ...options, treeDir: options.tree.dir, workDir, env })
-      const inodes = yield* resolveInodes(options.output, options.tree.entries)
+      const inodes = yield* resolveInodes(options.output, options.tree.entries, workDir)
       yield* applyMetadata(options.output, inodes, workDir, env)
     })
   ).pipe(Effect.onError(() => fs.remove(options.output, { force: true }).pipe(Effect.ignore)))

@@ -1,7 +1,8 @@
-import type { CommandExecutor } from "@effect/platform"
+import * as path from "node:path"
+import { type CommandExecutor, FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
 import { Ext4Error } from "../../domain/errors.js"
-import { runToolText } from "./process.js"
+import { runTool } from "./process.js"
 
 /** One directory entry as `ls -p` prints it: `/ino/mode/uid/gid/name/size/` (size empty for dirs). */
 export interface ListedEntry {
@@ -72,26 +73,41 @@ export const parseListings = (output: string, specs: ReadonlyArray<string>): Arr
   return results
 }
 
-/** Lists directories (by debugfs inode spec or quoted path) in one read-only debugfs run. */
+let runs = 0
+
+/**
+ * Lists directories (by debugfs inode spec or quoted path) in one read-only debugfs run whose
+ * output goes to a file in `workDir`.
+ */
 export const listDirectories = (
   image: string,
-  specs: ReadonlyArray<string>
-): Effect.Effect<Array<Listing>, Ext4Error, CommandExecutor.CommandExecutor> =>
+  specs: ReadonlyArray<string>,
+  workDir: string
+): Effect.Effect<Array<Listing>, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> =>
   Effect.gen(function* () {
     if (specs.length === 0) return []
+    const fs = yield* FileSystem.FileSystem
     const script = specs.map((spec) => `${listCommand(spec)}\n`).join("")
-    const result = yield* runToolText({
-      tool: "debugfs",
-      args: ["-f", "-", image],
-      stdin: Stream.make(new TextEncoder().encode(script)),
-      mergeStderr: true
-    })
-    const parsed = parseListings(result.stdout, specs)
+    const outputFile = path.join(workDir, `listing-${process.pid}-${runs++}.out`)
+    const result = yield* runTool(
+      { tool: "debugfs", args: ["-f", "-", image], stdin: Stream.make(new TextEncoder().encode(script)), outputFile },
+      () => Effect.void
+    )
+    const output = yield* fs
+      .readFileString(outputFile)
+      .pipe(
+        Effect.mapError(
+          (error) =>
+            new Ext4Error({ tool: "debugfs", reason: `could not read its output: ${error.message}`, stderr: "" })
+        )
+      )
+    yield* fs.remove(outputFile).pipe(Effect.ignore)
+    const parsed = parseListings(output, specs)
     if (typeof parsed === "string" || result.exitCode !== 0) {
       return yield* new Ext4Error({
         tool: "debugfs",
         reason: typeof parsed === "string" ? parsed : `exited with ${result.exitCode} while listing directories`,
-        stderr: result.stdout.slice(-4000)
+        stderr: output.slice(-4000)
       })
     }
     return parsed

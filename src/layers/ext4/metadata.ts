@@ -147,18 +147,40 @@ export const planMetadata = (inodes: ReadonlyArray<ResolvedInode>, valueDir: str
 const verbs = /^debugfs: (sif|ea_set|unlink|kill_file|cd|mknod|ln) /
 const quiet = /^(|Allocated inode: \d+|debugfs \d+\.\d+.*)$/
 
-interface Scan {
-  readonly echoed: number
-  readonly last: string
-  readonly errors: ReadonlyArray<string>
-  readonly errorCount: number
-}
+/** Tallies echoes and keeps the first few errors, each with the command it followed. */
+class Scanner {
+  echoed = 0
+  errorCount = 0
+  readonly errors: Array<string> = []
+  private last = ""
+  private carry: Buffer = Buffer.alloc(0)
 
-const scanLine = (scan: Scan, line: string): Scan => {
-  if (verbs.test(line)) return { ...scan, echoed: scan.echoed + 1, last: line.slice("debugfs: ".length) }
-  if (quiet.test(line)) return scan
-  const errors = scan.errors.length < 20 ? [...scan.errors, `${scan.last || "debugfs"}: ${line}`] : scan.errors
-  return { ...scan, errors, errorCount: scan.errorCount + 1 }
+  line(line: string) {
+    if (verbs.test(line)) {
+      this.echoed++
+      this.last = line.slice("debugfs: ".length)
+    } else if (!quiet.test(line)) {
+      this.errorCount++
+      if (this.errors.length < 20) this.errors.push(`${this.last || "debugfs"}: ${line}`)
+    }
+  }
+
+  /** Feeds raw output; lines split across chunks (or inside a UTF-8 sequence) wait for the rest. */
+  chunk(bytes: Uint8Array) {
+    const data = this.carry.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.carry, bytes])
+    const end = data.lastIndexOf(10)
+    if (end < 0) {
+      this.carry = data
+      return
+    }
+    for (const line of data.toString("utf8", 0, end).split("\n")) this.line(line)
+    this.carry = data.subarray(end + 1)
+  }
+
+  finish() {
+    if (this.carry.length > 0) this.line(this.carry.toString("utf8"))
+    this.carry = Buffer.alloc(0)
+  }
 }
 
 /**
@@ -187,22 +209,25 @@ export const applyMetadata = Effect.fn("ext4.applyMetadata")(function* (
     )
   )
   const encoder = new TextEncoder()
+  const outputFile = path.join(workDir, "metadata.out")
   const result = yield* runTool(
     {
       tool: "debugfs",
       args: ["-w", "-f", "-", image],
       env,
       stdin: Stream.fromIterable(chunks).pipe(Stream.map((text) => encoder.encode(text))),
-      mergeStderr: true
+      outputFile
     },
-    (stdout) =>
-      stdout.pipe(
-        Stream.decodeText(),
-        Stream.splitLines,
-        Stream.runFold({ echoed: 0, last: "", errors: [], errorCount: 0 } as Scan, scanLine)
-      )
+    () => Effect.void
   )
-  const scan = result.stdout
+  const scan = new Scanner()
+  yield* fs.stream(outputFile, { chunkSize: 1024 * 1024 }).pipe(
+    Stream.runForEach((bytes) => Effect.sync(() => scan.chunk(bytes))),
+    Effect.mapError(
+      (error) => new Ext4Error({ tool: "debugfs", reason: `could not read its output: ${error.message}`, stderr: "" })
+    )
+  )
+  scan.finish()
   const expected = commandCount()
   if (scan.errorCount > 0 || result.exitCode !== 0 || scan.echoed !== expected) {
     const reason =

@@ -15,10 +15,12 @@ export interface ToolRun {
   /** Fed to the tool's stdin; stdin is closed at once when absent. */
   readonly stdin?: Stream.Stream<Uint8Array> | undefined
   /**
-   * Run through `sh` with stderr folded into stdout: debugfs writes its command echo to stdout and
-   * its errors to stderr, both unbuffered, so one pipe keeps every error right after its command.
+   * Send stdout and stderr, in order, to this file instead of pipes. debugfs writes its command
+   * echo to stdout and its errors to stderr, both unbuffered, so one destination keeps each error
+   * right after its command; and a file, unlike a pipe, does not wake the reader for every
+   * fprintf (listing 3,000 directories took 3.3 s through a pipe, 0.3 s into a file).
    */
-  readonly mergeStderr?: boolean | undefined
+  readonly outputFile?: string | undefined
 }
 
 export interface ToolResult<A> {
@@ -31,9 +33,10 @@ export interface ToolResult<A> {
 const baseEnv = { LC_ALL: "C", LANG: "C" }
 
 const toCommand = (run: ToolRun) => {
-  const command = run.mergeStderr
-    ? Command.make("sh", "-c", 'exec "$0" "$@" 2>&1', run.tool, ...run.args)
-    : Command.make(run.tool, ...run.args)
+  const command =
+    run.outputFile !== undefined
+      ? Command.make("sh", "-c", 'out="$1"; shift; exec "$0" "$@" >"$out" 2>&1', run.tool, run.outputFile, ...run.args)
+      : Command.make(run.tool, ...run.args)
   return command.pipe(Command.env({ ...baseEnv, ...run.env }), Command.stdin(run.stdin ?? Stream.empty))
 }
 

@@ -1,4 +1,4 @@
-import type { CommandExecutor } from "@effect/platform"
+import type { CommandExecutor, FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { Ext4Error } from "../../domain/errors.js"
 import type { TreeEntry } from "../../domain/tree.js"
@@ -57,8 +57,9 @@ const acceptsType = (entry: TreeEntry, mode: number) => {
  */
 export const resolveInodes = Effect.fn("ext4.resolveInodes")(function* (
   image: string,
-  entries: ReadonlyArray<TreeEntry>
-): Effect.fn.Return<Array<ResolvedInode>, Ext4Error, CommandExecutor.CommandExecutor> {
+  entries: ReadonlyArray<TreeEntry>,
+  workDir: string
+): Effect.fn.Return<Array<ResolvedInode>, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> {
   const byPath = new Map<string, TreeEntry>()
   for (const entry of entries) {
     if (byPath.has(entry.path)) return yield* fail(`duplicate entry "${entry.path}"`)
@@ -92,7 +93,8 @@ export const resolveInodes = Effect.fn("ext4.resolveInodes")(function* (
     }
     const listings = yield* listDirectories(
       image,
-      batch.map((dir) => dir.spec)
+      batch.map((dir) => dir.spec),
+      workDir
     )
     for (const [index, listing] of listings.entries()) {
       const dir = batch[index]!

@@ -142,7 +142,8 @@ const shortfall = (sizeBytes: number, usage: TreeUsage): number | undefined => {
   const geometry: Layout | undefined = layout(sizeBytes, inodesFor(sizeBytes, usage))
   if (geometry === undefined || geometry.inodes < usage.inodes) return undefined
   const journal = geometry.journalBlocks + extentTreeBlocks(2 * Math.ceil(geometry.journalBlocks / 32768) + 1)
-  const resizeInode = geometry.reservedGdtBlocks > 0 ? 1 : 0
+  // The resize inode keeps its indirect block even when no GDT blocks are reserved.
+  const resizeInode = 1
   const afterMetadata = geometry.blocks - geometry.metadataBlocks - resizeInode - 5
   // mkfs refuses a journal larger than half of what is free when it adds it.
   if (geometry.journalBlocks > afterMetadata / 2) return undefined
