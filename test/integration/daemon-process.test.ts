@@ -7,7 +7,7 @@ import { DaemonSocket, pullViaDaemon } from "../../src/cli/daemon-client.js"
 import { BangerClient } from "../../src/rpc/client.js"
 import type { OperationStatus } from "../../src/rpc/schemas.js"
 import { connect, listDir, tempDir, writeKernel } from "../support/daemon-harness.js"
-import { runCli, startFixtureDaemon, waitFor } from "../support/daemon-process.js"
+import { cliBundle, runCli, startFixtureDaemon, startProcess, waitFor } from "../support/daemon-process.js"
 
 /** A state dir and socket path under a fresh temp dir. */
 const setup = Effect.gen(function* () {
@@ -146,6 +146,23 @@ describe("daemon process", () => {
       expect(listDir(path.join(stateDir, "images"))).toEqual([])
       expect(listDir(path.join(stateDir, "tmp"))).toEqual([])
       expect(yield* next.image.list()).toEqual([])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a daemon dying under a watching CLI fails the CLI promptly instead of hanging it", () =>
+    Effect.gen(function* () {
+      const { stateDir, socket, kernel } = yield* setup
+      const daemon = yield* startFixtureDaemon({ stateDir, socket, steps: 500, stepMs: 20 })
+      const client = yield* connect(socket)
+      const begun = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Paths", kernel } })
+      const watch = yield* startProcess(cliBundle(), ["--state-dir", stateDir, "op", "watch", begun.id], cliEnv(socket))
+      // The plain progress renderer prints the stage once the watch delivers it.
+      yield* waitFor(() => watch.output().includes("fetch"), "the CLI to follow the operation", watch)
+      daemon.child.kill("SIGKILL")
+      const killedAt = Date.now()
+      expect(yield* Effect.promise(() => watch.exited)).toBe(1)
+      expect(watch.output()).toContain(`banger: cannot use the banger daemon at ${socket}: lost the connection`)
+      expect(Date.now() - killedAt).toBeLessThan(10_000)
     }).pipe(Effect.scoped)
   )
 
