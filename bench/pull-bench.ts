@@ -1,0 +1,717 @@
+/**
+ * Cold and warm `banger image pull` of a ~200 MB rootfs image from a local registry, side by side
+ * with the peer toolchain on the same image: `skopeo copy` + `umoci unpack` + `mkfs.ext4 -d`.
+ *
+ *   npm run bench -- [--runs 5] [--banger-only] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]
+ *
+ * Cold: empty blob cache (banger: fresh state dir; toolchain: empty OCI layout). Warm: every layer
+ * already cached (banger: same state dir, another --name; toolchain: skopeo into the same layout, so
+ * it reuses the blobs, then a fresh unpack and mkfs). Runs are interleaved and alternate which side
+ * goes first. Peak RSS is the banger node process's VmHWM, polled from /proc until it exits; its
+ * child processes (mkfs.ext4, debugfs, e2fsck) are polled and reported separately.
+ *
+ * The image (Debian minbase split in three layers, plus a layer of real files from this host) is
+ * built once and cached under `.bench/layers/`; a registry on 127.0.0.1 is started for each bench.
+ * See bench/README.md.
+ */
+
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { debianRootfs, debianRootfsInfo, repoRoot } from "../test/support/debian-rootfs.js"
+import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
+import { type LayerFile, layerFromDirectory, splitDebianImage } from "../test/support/rootfs-layers.js"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  readonly runs: number
+  readonly bangerOnly: boolean
+  readonly out: string | undefined
+  readonly cpuProf: string | undefined
+  readonly kernel: string | undefined
+  readonly initrd: string | undefined
+}
+
+const usage = `usage: npm run bench -- [--runs N] [--banger-only] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]`
+
+const parseArgs = (argv: ReadonlyArray<string>): Options => {
+  const options: { -readonly [K in keyof Options]: Options[K] } = {
+    runs: 5,
+    bangerOnly: false,
+    out: undefined,
+    cpuProf: undefined,
+    kernel: undefined,
+    initrd: undefined
+  }
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!
+    const value = () => {
+      const next = argv[++index]
+      if (next === undefined) throw new Error(`${arg} needs a value\n${usage}`)
+      return next
+    }
+    switch (arg) {
+      case "--runs":
+        options.runs = Number(value())
+        if (!Number.isInteger(options.runs) || options.runs < 1) throw new Error(`--runs must be a positive integer`)
+        break
+      case "--banger-only":
+        options.bangerOnly = true
+        break
+      case "--out":
+        options.out = path.resolve(value())
+        break
+      case "--cpu-prof":
+        options.cpuProf = path.resolve(value())
+        break
+      case "--kernel":
+        options.kernel = path.resolve(value())
+        break
+      case "--initrd":
+        options.initrd = path.resolve(value())
+        break
+      case "-h":
+      case "--help":
+        console.log(usage)
+        process.exit(0)
+        break
+      default:
+        throw new Error(`unknown argument ${arg}\n${usage}`)
+    }
+  }
+  return options
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preflight
+
+const TOOLS: ReadonlyArray<readonly [tool: string, pkg: string, toolchainOnly: boolean]> = [
+  ["docker-registry", "docker-registry", false],
+  ["mkfs.ext4", "e2fsprogs", false],
+  ["debugfs", "e2fsprogs", false],
+  ["e2fsck", "e2fsprogs", false],
+  ["skopeo", "skopeo", true],
+  ["umoci", "umoci", true]
+]
+
+const onPath = (tool: string) => spawnSync("sh", ["-c", `command -v "$0"`, tool]).status === 0
+
+const preflight = (options: Options) => {
+  const missing = TOOLS.filter(([tool, , toolchainOnly]) => !(toolchainOnly && options.bangerOnly) && !onPath(tool))
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map(([, pkg]) => pkg))]
+    throw new Error(
+      `missing ${missing.map(([tool]) => tool).join(", ")}; on Debian: apt-get install ${packages.join(" ")}`
+    )
+  }
+}
+
+/** The newest /boot/vmlinuz-* and its initrd, unless given. */
+const findKernel = async (options: Options) => {
+  if (options.kernel) return { kernel: options.kernel, initrd: options.initrd }
+  const names = (await fs.readdir("/boot").catch(() => [] as Array<string>)).filter((n) => n.startsWith("vmlinuz-"))
+  const newest = names.sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1)
+  if (newest === undefined) throw new Error("no /boot/vmlinuz-*: pass --kernel (and --initrd)")
+  const initrd = path.join("/boot", `initrd.img-${newest.slice("vmlinuz-".length)}`)
+  const hasInitrd = await fs.access(initrd).then(
+    () => true,
+    () => false
+  )
+  return { kernel: path.join("/boot", newest), initrd: options.initrd ?? (hasInitrd ? initrd : undefined) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image
+
+/** Directories of real host files for the extra layer, taken whole, in order, until the image reaches TARGET. */
+const EXTRA_CANDIDATES = [
+  "usr/lib/python3.11",
+  "usr/share/perl",
+  "usr/lib/x86_64-linux-gnu/perl",
+  "usr/share/man",
+  "usr/share/locale"
+]
+const TARGET_BYTES = 200 * 1024 * 1024
+const GZIP_LEVEL = 6
+const CACHE_VERSION = 1
+
+interface BenchLayer extends LayerFile {
+  readonly name: string
+}
+
+interface LayerCache {
+  readonly version: number
+  readonly debianBuiltAt: string
+  readonly extraDirs: ReadonlyArray<string>
+  readonly level: number
+  readonly layers: ReadonlyArray<BenchLayer>
+}
+
+const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`)
+
+/** Apparent bytes of regular files below `dir` (hard links counted once). */
+const treeBytes = async (dir: string): Promise<number> => {
+  const seen = new Set<string>()
+  let total = 0
+  const walk = async (current: string) => {
+    for (const entry of await fs.readdir(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name)
+      if (entry.isDirectory()) await walk(full)
+      else if (entry.isFile()) {
+        const stats = await fs.lstat(full)
+        const key = `${stats.dev}:${stats.ino}`
+        if (seen.has(key)) continue
+        seen.add(key)
+        total += stats.size
+      }
+    }
+  }
+  await walk(dir)
+  return total
+}
+
+const chooseExtraDirs = async (debianBytes: number) => {
+  const chosen: Array<string> = []
+  let total = debianBytes
+  for (const dir of EXTRA_CANDIDATES) {
+    if (total >= TARGET_BYTES) break
+    const stats = await fs.lstat(path.join("/", dir)).catch(() => undefined)
+    if (!stats?.isDirectory()) continue
+    chosen.push(dir)
+    total += await treeBytes(path.join("/", dir))
+  }
+  return chosen
+}
+
+const fileSize = (file: string) =>
+  fs.stat(file).then(
+    (stats) => stats.size,
+    () => -1
+  )
+
+/** The bench image's layers, from `.bench/layers/` when a complete build for the same inputs is there. */
+const benchLayers = async (): Promise<ReadonlyArray<BenchLayer>> => {
+  const dir = path.join(repoRoot, ".bench", "layers")
+  const metaPath = path.join(dir, "layers.json")
+  const rootfs = await debianRootfs({
+    onBuilt: (info) => log(`debootstrap took ${(info.durationMs / 1000).toFixed(0)} s`)
+  })
+  const debian = await debianRootfsInfo()
+  const cached = JSON.parse(await fs.readFile(metaPath, "utf8").catch(() => "null")) as LayerCache | null
+  if (
+    cached?.version === CACHE_VERSION &&
+    cached.debianBuiltAt === debian?.builtAt &&
+    cached.level === GZIP_LEVEL &&
+    (await Promise.all(cached.layers.map(async (layer) => (await fileSize(layer.path)) === layer.size))).every(Boolean)
+  ) {
+    return cached.layers
+  }
+  log("building the bench image layers (once; cached in .bench/layers)")
+  const started = performance.now()
+  await fs.rm(dir, { recursive: true, force: true })
+  await fs.mkdir(dir, { recursive: true })
+  const split = await splitDebianImage(rootfs, dir, { level: GZIP_LEVEL })
+  const debianBytes = split.layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0)
+  const extraDirs = await chooseExtraDirs(debianBytes)
+  const extra = await layerFromDirectory("/", {
+    output: path.join(dir, "extra.tar.gz"),
+    filter: (p) => extraDirs.some((extraDir) => under(p, extraDir) || under(extraDir, p)),
+    level: GZIP_LEVEL
+  })
+  const [base, docs, top] = split.layers
+  // The host files go between the Debian layers and the small top layer, as an app layer would.
+  const layers: Array<BenchLayer> = [base!, docs!, { ...extra, name: "extra" }, top!]
+  const meta: LayerCache = {
+    version: CACHE_VERSION,
+    debianBuiltAt: debian?.builtAt ?? "",
+    extraDirs,
+    level: GZIP_LEVEL,
+    layers
+  }
+  await fs.writeFile(metaPath, `${JSON.stringify(meta, null, 2)}\n`)
+  log(`built in ${((performance.now() - started) / 1000).toFixed(0)} s (extra layer: ${extraDirs.join(", ")})`)
+  return layers
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running and watching processes
+
+interface ProcessPeak {
+  readonly name: string
+  /** VmHWM in bytes. */
+  readonly peakRss: number
+  /** First and last time the poller saw it, ms after the watched command started. */
+  readonly firstSeen: number
+  readonly lastSeen: number
+}
+
+interface Watched {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly wallMs: number
+  readonly stdout: string
+  readonly stderr: string
+  /** The command's own process: VmHWM, user+system CPU seconds at the last poll. */
+  readonly peakRss: number
+  readonly cpuSeconds: number
+  /** Descendants by pid, in order of appearance. */
+  readonly children: ReadonlyArray<ProcessPeak>
+  /** Lines of stderr with the ms (after start) they arrived. */
+  readonly stderrLines: ReadonlyArray<readonly [ms: number, line: string]>
+  /** The command's own VmRSS at each poll. */
+  readonly rssSamples: ReadonlyArray<readonly [ms: number, rss: number]>
+}
+
+const running = new Set<ChildProcess>()
+const POLL_MS = 20
+const CLOCK_TICKS = 100
+
+const readStatus = async (pid: number) => {
+  const text = await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => undefined)
+  if (text === undefined) return undefined
+  const name = /^Name:\s*(.*)$/m.exec(text)?.[1] ?? "?"
+  const hwm = Number(/^VmHWM:\s*(\d+) kB$/m.exec(text)?.[1] ?? 0) * 1024
+  const rss = Number(/^VmRSS:\s*(\d+) kB$/m.exec(text)?.[1] ?? 0) * 1024
+  return { name, hwm, rss }
+}
+
+const readCpu = async (pid: number) => {
+  const text = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined)
+  if (text === undefined) return undefined
+  // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+const childrenOf = async (pid: number): Promise<Array<number>> => {
+  const tasks = await fs.readdir(`/proc/${pid}/task`).catch(() => [] as Array<string>)
+  const found: Array<number> = []
+  for (const task of tasks) {
+    const text = await fs.readFile(`/proc/${pid}/task/${task}/children`, "utf8").catch(() => "")
+    for (const word of text.split(" ")) if (word.trim() !== "") found.push(Number(word))
+  }
+  return found
+}
+
+/** Runs a command to completion while polling its and its descendants' peak RSS. */
+const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.ProcessEnv): Promise<Watched> =>
+  new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env })
+    running.add(child)
+    const stdout: Array<Buffer> = []
+    const stderrLines: Array<readonly [number, string]> = []
+    let stderrTail = ""
+    let partial = ""
+    child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk))
+    child.stderr!.on("data", (chunk: Buffer) => {
+      const now = performance.now() - started
+      const text = chunk.toString("utf8")
+      stderrTail = (stderrTail + text).slice(-16_000)
+      const lines = (partial + text).split("\n")
+      partial = lines.pop()!
+      for (const line of lines) stderrLines.push([now, line])
+    })
+    let peakRss = 0
+    let cpuSeconds = 0
+    const rssSamples: Array<readonly [number, number]> = []
+    const children = new Map<number, { name: string; peakRss: number; firstSeen: number; lastSeen: number }>()
+    let polling = true
+    const poll = async () => {
+      const pid = child.pid!
+      while (polling) {
+        const now = performance.now() - started
+        const status = await readStatus(pid)
+        if (status) {
+          peakRss = Math.max(peakRss, status.hwm)
+          rssSamples.push([now, status.rss])
+        }
+        cpuSeconds = (await readCpu(pid)) ?? cpuSeconds
+        const queue = await childrenOf(pid)
+        while (queue.length > 0) {
+          const descendant = queue.shift()!
+          const info = await readStatus(descendant)
+          if (info === undefined) continue
+          const known = children.get(descendant)
+          // A pid that exec'd (sh -c 'exec debugfs') keeps its slot under the newest name.
+          if (known) {
+            known.name = info.name
+            known.peakRss = Math.max(known.peakRss, info.hwm)
+            known.lastSeen = now
+          } else children.set(descendant, { name: info.name, peakRss: info.hwm, firstSeen: now, lastSeen: now })
+          queue.push(...(await childrenOf(descendant)))
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS))
+      }
+    }
+    const poller = poll()
+    child.on("error", (error) => {
+      polling = false
+      running.delete(child)
+      reject(error)
+    })
+    child.on("close", async (code, signal) => {
+      const wallMs = performance.now() - started
+      polling = false
+      running.delete(child)
+      await poller
+      if (partial !== "") stderrLines.push([wallMs, partial])
+      resolve({
+        code,
+        signal,
+        wallMs,
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderr: stderrTail,
+        peakRss,
+        cpuSeconds,
+        children: [...children.values()],
+        stderrLines,
+        rssSamples
+      })
+    })
+  })
+
+const check = (what: string, result: Watched) => {
+  if (result.code !== 0) {
+    throw new Error(`${what} failed (${result.signal ?? result.code}):\n${result.stderr.slice(-4000)}`)
+  }
+  return result
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two sides
+
+const bangerBin = path.join(repoRoot, "bin", "banger")
+/** Stage names the CLI prints on stderr when it is not a terminal. */
+const STAGES = ["resolve", "fetch", "flatten", "size", "mkfs", "stage-boot", "publish"]
+
+interface Sample {
+  readonly wallMs: number
+  /** Named parts of the wall time, ms. */
+  readonly parts: Readonly<Record<string, number>>
+  readonly peakRss: number
+  readonly cpuSeconds?: number
+  /** banger: the largest VmRSS polled in each stage. */
+  readonly stageRss?: Readonly<Record<string, number>>
+  readonly children: ReadonlyArray<ProcessPeak>
+}
+
+/** Time spent in each stage the CLI reported, and the largest VmRSS polled during it. */
+const stageTimes = (result: Watched) => {
+  const marks = result.stderrLines.filter(([, line]) => STAGES.includes(line.trim()))
+  const spans: Array<readonly [name: string, start: number, end: number]> = []
+  if (marks.length > 0) spans.push(["startup", 0, marks[0]![0]])
+  for (const [index, [ms, line]] of marks.entries()) {
+    spans.push([line.trim(), ms, index + 1 < marks.length ? marks[index + 1]![0] : result.wallMs])
+  }
+  const parts: Record<string, number> = {}
+  const stageRss: Record<string, number> = {}
+  for (const [name, start, end] of spans) {
+    parts[name] = (parts[name] ?? 0) + end - start
+    for (const [ms, rss] of result.rssSamples) {
+      if (ms >= start && ms < end) stageRss[name] = Math.max(stageRss[name] ?? 0, rss)
+    }
+  }
+  return { parts, stageRss }
+}
+
+const runBanger = async (
+  context: { readonly ref: string; readonly stateDir: string; readonly kernel: string; readonly initrd?: string },
+  name: string,
+  cpuProf: string | undefined
+) => {
+  const nodeArgs = cpuProf
+    ? ["--cpu-prof", "--cpu-prof-dir", cpuProf, "--cpu-prof-name", `${name}-${Date.now()}.cpuprofile`]
+    : []
+  const args = [
+    ...nodeArgs,
+    bangerBin,
+    "--state-dir",
+    context.stateDir,
+    "image",
+    "pull",
+    context.ref,
+    "--name",
+    name,
+    "--kernel",
+    context.kernel,
+    ...(context.initrd ? ["--initrd", context.initrd] : []),
+    "--json"
+  ]
+  const result = check(`banger image pull (${name})`, await watch(process.execPath, args))
+  const image = JSON.parse(result.stdout) as { sizeBytes: number; rootfs: string }
+  const { parts, stageRss } = stageTimes(result)
+  const sample: Sample = {
+    wallMs: result.wallMs,
+    parts,
+    stageRss,
+    peakRss: result.peakRss,
+    cpuSeconds: result.cpuSeconds,
+    children: result.children
+  }
+  return { sample, sizeBytes: image.sizeBytes }
+}
+
+const runToolchain = async (
+  context: { readonly ref: string; readonly ociDir: string; readonly workDir: string },
+  label: string,
+  sizeBytes: number
+) => {
+  const bundle = path.join(context.workDir, `bundle-${label}`)
+  const image = path.join(context.workDir, `toolchain-${label}.ext4`)
+  const rootless = process.getuid?.() !== 0
+  const steps: Array<readonly [string, string, ReadonlyArray<string>]> = [
+    [
+      "skopeo",
+      "skopeo",
+      ["copy", "--quiet", "--src-tls-verify=false", `docker://${context.ref}`, `oci:${context.ociDir}:1`]
+    ],
+    ["umoci", "umoci", ["unpack", ...(rootless ? ["--rootless"] : []), "--image", `${context.ociDir}:1`, bundle]],
+    ["mkfs", "mkfs.ext4", ["-q", "-F", "-d", path.join(bundle, "rootfs"), image, `${Math.floor(sizeBytes / 1024)}k`]]
+  ]
+  const parts: Record<string, number> = {}
+  const children: Array<ProcessPeak> = []
+  let wallMs = 0
+  let peakRss = 0
+  for (const [part, command, args] of steps) {
+    const result = check(`${command} (${label})`, await watch(command, args))
+    parts[part] = result.wallMs
+    wallMs += result.wallMs
+    peakRss = Math.max(peakRss, result.peakRss)
+    children.push({ name: command, peakRss: result.peakRss, firstSeen: 0, lastSeen: result.wallMs }, ...result.children)
+  }
+  const sample: Sample = { wallMs, parts, peakRss, children }
+  return sample
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+const MiB = 1024 * 1024
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`
+
+const medianParts = (samples: ReadonlyArray<Sample>) => {
+  const names = [...new Set(samples.flatMap((sample) => Object.keys(sample.parts)))]
+  return Object.fromEntries(names.map((name) => [name, median(samples.map((sample) => sample.parts[name] ?? 0))]))
+}
+
+/** Per process name: the largest VmHWM and the median total time it was seen running. */
+const childPeaks = (samples: ReadonlyArray<Sample>) => {
+  const names = [...new Set(samples.flatMap((sample) => sample.children.map((child) => child.name)))]
+  return Object.fromEntries(
+    names.map((name) => [
+      name,
+      {
+        peakRss: Math.max(...samples.flatMap((s) => s.children.filter((c) => c.name === name).map((c) => c.peakRss))),
+        medianMs: median(
+          samples.map((s) =>
+            s.children.filter((c) => c.name === name).reduce((sum, c) => sum + c.lastSeen - c.firstSeen, 0)
+          )
+        )
+      }
+    ])
+  )
+}
+
+const summarize = (samples: ReadonlyArray<Sample>) => ({
+  medianMs: median(samples.map((s) => s.wallMs)),
+  minMs: Math.min(...samples.map((s) => s.wallMs)),
+  maxMs: Math.max(...samples.map((s) => s.wallMs)),
+  peakRss: Math.max(...samples.map((s) => s.peakRss)),
+  medianCpuSeconds: samples.every((s) => s.cpuSeconds !== undefined)
+    ? median(samples.map((s) => s.cpuSeconds!))
+    : undefined,
+  parts: medianParts(samples),
+  stageRss: Object.fromEntries(
+    [...new Set(samples.flatMap((s) => Object.keys(s.stageRss ?? {})))].map((name) => [
+      name,
+      Math.max(...samples.map((s) => s.stageRss?.[name] ?? 0))
+    ])
+  ),
+  children: childPeaks(samples)
+})
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
+
+const formatParts = (parts: Readonly<Record<string, number>>) =>
+  Object.entries(parts)
+    .map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)}`)
+    .join(", ")
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const main = async () => {
+  const options = parseArgs(process.argv.slice(2))
+  preflight(options)
+  const { kernel, initrd } = await findKernel(options)
+  if (options.cpuProf) await fs.mkdir(options.cpuProf, { recursive: true })
+  const layers = await benchLayers()
+  const uncompressed = layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0)
+  const compressed = layers.reduce((sum, layer) => sum + layer.size, 0)
+  const entries = layers.reduce((sum, layer) => sum + layer.entries, 0)
+  log(
+    `image: ${layers.length} layers, ${mib(uncompressed)} uncompressed, ${mib(compressed)} gzip-${GZIP_LEVEL}, ${entries} tar entries`
+  )
+
+  let registry: TestRegistry | undefined
+  const workRoot = await fs.mkdtemp(path.join(os.tmpdir(), "banger-bench-"))
+  const cleanup = async () => {
+    for (const child of running) child.kill("SIGKILL")
+    await registry?.stop()
+    await fs.rm(workRoot, { recursive: true, force: true })
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`)
+    void cleanup().finally(() => process.exit(130))
+  }
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+
+  try {
+    registry = await startRegistry()
+    await pushImage(registry, "bench", "1", { layers })
+    const ref = `${registry.host}/bench:1`
+    log(`pushed ${ref}; ${options.runs} run(s)${options.bangerOnly ? ", banger only" : ""}`)
+
+    const samples = {
+      bangerCold: [] as Array<Sample>,
+      bangerWarm: [] as Array<Sample>,
+      toolchainCold: [] as Array<Sample>,
+      toolchainWarm: [] as Array<Sample>
+    }
+    let imageSize = 0
+    for (let run = 0; run < options.runs; run++) {
+      const workDir = path.join(workRoot, `run-${run}`)
+      await fs.mkdir(workDir)
+      const banger = { ref, stateDir: path.join(workDir, "state"), kernel, ...(initrd ? { initrd } : {}) }
+      const toolchain = { ref, ociDir: path.join(workDir, "oci"), workDir }
+      const bangerCold = async () => {
+        const { sample, sizeBytes } = await runBanger(banger, "bench-cold", options.cpuProf)
+        samples.bangerCold.push(sample)
+        imageSize = sizeBytes
+        log(
+          `run ${run + 1} banger cold     ${seconds(sample.wallMs)}  rss ${mib(sample.peakRss)}  (${formatParts(sample.parts)})`
+        )
+      }
+      const bangerWarm = async () => {
+        const { sample } = await runBanger(banger, "bench-warm", options.cpuProf)
+        samples.bangerWarm.push(sample)
+        log(
+          `run ${run + 1} banger warm     ${seconds(sample.wallMs)}  rss ${mib(sample.peakRss)}  (${formatParts(sample.parts)})`
+        )
+      }
+      const toolchainCold = async () => {
+        const sample = await runToolchain(toolchain, "cold", imageSize)
+        samples.toolchainCold.push(sample)
+        log(`run ${run + 1} toolchain cold  ${seconds(sample.wallMs)}  (${formatParts(sample.parts)})`)
+      }
+      const toolchainWarm = async () => {
+        const sample = await runToolchain(toolchain, "warm", imageSize)
+        samples.toolchainWarm.push(sample)
+        log(`run ${run + 1} toolchain warm  ${seconds(sample.wallMs)}  (${formatParts(sample.parts)})`)
+      }
+      // The toolchain needs banger's size, so the very first run starts with banger; after that the
+      // sides take turns going first.
+      const order = options.bangerOnly
+        ? [bangerCold, bangerWarm]
+        : run % 2 === 0 || imageSize === 0
+          ? [bangerCold, toolchainCold, bangerWarm, toolchainWarm]
+          : [toolchainCold, bangerCold, toolchainWarm, bangerWarm]
+      for (const step of order) await step()
+      await fs.rm(workDir, { recursive: true, force: true })
+    }
+
+    const results = {
+      date: new Date().toISOString(),
+      host: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model,
+        memoryBytes: os.totalmem(),
+        node: process.version
+      },
+      image: {
+        ref: "bench:1",
+        layers: layers.map((layer) => ({
+          name: layer.name,
+          size: layer.size,
+          uncompressedSize: layer.uncompressedSize,
+          entries: layer.entries
+        })),
+        uncompressedBytes: uncompressed,
+        compressedBytes: compressed,
+        gzipLevel: GZIP_LEVEL,
+        rootfsSizeBytes: imageSize
+      },
+      runs: options.runs,
+      banger: { cold: summarize(samples.bangerCold), warm: summarize(samples.bangerWarm) },
+      toolchain: options.bangerOnly
+        ? undefined
+        : { cold: summarize(samples.toolchainCold), warm: summarize(samples.toolchainWarm) },
+      samples
+    }
+    const ratio = (side: "cold" | "warm") =>
+      results.toolchain ? results.banger[side].medianMs / results.toolchain[side].medianMs : undefined
+
+    const rows: Array<Array<string>> = [["", "banger", "toolchain", "banger/toolchain"]]
+    for (const side of ["cold", "warm"] as const) {
+      const tool = results.toolchain?.[side]
+      rows.push([
+        `${side} (median of ${options.runs})`,
+        seconds(results.banger[side].medianMs),
+        tool ? seconds(tool.medianMs) : "-",
+        tool ? `${ratio(side)!.toFixed(2)}×` : "-"
+      ])
+    }
+    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
+    const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ")).join("\n")
+    const lines = [
+      "",
+      table,
+      "",
+      `banger peak RSS (node, VmHWM): cold ${mib(results.banger.cold.peakRss)}, warm ${mib(results.banger.warm.peakRss)}`,
+      `banger RSS by stage, cold (max VmRSS, MiB): ${Object.entries(results.banger.cold.stageRss)
+        .map(([name, rss]) => `${name} ${(rss / MiB).toFixed(0)}`)
+        .join(", ")}`,
+      `banger CPU (node, median): cold ${results.banger.cold.medianCpuSeconds?.toFixed(2)} s, warm ${results.banger.warm.medianCpuSeconds?.toFixed(2)} s`,
+      `banger children: ${Object.entries(results.banger.cold.children)
+        .map(([name, child]) => `${name} ${mib(child.peakRss)} ${seconds(child.medianMs)}`)
+        .join(", ")}`,
+      `banger stages, cold (median s): ${formatParts(results.banger.cold.parts)}`,
+      `banger stages, warm (median s): ${formatParts(results.banger.warm.parts)}`,
+      ...(results.toolchain
+        ? [
+            `toolchain steps, cold (median s): ${formatParts(results.toolchain.cold.parts)}`,
+            `toolchain steps, warm (median s): ${formatParts(results.toolchain.warm.parts)}`,
+            `toolchain peak RSS: ${Object.entries(results.toolchain.cold.children)
+              .map(([name, child]) => `${name} ${mib(child.peakRss)}`)
+              .join(", ")}`
+          ]
+        : []),
+      ""
+    ]
+    console.log(lines.join("\n"))
+    const out =
+      options.out ?? path.join(repoRoot, ".bench", "results", `pull-${results.date.replace(/[:.]/g, "-")}.json`)
+    await fs.mkdir(path.dirname(out), { recursive: true })
+    await fs.writeFile(out, `${JSON.stringify(results, null, 2)}\n`)
+    log(`results: ${path.relative(process.cwd(), out)}`)
+  } finally {
+    await cleanup()
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})
