@@ -10,7 +10,13 @@ import { afterAll, beforeAll } from "vitest"
 import type { FlatTree, TreeEntry } from "../../src/domain/tree.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { chooseImageSize, requiredBytes } from "../../src/pipelines/pull/size.js"
-import { type ImageEntry, inspectImage, readFileFromImage, readFilesFromImage } from "../support/ext4-inspect.js"
+import {
+  compareImage,
+  type ImageEntry,
+  inspectImage,
+  readFileFromImage,
+  readFilesFromImage
+} from "../support/ext4-inspect.js"
 import { contentOf, type TreeSpec, writeTree } from "../support/ext4-tree.js"
 
 const ToolsLive = Ext4Tools.layer.pipe(Layer.provideMerge(NodeContext.layer))
@@ -122,46 +128,10 @@ const everything: ReadonlyArray<TreeSpec> = [
 ]
 
 const expectMatches = (tree: FlatTree, image: ReadonlyArray<ImageEntry>) => {
-  const byPath = new Map(image.map((entry) => [entry.path, entry]))
-  expect([...byPath.keys()].sort()).toEqual([...tree.entries.map((entry) => entry.path), "lost+found"].sort())
-  const namesOf = new Map<string, number>()
-  for (const entry of tree.entries) {
-    const key = entry.hardlinkTo ?? entry.path
-    namesOf.set(key, (namesOf.get(key) ?? 0) + 1)
-  }
-  for (const entry of tree.entries) {
-    const found = byPath.get(entry.path)!
-    const expected: Partial<ImageEntry> = {
-      path: entry.path,
-      type: entry.type,
-      mode: entry.mode,
-      uid: entry.uid,
-      gid: entry.gid,
-      mtime: entry.mtime,
-      atime: entry.mtime,
-      ctime: entry.mtime,
-      crtime: entry.mtime,
-      nanos: [0, 0, 0],
-      linkTarget: entry.linkTarget,
-      devMajor: entry.devMajor,
-      devMinor: entry.devMinor,
-      xattrs: [...entry.xattrs]
-        .map(([name, value]) => [name, Buffer.from(value)] as const)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    }
-    const actual = Object.fromEntries(Object.keys(expected).map((key) => [key, found[key as keyof ImageEntry]]))
-    expect(actual, entry.path).toEqual(expected)
-    if (entry.type === "file" || entry.type === "char" || entry.type === "block" || entry.type === "fifo") {
-      expect(found.size, entry.path).toBe(entry.size)
-    }
-    if (entry.type === "symlink") expect(found.size).toBe(Buffer.byteLength(entry.linkTarget!))
-    if (entry.type !== "directory") expect(found.links, entry.path).toBe(namesOf.get(entry.hardlinkTo ?? entry.path))
-    if (entry.hardlinkTo !== undefined) expect(found.inode).toBe(byPath.get(entry.hardlinkTo)!.inode)
-  }
-  const inodes = tree.entries
-    .filter((entry) => entry.hardlinkTo === undefined)
-    .map((entry) => byPath.get(entry.path)!.inode)
-  expect(new Set(inodes).size).toBe(inodes.length)
+  expect(compareImage(tree.entries, image)).toEqual([])
+  expect(image.map((entry) => entry.path).sort()).toEqual(
+    [...tree.entries.map((entry) => entry.path), "lost+found"].sort()
+  )
 }
 
 const expectContents = (
@@ -195,6 +165,26 @@ describe("Ext4Tools", () => {
       const entries = yield* inspectImage(output)
       expectMatches(tree, entries)
       yield* expectContents(output, tree, everything, entries)
+      // The comparison notices each kind of difference.
+      const edited = tree.entries.map((entry) => {
+        if (entry.path === "etc/random") return { ...entry, uid: 1 }
+        if (entry.path === "bin/su") return { ...entry, xattrs: [] }
+        if (entry.path === "dev/sda") return { ...entry, devMinor: 1 }
+        if (entry.path === "usr/lib/perl-alias") return { ...entry, hardlinkTo: undefined }
+        return entry
+      })
+      expect(compareImage(edited, entries)).toEqual([
+        '"bin/su": xattrs is "security.capability=0100000200200000000000000000000000000000", expected ""',
+        '"etc/random": uid is 4294967294, expected 1',
+        '"usr/bin/perl": link count is 3, expected 2',
+        '"usr/bin/perl5.36": link count is 3, expected 2',
+        '"usr/lib/perl-alias": link count is 3, expected 1',
+        '"dev/sda": device is "8:0", expected "8:1"',
+        `"usr/lib/perl-alias": shares inode ${entries.find((entry) => entry.path === "usr/bin/perl")!.inode} with "usr/bin/perl"`
+      ])
+      expect(compareImage(tree.entries.slice(0, -1), entries)).toEqual([
+        `${JSON.stringify(tree.entries.at(-1)!.path)}: in the image but not in the entries`
+      ])
       expect((yield* readFileFromImage(output, "names/with space")).toString()).toBe("space")
       expect((yield* readFileFromImage(output, "names/new\nline")).toString()).toBe("newline")
       const lostFound = entries.find((entry) => entry.path === "lost+found")!
@@ -332,6 +322,26 @@ describe("Ext4Tools", () => {
       )
       expect(required).toBeGreaterThanOrEqual(minimum)
       expect(required / minimum).toBeLessThan(1.1)
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("applies the entries' own lost+found when they have one", () =>
+    Effect.gen(function* () {
+      const dir = scratch("lost-found")
+      const specs: ReadonlyArray<TreeSpec> = [
+        { path: "lost+found", type: "directory", mode: 0o755, uid: 7, gid: 8, mtime: 1_000 },
+        { path: "lost+found/#1234", type: "file", mode: 0o600, content: "rescued" }
+      ]
+      const tree = writeTree(path.join(dir, "tree"), specs)
+      const output = path.join(dir, "img.ext4")
+      const tools = yield* Ext4Tools
+      yield* tools.build({ tree, output, sizeBytes: requiredBytes(tree.entries) })
+      yield* tools.check(output)
+      const entries = yield* inspectImage(output)
+      expect(compareImage(tree.entries, entries)).toEqual([])
+      expect(entries.map((entry) => entry.path)).toEqual(["", "lost+found", "lost+found/#1234"])
+      expect(entries[1]!.inode).toBe(11)
+      yield* expectContents(output, tree, specs, entries)
     }).pipe(Effect.provide(ToolsLive))
   )
 

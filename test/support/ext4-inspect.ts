@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { type CommandExecutor, FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
 import { Ext4Error } from "../../src/domain/errors.js"
-import type { EntryType } from "../../src/domain/tree.js"
+import type { EntryType, TreeEntry } from "../../src/domain/tree.js"
 import { expressible, inodeSpec, quote } from "../../src/layers/ext4/debugfs-script.js"
 import { parseRecords } from "../../src/layers/ext4/listing.js"
 import { runTool } from "../../src/layers/ext4/process.js"
@@ -435,3 +435,74 @@ export const readFileFromImage = (
     const files = yield* readFilesFromImage(image, [entry])
     return files.get(filePath)!
   })
+
+/**
+ * Every way the image differs from the entries, one line each; empty when it matches exactly:
+ * the same names (plus mkfs's lost+found when the entries have none), types, permission bits,
+ * owners, mtime (atime, ctime and crtime equal to it, no nanoseconds), sizes, symlink targets,
+ * device numbers, xattrs (as a set) and hard links (shared inode, link count = names).
+ */
+export const compareImage = (entries: ReadonlyArray<TreeEntry>, image: ReadonlyArray<ImageEntry>): Array<string> => {
+  const problems: Array<string> = []
+  const byPath = new Map(image.map((entry) => [entry.path, entry]))
+  const expected = new Set(entries.map((entry) => entry.path))
+  for (const found of image) {
+    if (!expected.has(found.path) && !(found.path === "lost+found" && found.inode === 11)) {
+      problems.push(`${JSON.stringify(found.path)}: in the image but not in the entries`)
+    }
+  }
+  const names = new Map<string, number>()
+  for (const entry of entries) {
+    const key = entry.hardlinkTo ?? entry.path
+    names.set(key, (names.get(key) ?? 0) + 1)
+  }
+  const key = (xattrs: ReadonlyArray<readonly [string, Uint8Array]>) =>
+    [...xattrs].map(([name, value]) => `${name}=${Buffer.from(value).toString("hex")}`).sort()
+  for (const entry of entries) {
+    const found = byPath.get(entry.path)
+    const where = JSON.stringify(entry.path)
+    if (found === undefined) {
+      problems.push(`${where}: missing from the image`)
+      continue
+    }
+    const check = (field: string, want: unknown, got: unknown) => {
+      if (want !== got) problems.push(`${where}: ${field} is ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`)
+    }
+    check("type", entry.type, found.type)
+    check("mode", entry.mode.toString(8), found.mode.toString(8))
+    check("uid", entry.uid, found.uid)
+    check("gid", entry.gid, found.gid)
+    check("mtime", entry.mtime, found.mtime)
+    check("atime", entry.mtime, found.atime)
+    check("ctime", entry.mtime, found.ctime)
+    check("crtime", entry.mtime, found.crtime)
+    check("nanoseconds", "0,0,0", found.nanos.join(","))
+    if (entry.type === "symlink") {
+      check("link target", entry.linkTarget, found.linkTarget)
+      check("size", Buffer.byteLength(entry.linkTarget ?? ""), found.size)
+    } else if (entry.type !== "directory") check("size", entry.size, found.size)
+    if (entry.type === "char" || entry.type === "block") {
+      check("device", `${entry.devMajor ?? 0}:${entry.devMinor ?? 0}`, `${found.devMajor}:${found.devMinor}`)
+    }
+    check("xattrs", key(entry.xattrs).join(" "), key(found.xattrs).join(" "))
+    if (entry.type !== "directory") check("link count", names.get(entry.hardlinkTo ?? entry.path), found.links)
+    if (entry.hardlinkTo !== undefined) {
+      check(
+        `inode (hard link to ${JSON.stringify(entry.hardlinkTo)})`,
+        byPath.get(entry.hardlinkTo)?.inode,
+        found.inode
+      )
+    }
+  }
+  const inodes = new Map<number, string>()
+  for (const entry of entries) {
+    if (entry.hardlinkTo !== undefined) continue
+    const found = byPath.get(entry.path)
+    if (found === undefined) continue
+    const other = inodes.get(found.inode)
+    if (other !== undefined)
+      problems.push(`${JSON.stringify(entry.path)}: shares inode ${found.inode} with ${JSON.stringify(other)}`)
+    inodes.set(found.inode, entry.path)
+  }
+  return problems
+}
