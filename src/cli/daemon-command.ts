@@ -1,20 +1,11 @@
 import * as path from "node:path"
 import { Command, Options } from "@effect/cli"
-import { Duration, Effect, Either, LogLevel, Option } from "effect"
-import { runDaemon, serveUntilSignal, stderrLogger } from "../daemon/run.js"
+import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "effect"
+import { runDaemon, serveUntilSignal } from "../daemon/run.js"
 import { DaemonStartError } from "../domain/errors.js"
 import { defaultStateDir } from "../layers/state/state-paths.js"
 import { defaultSocketPath } from "../rpc/client.js"
 import { rootCommand } from "./root-command.js"
-
-const logLevels = {
-  trace: LogLevel.Trace,
-  debug: LogLevel.Debug,
-  info: LogLevel.Info,
-  warning: LogLevel.Warning,
-  error: LogLevel.Error,
-  none: LogLevel.None
-} as const
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
@@ -24,6 +15,12 @@ export const parseDuration = (input: string): Either.Either<Duration.Duration, s
   if (!match) return Either.left(`invalid duration "${input}" (use e.g. 90s, 10m, 24h, 7d)`)
   return Either.right(Duration.millis(Number(match[1]) * units[match[2] ?? "s"]!))
 }
+
+/**
+ * The CLI logs warnings only (main.ts); a daemon's log is its record, so it logs from info up
+ * unless the built-in `--log-level` (@effect/cli applies it around the command) was given.
+ */
+const levelGiven = () => process.argv.some((arg) => arg === "--log-level" || arg.startsWith("--log-level="))
 
 export const makeDaemonCommand = () =>
   Command.make(
@@ -36,10 +33,6 @@ export const makeDaemonCommand = () =>
       group: Options.text("group").pipe(
         Options.withDescription("let this group use the socket (mode 0660; default owner only, 0600)"),
         Options.optional
-      ),
-      logLevel: Options.choice("log-level", ["trace", "debug", "info", "warning", "error", "none"]).pipe(
-        Options.withDescription("minimum level of the logs written to stderr"),
-        Options.withDefault("info" as const)
       ),
       operationTtl: Options.text("op-ttl").pipe(
         Options.withDescription("how long finished operations are kept (e.g. 30m, 24h, 7d)"),
@@ -59,6 +52,10 @@ export const makeDaemonCommand = () =>
           group: Option.getOrUndefined(options.group),
           operationTtl: ttl.right
         })
-        yield* serveUntilSignal(daemon).pipe(Effect.provide(stderrLogger(logLevels[options.logLevel])))
+        yield* serveUntilSignal(daemon).pipe(levelGiven() ? identity : Logger.withMinimumLogLevel(LogLevel.Info))
       })
-  ).pipe(Command.withDescription("serve the banger API on a Unix socket; owns the state dir"))
+  ).pipe(
+    Command.withDescription(
+      "serve the banger API on a Unix socket; owns the state dir. logs (logfmt) go to stderr, from info up unless --log-level says otherwise"
+    )
+  )

@@ -55,7 +55,9 @@ export const ensureDaemon = Effect.fn("ensureDaemon")(function* (options: Ensure
       const log = fs.openSync(logFile, "a", 0o600)
       try {
         const started = spawn(executable!, args, {
+          // Its own session, and no hold on the caller's working directory.
           detached: true,
+          cwd: "/",
           stdio: ["ignore", log, log],
           env: options.env ?? process.env
         })

@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { Deferred, Effect, Exit, Layer, Logger, type LogLevel } from "effect"
+import { Deferred, Effect, Exit, Layer } from "effect"
 import { appLayer } from "../app/app-layer.js"
 import { pullImage } from "../pipelines/pull/pull.js"
 import { type DaemonConfig, daemonLayer } from "./server.js"
@@ -7,13 +7,6 @@ import { type DaemonConfig, daemonLayer } from "./server.js"
 /** The real daemon: the pipeline's own services for the state dir, serving until interrupted. */
 export const runDaemon = (config: DaemonConfig) =>
   Layer.launch(daemonLayer(config, appLayer(config.stateDir).pipe(Layer.provideMerge(NodeContext.layer)), pullImage))
-
-/** Stderr, logfmt: one structured line per event, readable by people and log collectors. */
-export const stderrLogger = (level: LogLevel.LogLevel) =>
-  Layer.merge(
-    Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
-    Logger.minimumLogLevel(level)
-  )
 
 /**
  * Runs until SIGTERM or SIGINT, then stops cleanly and succeeds. The CLI's runtime would turn a

@@ -5,8 +5,8 @@
  */
 
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, LogLevel } from "effect"
-import { serveUntilSignal, stderrLogger } from "../../src/daemon/run.js"
+import { Layer } from "effect"
+import { serveUntilSignal } from "../../src/daemon/run.js"
 import { daemonLayer } from "../../src/daemon/server.js"
 import { fakePull, testServices } from "./daemon-harness.js"
 
@@ -27,4 +27,4 @@ const daemon = daemonLayer(
   })
 )
 
-NodeRuntime.runMain(serveUntilSignal(Layer.launch(daemon)).pipe(Effect.provide(stderrLogger(LogLevel.Info))))
+NodeRuntime.runMain(serveUntilSignal(Layer.launch(daemon)))

@@ -18,6 +18,11 @@ export const bundle = (entry: string, name: string): string => {
   const outfile = path.join(cacheDir, `${name}-${process.pid}.mjs`)
   if (fs.existsSync(outfile)) return outfile
   fs.mkdirSync(cacheDir, { recursive: true })
+  // Bundles of earlier runs (named by their pid) go once they are an hour old.
+  for (const old of fs.readdirSync(cacheDir)) {
+    const file = path.join(cacheDir, old)
+    if (old.endsWith(".mjs") && Date.now() - fs.statSync(file).mtimeMs > 3_600_000) fs.rmSync(file, { force: true })
+  }
   const result = spawnSync(
     path.join(repo, "node_modules", ".bin", "esbuild"),
     [
