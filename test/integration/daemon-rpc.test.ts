@@ -2,10 +2,12 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
+import { DaemonSocket, pullViaDaemon } from "../../src/cli/daemon-client.js"
 import { Ext4Error, ImageNotFound, InvalidKernelInput } from "../../src/domain/errors.js"
 import { showImage } from "../../src/pipelines/image/manage-images.js"
 import { registerKernel } from "../../src/pipelines/kernel/manage-kernels.js"
+import { BangerClient } from "../../src/rpc/client.js"
 import { connect, startInProcessDaemon, tempDir, testServices, writeKernel } from "../support/daemon-harness.js"
 import { bundle, cacheDir } from "../support/daemon-process.js"
 
@@ -47,6 +49,42 @@ describe("RPC over the daemon's socket", () => {
       expect(final.error).toBeInstanceOf(Ext4Error)
       expect(final.error?.message).toBe(failWith.message)
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "the CLI's pull follows the operation to its image, detaches on request, and fails with the pipeline's error",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir()
+        const kernel = writeKernel(dir)
+        const daemon = yield* startInProcessDaemon(path.join(dir, "state"))
+        const asCli = Layer.merge(
+          BangerClient.layer({ socket: daemon.socket }),
+          Layer.succeed(DaemonSocket, daemon.socket)
+        )
+        const followed = yield* pullViaDaemon(
+          { reference: "debian", kernel: { _tag: "Paths", kernel } },
+          { detach: false }
+        ).pipe(Effect.provide(asCli))
+        expect(followed._tag === "Finished" && followed.image.name).toBe("debian-latest")
+        const detached = yield* pullViaDaemon(
+          { reference: "debian", name: "other", kernel: { _tag: "Paths", kernel } },
+          { detach: true }
+        ).pipe(Effect.provide(asCli))
+        expect(detached._tag === "Detached" && detached.operation.state).toBe("running")
+
+        const failWith = new Ext4Error({ tool: "mkfs.ext4", reason: "exit code 1", stderr: "disk full" })
+        const failing = yield* startInProcessDaemon(path.join(dir, "failing"), { failWith })
+        const error = yield* Effect.flip(
+          pullViaDaemon({ reference: "debian", kernel: { _tag: "Paths", kernel } }, { detach: false }).pipe(
+            Effect.provide(
+              Layer.merge(BangerClient.layer({ socket: failing.socket }), Layer.succeed(DaemonSocket, failing.socket))
+            )
+          )
+        )
+        expect(error).toBeInstanceOf(Ext4Error)
+        expect(error.message).toBe(failWith.message)
+      }).pipe(Effect.scoped)
   )
 
   it.live("another Effect program uses banger/rpc (package exports) against a live daemon", () =>
