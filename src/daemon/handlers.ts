@@ -46,13 +46,11 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
             kind: "image.pull",
             target: name,
             run: (progress) =>
-              pull({ ...payload, name }).pipe(
-                Effect.provideService(PullProgress, progress),
-                Effect.provide(context),
-                Effect.ensuring(names.release(name))
-              ),
+              pull({ ...payload, name }).pipe(Effect.provideService(PullProgress, progress), Effect.provide(context)),
             // Publish is uninterruptible: a cancel landing there is seen only after the image exists.
-            settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none()))
+            // (The name is still reserved then, so an image under it can only be this pull's.)
+            settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none())),
+            onEnd: names.release(name)
           })
         }).pipe(
           Effect.onError(() => names.release(name)),

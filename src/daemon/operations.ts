@@ -42,6 +42,8 @@ export interface BeginSpec {
    * step (publish) is only seen after the commit, so the work may have finished after all.
    */
   readonly settleInterrupted?: Effect.Effect<Option.Option<OperationResult>> | undefined
+  /** Runs once the final status is recorded (e.g. to release what `begin`'s caller reserved). */
+  readonly onEnd?: Effect.Effect<void> | undefined
 }
 
 export interface OperationsShape {
@@ -215,7 +217,7 @@ const make = (config: OperationsConfig) =>
         const entry: Entry = { ref: yield* SubscriptionRef.make(initial), fiber: undefined, cancelRequested: false }
         entries.set(id, entry)
         entry.fiber = yield* spec.run(reporterFor(entry)).pipe(
-          Effect.onExit((exit) => finish(entry, id, exit, spec)),
+          Effect.onExit((exit) => Effect.zipRight(finish(entry, id, exit, spec), spec.onEnd ?? Effect.void)),
           Effect.forkIn(scope)
         )
         yield* Effect.logInfo(`operation ${id} (${spec.kind} ${spec.target}) started`)
