@@ -1,7 +1,8 @@
 /**
  * Times an image build for a synthetic rootfs shaped like a distro image: ~50k entries, a few
  * directories with thousands of names, mostly small files, symlinks, hard links, devices, xattrs.
- * Run: `npx vite-node bench/ext4-build.ts [entries]` (root not needed).
+ * Run: `npx vite-node bench/ext4-build.ts [entries] [--inspect]` (root not needed); --inspect also
+ * times reading the image back with the test inspector.
  */
 
 import { randomBytes } from "node:crypto"
@@ -15,6 +16,7 @@ import { applyMetadata } from "../src/layers/ext4/metadata.js"
 import { makeFilesystem } from "../src/layers/ext4/mkfs.js"
 import { resolveInodes } from "../src/layers/ext4/resolve.js"
 import { chooseImageSize } from "../src/pipelines/pull/size.js"
+import { compareImage, inspectImage, readFilesFromImage } from "../test/support/ext4-inspect.js"
 import { type TreeSpec, writeTree } from "../test/support/ext4-tree.js"
 
 const total = Number(process.argv[2] ?? 50_000)
@@ -103,6 +105,13 @@ const program = Effect.gen(function* () {
   yield* time("debugfs metadata run", applyMetadata(output, inodes, work, env))
   console.log(`${"build total".padEnd(28)} ${((performance.now() - start) / 1000).toFixed(2)} s`)
   yield* time("e2fsck -fn", checkFilesystem(output))
+  if (process.argv.includes("--inspect")) {
+    const image = yield* time("inspectImage (test support)", inspectImage(output))
+    const problems = compareImage(tree.entries, image)
+    console.log(`compareImage: ${problems.length} problems${problems.length > 0 ? `, first: ${problems[0]}` : ""}`)
+    const files = image.filter((entry) => entry.type === "file")
+    yield* time("readFilesFromImage (all)", readFilesFromImage(output, files))
+  }
 })
 
 Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer))).finally(() =>
