@@ -92,6 +92,15 @@ const everything: ReadonlyArray<TreeSpec> = [
   { path: "etc/dangling", type: "symlink", mode: 0o777, target: "/nonexistent/target" },
   { path: "etc/absolute", type: "symlink", mode: 0o777, target: "/etc/random", mtime: 1_234_567_890 },
   { path: "etc/odd-mode-link", type: "symlink", mode: 0o755, target: "empty" },
+  {
+    path: "etc/long-link-alias",
+    type: "symlink",
+    mode: 0o777,
+    uid: 1000,
+    target: longTarget,
+    hardlinkTo: "etc/long-link"
+  },
+  { path: "etc/lib64-alias", type: "symlink", mode: 0o777, target: "usr/lib", hardlinkTo: "lib64" },
   { path: "usr", type: "directory", mode: 0o755 },
   { path: "usr/lib", type: "directory", mode: 0o755 },
   { path: "usr/bin", type: "directory", mode: 0o755 },

@@ -95,7 +95,8 @@ describe("metadata script", () => {
         ino: 12,
         entry: file,
         names: [{ path: "bin/su", parentIno: 2, name: "su" }],
-        listed: { ino: 12, mode: 0o100600, uid: 0, gid: 0, name: "su", size: 0 }
+        listed: { ino: 12, mode: 0o100600, uid: 0, gid: 0, name: "su", size: 0 },
+        relinked: []
       }
     ])
     expect(lines).toEqual([
@@ -119,7 +120,8 @@ describe("metadata script", () => {
           { path: "dev/tty1", parentIno: 13, name: "tty1" },
           { path: 'dev/alias "x"', parentIno: 13, name: 'alias "x"' }
         ],
-        listed: { ino: 20, mode: 0o100600, uid: 0, gid: 0, name: "tty1", size: 0 }
+        listed: { ino: 20, mode: 0o100600, uid: 0, gid: 0, name: "tty1", size: 0 },
+        relinked: []
       }
     ])
     expect(lines).toEqual([
@@ -144,10 +146,32 @@ describe("metadata script", () => {
     ])
   })
 
+  it("replaces the inodes mkfs gave later names of a hard-linked symlink with links", () => {
+    const link = entry("lib64", "symlink", { mode: 0o777, uid: 0, gid: 0 })
+    const alias: ResolvedInode["names"][number] = { path: "usr/lib64", parentIno: 14, name: "lib64" }
+    const lines = script([
+      {
+        ino: 12,
+        entry: link,
+        names: [{ path: "lib64", parentIno: 2, name: "lib64" }, alias],
+        listed: { ino: 12, mode: 0o120777, uid: 0, gid: 0, name: "lib64", size: 7 },
+        relinked: [{ ino: 15, name: alias }]
+      }
+    ])
+    expect(lines.slice(0, 6)).toEqual([
+      'unlink "<14>/lib64"',
+      "sif <15> links_count 0",
+      "kill_file <15>",
+      'ln <12> "<14>/lib64"',
+      "sif <12> links_count 2",
+      "sif <12> atime @1700000000"
+    ])
+  })
+
   it("refuses what it cannot express or ext4 cannot hold", () => {
     const plan = (value: TreeEntry, name = "x") =>
       planMetadata(
-        [{ ino: 12, entry: value, names: [{ path: value.path, parentIno: 2, name }], listed: undefined }],
+        [{ ino: 12, entry: value, names: [{ path: value.path, parentIno: 2, name }], listed: undefined, relinked: [] }],
         "/w"
       )
     const left = (result: ReturnType<typeof plan>) => (Either.isLeft(result) ? result.left : "")

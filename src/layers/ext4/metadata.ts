@@ -80,6 +80,13 @@ export const planMetadata = (inodes: ReadonlyArray<ResolvedInode>, valueDir: str
     const problem = checkEntry(inode.entry)
     if (problem !== undefined) return Either.left(`"${inode.entry.path}": ${problem}`)
     for (const [, value] of inode.entry.xattrs) valueFile(value)
+    for (const { name } of inode.relinked) {
+      if (!expressible(name.name))
+        return Either.left(`"${name.path}": a hard-linked symlink name with a newline cannot be linked with debugfs`)
+      // Relinks run from the root directory, where `ln` first tries its destination as a path.
+      if (paths.has(inodeSpec(name.parentIno)))
+        return Either.left(`"${name.path}": hard link cannot be made next to "${inodeSpec(name.parentIno)}"`)
+    }
     if (!isSpecial(inode.entry)) continue
     for (const name of inode.names) {
       if (!expressible(name.name))
@@ -104,8 +111,16 @@ export const planMetadata = (inodes: ReadonlyArray<ResolvedInode>, valueDir: str
       out.push(`ea_set -f ${quote(values.get(Buffer.from(value).toString("base64"))!)} -- ${target} ${quote(name)}`)
     }
   }
-  const ordinary = (inode: ResolvedInode, out: Array<string>) =>
+  const ordinary = (inode: ResolvedInode, out: Array<string>) => {
+    // mkfs gave each later name of a hard-linked symlink an inode of its own: drop it, link the name.
+    for (const { ino, name } of inode.relinked) {
+      const where = quote(`${inodeSpec(name.parentIno)}/${name.name}`)
+      out.push(`unlink ${where}`, `sif ${inodeSpec(ino)} links_count 0`, `kill_file ${inodeSpec(ino)}`)
+      out.push(`ln ${inodeSpec(inode.ino)} ${where}`)
+    }
+    if (inode.relinked.length > 0) out.push(`sif ${inodeSpec(inode.ino)} links_count ${inode.names.length}`)
     fields(inodeSpec(inode.ino), inode.entry, inode.listed, out)
+  }
   const recreate = (inode: ResolvedInode, out: Array<string>) => {
     const { entry, names } = inode
     for (const name of names) out.push(`unlink ${quote(`${inodeSpec(name.parentIno)}/${name.name}`)}`)

@@ -19,6 +19,11 @@ export interface ResolvedInode {
   readonly names: ReadonlyArray<InodeName>
   /** Mode and owner mkfs gave the inode (root excepted: never listed, always rewritten). */
   readonly listed: ListedEntry | undefined
+  /**
+   * Later names of a hard-linked symlink: mkfs -d never links symlinks and gave each its own inode,
+   * which must be dropped and the name pointed at `ino`.
+   */
+  readonly relinked: ReadonlyArray<{ readonly ino: number; readonly name: InodeName }>
 }
 
 const ROOT_INO = 2
@@ -121,7 +126,15 @@ export const resolveInodes = Effect.fn("ext4.resolveInodes")(function* (
     pending = later
   }
 
-  const inodes = new Map<number, { entry: TreeEntry; names: Array<InodeName>; listed: ListedEntry | undefined }>()
+  const inodes = new Map<
+    number,
+    {
+      entry: TreeEntry
+      names: Array<InodeName>
+      listed: ListedEntry | undefined
+      relinked: Array<{ readonly ino: number; readonly name: InodeName }>
+    }
+  >()
   for (const entry of entries) {
     const listed = found.get(entry.path)
     if (listed === undefined) return yield* fail(`"${entry.path}" is missing from the tree directory`)
@@ -133,19 +146,30 @@ export const resolveInodes = Effect.fn("ext4.resolveInodes")(function* (
         `"${entry.path}" holds ${listed.size} bytes in the tree directory, ${entry.size} in the entries`
       )
     }
-    if (entry.hardlinkTo !== undefined) {
-      const target = found.get(entry.hardlinkTo)
-      if (target?.ino !== listed.ino) {
-        return yield* fail(`"${entry.path}" should be a hard link to "${entry.hardlinkTo}" but is not one in the tree`)
-      }
-    }
     const name: InodeName =
       entry.path === ""
         ? { path: "", parentIno: ROOT_INO, name: "" }
         : { path: entry.path, parentIno: found.get(parentOf(entry.path))!.ino, name: baseName(entry.path) }
+    if (entry.hardlinkTo !== undefined) {
+      const target = found.get(entry.hardlinkTo)
+      const group = target === undefined ? undefined : inodes.get(target.ino)
+      if (target !== undefined && group !== undefined && target.ino !== listed.ino && entry.type === "symlink") {
+        if (group.entry.type !== "symlink") {
+          return yield* fail(
+            `hard link "${entry.path}" is a symlink but "${group.entry.path}" is a ${group.entry.type}`
+          )
+        }
+        group.names.push(name)
+        group.relinked.push({ ino: listed.ino, name })
+        continue
+      }
+      if (target?.ino !== listed.ino) {
+        return yield* fail(`"${entry.path}" should be a hard link to "${entry.hardlinkTo}" but is not one in the tree`)
+      }
+    }
     const inode = inodes.get(listed.ino)
     if (inode === undefined) {
-      inodes.set(listed.ino, { entry, names: [name], listed: entry.path === "" ? undefined : listed })
+      inodes.set(listed.ino, { entry, names: [name], listed: entry.path === "" ? undefined : listed, relinked: [] })
       continue
     }
     if (entry.hardlinkTo === undefined) {

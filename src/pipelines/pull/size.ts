@@ -112,7 +112,14 @@ export const treeUsage = (entries: ReadonlyArray<TreeEntry>): TreeUsage => {
       const parent = parentOf(entry.path)
       dirBytes.set(parent, (dirBytes.get(parent) ?? 0) + direntBytes(entry.path.slice(entry.path.lastIndexOf("/") + 1)))
     }
-    if (entry.hardlinkTo !== undefined) continue
+    if (entry.hardlinkTo !== undefined) {
+      // mkfs -d gives a hard-linked symlink's later names inodes of their own until they are relinked.
+      if (entry.type === "symlink") {
+        inodes++
+        if (utf8Length(entry.linkTarget ?? "") >= 60) blocks += 1
+      }
+      continue
+    }
     if (entry.path !== "" && !(entry.path === "lost+found" && entry.type === "directory")) inodes++
     if (entry.type === "file") blocks += fileBlocks(entry.size)
     if (entry.type === "symlink" && utf8Length(entry.linkTarget ?? "") >= 60) blocks += 1
