@@ -1,7 +1,5 @@
 import { Command, ValidationError } from "@effect/cli"
-import { Effect, Option } from "effect"
-import { appLayer } from "../app/app-layer.js"
-import { defaultStateDir } from "../layers/state/state-paths.js"
+import { Effect } from "effect"
 import { makeDaemonCommand } from "./daemon-command.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
@@ -16,8 +14,7 @@ const command = rootCommand.pipe(
     makeKernelCommand(jsonOption),
     makeDaemonCommand(),
     makeOpCommand(jsonOption)
-  ]),
-  Command.provide(({ stateDir }) => appLayer(Option.getOrElse(stateDir, () => defaultStateDir())))
+  ])
 )
 
 const runCommand = Command.run(command, { name: "banger", version: VERSION })

@@ -1,12 +1,13 @@
+import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import { InvalidKernelInput } from "../domain/errors.js"
 import type { Image } from "../domain/image.js"
-import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
-import { pullImage } from "../pipelines/pull/pull.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
+import { BangerClient } from "../rpc/client.js"
+import { printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
+import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
-import { stderrPullProgress } from "./pull-progress.js"
 
 const imageFields = (image: Image) =>
   [
@@ -64,11 +65,13 @@ const kernelSource = (options: {
       ? Effect.fail(new InvalidKernelInput({ path: stray.value, reason: "--initrd and --modules need --kernel" }))
       : Effect.succeed(undefined)
   }
+  // The daemon does not share our working directory: paths cross the wire absolute.
+  const absolute = (file: Option.Option<string>) => Option.getOrUndefined(Option.map(file, (p) => path.resolve(p)))
   return Effect.succeed({
     _tag: "Paths",
-    kernel: options.kernel.value,
-    initrd: Option.getOrUndefined(options.initrd),
-    modules: Option.getOrUndefined(options.modules)
+    kernel: path.resolve(options.kernel.value),
+    initrd: absolute(options.initrd),
+    modules: absolute(options.modules)
   })
 }
 
@@ -87,56 +90,75 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
         Options.optional
       ),
       ...kernelOptions,
+      detach: Options.boolean("detach").pipe(
+        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
+      ),
       json
     },
     (options) =>
-      Effect.gen(function* () {
-        const kernel = yield* kernelSource(options)
-        const image = yield* pullImage({
-          reference: options.reference,
-          name: Option.getOrUndefined(options.name),
-          size: Option.getOrUndefined(options.size),
-          platform: Option.getOrUndefined(options.platform),
-          kernel
-        }).pipe(Effect.provide(stderrPullProgress))
-        if (options.json) yield* printJson(image)
-        else yield* Console.log(`pulled ${image.name} (${image.ref}) → ${image.rootfs}`)
-      })
+      withDaemon(
+        Effect.gen(function* () {
+          const kernel = yield* kernelSource(options)
+          const outcome = yield* pullViaDaemon(
+            {
+              reference: options.reference,
+              name: Option.getOrUndefined(options.name),
+              size: Option.getOrUndefined(options.size),
+              platform: Option.getOrUndefined(options.platform),
+              kernel
+            },
+            { detach: options.detach }
+          )
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          const image = outcome.image
+          if (options.json) yield* printJson(image)
+          else yield* Console.log(`pulled ${image.name} (${image.ref}) → ${image.rootfs}`)
+        })
+      )
   ).pipe(Command.withDescription("pull an OCI image and build a bootable ext4 rootfs from it"))
 
   const list = Command.make("list", { json }, (options) =>
-    Effect.gen(function* () {
-      const images = yield* listImages
-      if (options.json) return yield* printJson(images)
-      yield* Console.log(
-        table(
-          ["NAME", "REF", "PLATFORM", "SIZE", "CREATED"],
-          images.map((image) => [
-            image.name,
-            image.ref ?? "-",
-            image.platform ?? "-",
-            formatBytes(image.sizeBytes),
-            image.createdAt
-          ])
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const images = yield* viaDaemon(client.image.list())
+        if (options.json) return yield* printJson(images)
+        yield* Console.log(
+          table(
+            ["NAME", "REF", "PLATFORM", "SIZE", "CREATED"],
+            images.map((image) => [
+              image.name,
+              image.ref ?? "-",
+              image.platform ?? "-",
+              formatBytes(image.sizeBytes),
+              image.createdAt
+            ])
+          )
         )
-      )
-    })
+      })
+    )
   ).pipe(Command.withDescription("list images"))
 
   const show = Command.make("show", { name: Args.text({ name: "NAME" }), json }, (options) =>
-    Effect.gen(function* () {
-      const image = yield* showImage(options.name)
-      if (options.json) return yield* printJson(image)
-      yield* details(imageFields(image))
-    })
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const image = yield* viaDaemon(client.image.show({ name: options.name }))
+        if (options.json) return yield* printJson(image)
+        yield* details(imageFields(image))
+      })
+    )
   ).pipe(Command.withDescription("show an image's record and artifact paths"))
 
   const remove = Command.make("delete", { name: Args.text({ name: "NAME" }), json }, (options) =>
-    Effect.gen(function* () {
-      const image = yield* deleteImage(options.name)
-      if (options.json) return yield* printJson({ deleted: image.name })
-      yield* Console.log(`deleted ${image.name}`)
-    })
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const image = yield* viaDaemon(client.image.delete({ name: options.name }))
+        if (options.json) return yield* printJson({ deleted: image.name })
+        yield* Console.log(`deleted ${image.name}`)
+      })
+    )
   ).pipe(Command.withDescription("delete an image and its artifacts"))
 
   return Command.make("image").pipe(
@@ -144,5 +166,3 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
     Command.withSubcommands([pull, list, show, remove])
   )
 }
-
-export { kernelOptions, kernelSource }

@@ -1,7 +1,10 @@
+import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import type { Kernel } from "../domain/image.js"
-import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
+import { BangerClient } from "../rpc/client.js"
+import { viaDaemon } from "./daemon-client.js"
+import { withDaemon } from "./op-commands.js"
 import { details, printJson, table } from "./output.js"
 
 const kernelFields = (kernel: Kernel) =>
@@ -24,49 +27,67 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
       json
     },
     (options) =>
-      Effect.gen(function* () {
-        const kernel = yield* registerKernel(options.name, {
-          kernel: options.kernel,
-          initrd: Option.getOrUndefined(options.initrd),
-          modules: Option.getOrUndefined(options.modules)
+      withDaemon(
+        Effect.gen(function* () {
+          const client = yield* BangerClient
+          // The daemon does not share our working directory: paths cross the wire absolute.
+          const absolute = (file: Option.Option<string>) =>
+            Option.getOrUndefined(Option.map(file, (p) => path.resolve(p)))
+          const kernel = yield* viaDaemon(
+            client.kernel.register({
+              name: options.name,
+              kernel: path.resolve(options.kernel),
+              initrd: absolute(options.initrd),
+              modules: absolute(options.modules)
+            })
+          )
+          if (options.json) return yield* printJson(kernel)
+          yield* Console.log(`registered kernel ${kernel.name}`)
         })
-        if (options.json) return yield* printJson(kernel)
-        yield* Console.log(`registered kernel ${kernel.name}`)
-      })
+      )
   ).pipe(Command.withDescription("copy a kernel (and initrd, modules) into the local kernel store"))
 
   const list = Command.make("list", { json }, (options) =>
-    Effect.gen(function* () {
-      const kernels = yield* listKernels
-      if (options.json) return yield* printJson(kernels)
-      yield* Console.log(
-        table(
-          ["NAME", "INITRD", "MODULES", "CREATED"],
-          kernels.map((kernel) => [
-            kernel.name,
-            kernel.initrd ? "yes" : "no",
-            kernel.modules ? "yes" : "no",
-            kernel.createdAt
-          ])
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const kernels = yield* viaDaemon(client.kernel.list())
+        if (options.json) return yield* printJson(kernels)
+        yield* Console.log(
+          table(
+            ["NAME", "INITRD", "MODULES", "CREATED"],
+            kernels.map((kernel) => [
+              kernel.name,
+              kernel.initrd ? "yes" : "no",
+              kernel.modules ? "yes" : "no",
+              kernel.createdAt
+            ])
+          )
         )
-      )
-    })
+      })
+    )
   ).pipe(Command.withDescription("list registered kernels"))
 
   const show = Command.make("show", { name: Args.text({ name: "NAME" }), json }, (options) =>
-    Effect.gen(function* () {
-      const kernel = yield* showKernel(options.name)
-      if (options.json) return yield* printJson(kernel)
-      yield* details(kernelFields(kernel))
-    })
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const kernel = yield* viaDaemon(client.kernel.show({ name: options.name }))
+        if (options.json) return yield* printJson(kernel)
+        yield* details(kernelFields(kernel))
+      })
+    )
   ).pipe(Command.withDescription("show a registered kernel"))
 
   const remove = Command.make("delete", { name: Args.text({ name: "NAME" }), json }, (options) =>
-    Effect.gen(function* () {
-      const kernel = yield* deleteKernel(options.name)
-      if (options.json) return yield* printJson({ deleted: kernel.name })
-      yield* Console.log(`deleted kernel ${kernel.name}`)
-    })
+    withDaemon(
+      Effect.gen(function* () {
+        const client = yield* BangerClient
+        const kernel = yield* viaDaemon(client.kernel.delete({ name: options.name }))
+        if (options.json) return yield* printJson({ deleted: kernel.name })
+        yield* Console.log(`deleted kernel ${kernel.name}`)
+      })
+    )
   ).pipe(Command.withDescription("delete a registered kernel"))
 
   return Command.make("kernel").pipe(

@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger } from "../support/banger-cli.js"
+import { runBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { debianRootfs } from "../support/debian-rootfs.js"
 import { inspectImage, readFilesFromImage } from "../support/ext4-inspect.js"
 import { bootChecks, bootToMarker, findCloudKernel } from "../support/qemu.js"
@@ -101,22 +101,27 @@ const snapshotImage = async (rootfs: string): Promise<Map<string, NodeRecord>> =
 }
 
 const pull = async (state: string, name: string, asUser?: { uid: number; gid: number }) => {
-  const result = await runBanger(
-    [
-      "--state-dir",
-      state,
-      "image",
-      "pull",
-      `${registry.host}/debian-split:bookworm`,
-      "--name",
-      name,
-      "--kernel",
-      kernel.kernel,
-      "--initrd",
-      kernel.initrd,
-      "--json"
-    ],
-    { asUser, timeoutMs: 900_000 }
+  const result = await withBangerDaemon(
+    state,
+    () =>
+      runBanger(
+        [
+          "--state-dir",
+          state,
+          "image",
+          "pull",
+          `${registry.host}/debian-split:bookworm`,
+          "--name",
+          name,
+          "--kernel",
+          kernel.kernel,
+          "--initrd",
+          kernel.initrd,
+          "--json"
+        ],
+        { asUser, timeoutMs: 900_000 }
+      ),
+    { asUser }
   )
   expect(result.stderr).not.toContain("banger:")
   expect(result.code).toBe(0)

@@ -10,7 +10,7 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger } from "../support/banger-cli.js"
+import { runBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { type ImageEntry, inspectImage, readFilesFromImage } from "../support/ext4-inspect.js"
 import { buildLayer, type LayerEntrySpec } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
@@ -172,18 +172,20 @@ afterAll(async () => {
 describe("banger image pull: exact rootfs from a three-layer image", () => {
   it("produces an ext4 whose every entry matches the layers, and passes e2fsck", async () => {
     const state = path.join(work, "state")
-    const result = await runBanger([
-      "--state-dir",
-      state,
-      "image",
-      "pull",
-      `${registry.host}/edge:1`,
-      "--kernel",
-      kernel.kernel,
-      "--initrd",
-      kernel.initrd,
-      "--json"
-    ])
+    const result = await withBangerDaemon(state, () =>
+      runBanger([
+        "--state-dir",
+        state,
+        "image",
+        "pull",
+        `${registry.host}/edge:1`,
+        "--kernel",
+        kernel.kernel,
+        "--initrd",
+        kernel.initrd,
+        "--json"
+      ])
+    )
     expect(result.stderr).not.toContain("banger:")
     expect(result.code).toBe(0)
     const image = JSON.parse(result.stdout)

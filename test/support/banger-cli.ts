@@ -1,5 +1,9 @@
-/** Runs the real CLI (`./bin/banger`) as a child process, as a user would. */
+/**
+ * Runs the real CLI (`./bin/banger`) as a child process, as a user would, and the daemon it talks
+ * to. The CLI never auto-starts a daemon here: each test starts (and stops, by pid) its own.
+ */
 import { type ChildProcess, spawn } from "node:child_process"
+import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -69,3 +73,79 @@ export const startBanger = (args: ReadonlyArray<string>, options: CliOptions = {
 
 export const runBanger = (args: ReadonlyArray<string>, options: CliOptions = {}): Promise<CliResult> =>
   startBanger(args, options).result
+
+export interface RunningDaemon {
+  readonly pid: number
+  readonly socket: string
+  /** SIGTERM, then wait for a clean exit. */
+  readonly stop: () => Promise<CliResult>
+  /** SIGKILL: a crash, as far as the state dir can tell. */
+  readonly kill: () => Promise<CliResult>
+  readonly output: () => { stdout: string; stderr: string }
+}
+
+const answers = (socket: string) =>
+  new Promise<boolean>((resolve) => {
+    const connection = net.connect(socket)
+    connection.once("connect", () => {
+      connection.destroy()
+      resolve(true)
+    })
+    connection.once("error", () => resolve(false))
+  })
+
+/** `banger --state-dir STATE daemon`, ready once its socket accepts connections. */
+export const startBangerDaemon = async (state: string, options: CliOptions = {}): Promise<RunningDaemon> => {
+  const socket = path.join(state, "banger.sock")
+  const running = startBanger(["--state-dir", state, "daemon"], { timeoutMs: 3_600_000, ...options })
+  let exited = false
+  running.result.then(
+    () => {
+      exited = true
+    },
+    () => {
+      exited = true
+    }
+  )
+  const deadline = Date.now() + 30_000
+  while (!(await answers(socket))) {
+    if (exited || Date.now() > deadline) {
+      running.child.kill("SIGKILL")
+      throw new Error(`banger daemon did not start:\n${running.output().stderr}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return {
+    pid: running.child.pid!,
+    socket,
+    stop: () => {
+      running.child.kill("SIGTERM")
+      return running.result
+    },
+    kill: () => {
+      running.child.kill("SIGKILL")
+      return running.result
+    },
+    output: running.output
+  }
+}
+
+/** Runs `body` with a daemon serving `state`, and stops that daemon (by its pid) afterwards. */
+export const withBangerDaemon = async <A>(
+  state: string,
+  body: (daemon: RunningDaemon) => Promise<A>,
+  options: CliOptions = {}
+): Promise<A> => {
+  const daemon = await startBangerDaemon(state, options)
+  let value: A
+  try {
+    value = await body(daemon)
+  } catch (error) {
+    await daemon.stop()
+    throw error
+  }
+  // A daemon that cannot shut down cleanly is a failure of the test too.
+  const result = await daemon.stop()
+  if (result.code !== 0) throw new Error(`banger daemon exited ${result.code}:\n${result.stderr}`)
+  return value
+}
