@@ -1,12 +1,11 @@
 import { Command, ValidationError } from "@effect/cli"
 import { Effect } from "effect"
+import { VERSION } from "../version.js"
 import { makeDaemonCommand } from "./daemon-command.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
 import { makeOpCommand } from "./op-commands.js"
 import { jsonOption, rootCommand } from "./root-command.js"
-
-export const VERSION = "0.1.0"
 
 const command = rootCommand.pipe(
   Command.withSubcommands([
