@@ -3,6 +3,10 @@
  * directories merge, whiteouts and opaque markers hide what lower layers put there. Every name
  * is normalized and resolved through the model before the disk is touched, and the disk path is
  * built from resolved real directories only, so no entry can reach outside the tree.
+ *
+ * The application itself is synchronous (model, disk and tar parsing alike) and works through the
+ * bytes already decompressed; the only effect in the loop is pulling the next chunk when they run
+ * out. Per-entry effects cost more than the work of most entries.
  */
 import { Effect } from "effect"
 import type { DigestMismatch, FilesystemError, InvalidLayer } from "../../domain/errors.js"
@@ -12,7 +16,7 @@ import * as Disk from "./disk-tree.js"
 import { normalizeEntryPath } from "./entry-path.js"
 import { type LayerInput, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
-import { makeTarReader, type TarEntry } from "./tar-reader.js"
+import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
 import { attach, detach, type Inode, isAttached, pathOf, type TreeNode } from "./tree-model.js"
 
 export interface TreeState {
@@ -28,6 +32,11 @@ const WHITEOUT_META = ".wh..wh."
 const MAX_LINK_TARGET_BYTES = 4095
 
 type ApplyError = UnsafeLayerEntry | InvalidLayer | FilesystemError
+
+/** An unsafe entry, thrown out of the synchronous application. */
+class Refused {
+  constructor(readonly error: UnsafeLayerEntry) {}
+}
 
 const diskPath = (tree: TreeState, node: TreeNode) => {
   const relative = pathOf(node)
@@ -63,6 +72,16 @@ const implicitDirectory = (mtime: number): Inode => ({
   xattrs: []
 })
 
+/** A regular file whose contents are still being written. */
+interface OpenFile {
+  readonly fd: number
+  readonly path: string
+  readonly parent: TreeNode
+  readonly base: string
+  readonly entry: TarEntry
+  written: number
+}
+
 /** State of one layer's application. */
 class LayerApplication {
   /**
@@ -70,6 +89,8 @@ class LayerApplication {
    * hide only what lower layers put there, so they must spare these, whichever order the tar uses.
    */
   private readonly added = new Set<TreeNode>()
+  /** The file being written, if its data reaches past the bytes decompressed so far. */
+  private open: OpenFile | undefined
 
   constructor(
     private readonly tree: TreeState,
@@ -83,129 +104,153 @@ class LayerApplication {
   }
 
   private remove(node: TreeNode) {
-    return Effect.gen(this, function* () {
-      yield* Disk.removeEntry(diskPath(this.tree, node), node.inode.type === "directory")
-      detach(node)
-    })
+    Disk.removeEntry(diskPath(this.tree, node), node.inode.type === "directory")
+    detach(node)
   }
 
   /** Removes what lower layers contributed at and below `node`, keeping this layer's own entries. */
-  private removeLower(node: TreeNode): Effect.Effect<void, FilesystemError> {
-    return Effect.gen(this, function* () {
-      if (!this.added.has(node)) return yield* this.remove(node)
-      if (node.children === undefined) return
-      for (const child of [...node.children.values()]) yield* this.removeLower(child)
-    })
+  private removeLower(node: TreeNode): void {
+    if (!this.added.has(node)) this.remove(node)
+    else if (node.children !== undefined) for (const child of [...node.children.values()]) this.removeLower(child)
   }
 
-  apply(entry: TarEntry, readData: Effect.Effect<Uint8Array | undefined, InvalidLayer | FilesystemError>) {
-    return Effect.gen(this, function* () {
-      const unsafe = (reason: string) => new UnsafeLayerEntry({ layer: this.layer, path: entry.name, reason })
-      const normalized = normalizeEntryPath(entry.name)
-      if (normalized._tag === "Unsafe") return yield* Effect.fail(unsafe(normalized.reason))
-      const components = normalized.components
-      // Entries inside a `.wh.*` directory are aufs bookkeeping (e.g. `.wh..wh.plnk/`), not content.
-      if (components.slice(0, -1).some((name) => name.startsWith(WHITEOUT))) return
-      const base = components.at(-1)
-      if (base === undefined) return yield* this.applyRoot(entry, unsafe)
-      if (base.startsWith(WHITEOUT)) return yield* this.applyWhiteout(components.slice(0, -1), base, unsafe)
-
-      const resolved = yield* resolveDirectory<UnsafeLayerEntry | FilesystemError>({
-        root: this.tree.root,
-        components: components.slice(0, -1),
-        missing: (parent, name) =>
-          Effect.gen(this, function* () {
-            yield* Disk.makeDirectory(childDiskPath(this.tree, parent, name))
-            const made = attach(parent, name, implicitDirectory(entry.mtime))
-            this.markAdded(made)
-            return made
-          }),
-        unresolvable: (reason) => unsafe(`${reason} in its parent path`)
-      })
-      if (resolved._tag !== "Directory") {
-        return yield* Effect.fail(
-          unsafe(resolved._tag === "NotDirectory" ? `parent "${resolved.path}" is not a directory` : "parent missing")
-        )
-      }
-      const parent = resolved.node
-      const existing = parent.children!.get(base)
-      const path = childDiskPath(this.tree, parent, base)
-
-      switch (entry.type) {
-        case "directory": {
-          if (existing?.inode.type === "directory") {
-            // Directory over directory merges: children stay, the new header's metadata wins.
-            Object.assign(existing.inode, inodeFrom(entry, "directory"))
-            return this.markAdded(existing)
-          }
-          if (existing) yield* this.remove(existing)
-          yield* Disk.makeDirectory(path)
-          return this.markAdded(attach(parent, base, inodeFrom(entry, "directory")))
-        }
-        case "file": {
-          if (existing) yield* this.remove(existing)
-          const size = yield* Disk.writeFile(path, readData)
-          return this.markAdded(attach(parent, base, inodeFrom(entry, "file", { size })))
-        }
-        case "symlink": {
-          const target = entry.linkname
-          if (target === "") return yield* Effect.fail(unsafe("symlink with an empty target"))
-          if (target.includes("\0")) return yield* Effect.fail(unsafe("symlink target contains a NUL byte"))
-          if (Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) {
-            return yield* Effect.fail(unsafe("symlink target is longer than 4095 bytes"))
-          }
-          if (existing) yield* this.remove(existing)
-          // Stored verbatim and never resolved here: it means something only inside the VM.
-          yield* Disk.makeSymlink(target, path)
-          return this.markAdded(attach(parent, base, inodeFrom(entry, "symlink", { linkTarget: target })))
-        }
-        case "char":
-        case "block":
-        case "fifo": {
-          if (existing) yield* this.remove(existing)
-          // A plain empty file stands in; the ext4 step makes the real node from the metadata.
-          yield* Disk.makePlaceholder(path)
-          const device = entry.type === "fifo" ? {} : { devMajor: entry.devMajor, devMinor: entry.devMinor }
-          return this.markAdded(attach(parent, base, inodeFrom(entry, entry.type, device)))
-        }
-        case "link":
-          return yield* this.applyHardlink(entry, parent, base, existing, unsafe)
-      }
-    })
+  /**
+   * Applies every entry it can with the bytes buffered: `NEED_MORE` when they run out (pull, then
+   * call again to carry on where it stopped), `undefined` at the end of the archive.
+   */
+  run(tar: TarReader<InvalidLayer | FilesystemError>): undefined | NeedMore {
+    while (true) {
+      if (this.open !== undefined && this.writeData(this.open, tar) === NEED_MORE) return NEED_MORE
+      const entry = tar.nextSync()
+      if (entry === NEED_MORE || entry === undefined) return entry
+      this.apply(entry)
+    }
   }
 
-  private applyRoot(entry: TarEntry, unsafe: (reason: string) => UnsafeLayerEntry) {
-    return Effect.gen(this, function* () {
-      if (entry.type !== "directory") return yield* Effect.fail(unsafe("the root can only be a directory"))
-      Object.assign(this.tree.root.inode, inodeFrom(entry, "directory"))
-      this.markAdded(this.tree.root)
-    })
+  /** Closes the file left open by a failure or an interruption. */
+  release() {
+    if (this.open !== undefined) Disk.closeFile(this.open.fd)
+    this.open = undefined
   }
 
-  private applyWhiteout(directory: ReadonlyArray<string>, base: string, unsafe: (reason: string) => UnsafeLayerEntry) {
-    return Effect.gen(this, function* () {
-      const hidden = base.slice(WHITEOUT.length)
-      if (base !== OPAQUE && (hidden === "" || hidden === "." || hidden === "..")) {
-        return yield* Effect.fail(unsafe("whiteout of an invalid name"))
+  private writeData(file: OpenFile, tar: TarReader<InvalidLayer | FilesystemError>): undefined | NeedMore {
+    while (true) {
+      const chunk = tar.readDataSync()
+      if (chunk === NEED_MORE) return NEED_MORE
+      if (chunk === undefined) break
+      Disk.writeAll(file.fd, file.path, chunk)
+      file.written += chunk.length
+    }
+    this.open = undefined
+    Disk.closeFile(file.fd)
+    this.markAdded(attach(file.parent, file.base, inodeFrom(file.entry, "file", { size: file.written })))
+    return undefined
+  }
+
+  private apply(entry: TarEntry) {
+    const unsafe = (reason: string): never => {
+      throw new Refused(new UnsafeLayerEntry({ layer: this.layer, path: entry.name, reason }))
+    }
+    const normalized = normalizeEntryPath(entry.name)
+    if (normalized._tag === "Unsafe") return unsafe(normalized.reason)
+    const components = normalized.components
+    // Entries inside a `.wh.*` directory are aufs bookkeeping (e.g. `.wh..wh.plnk/`), not content.
+    if (components.slice(0, -1).some((name) => name.startsWith(WHITEOUT))) return
+    const base = components.at(-1)
+    if (base === undefined) return this.applyRoot(entry, unsafe)
+    if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
+
+    const resolved = resolveDirectory({
+      root: this.tree.root,
+      components: components.slice(0, -1),
+      missing: (parent, name) => {
+        Disk.makeDirectory(childDiskPath(this.tree, parent, name))
+        const made = attach(parent, name, implicitDirectory(entry.mtime))
+        this.markAdded(made)
+        return made
+      },
+      unresolvable: (reason) => unsafe(`${reason} in its parent path`)
+    })
+    if (resolved._tag !== "Directory") {
+      return unsafe(
+        resolved._tag === "NotDirectory" ? `parent "${resolved.path}" is not a directory` : "parent missing"
+      )
+    }
+    const parent = resolved.node
+    const existing = parent.children!.get(base)
+    const path = childDiskPath(this.tree, parent, base)
+
+    switch (entry.type) {
+      case "directory": {
+        if (existing?.inode.type === "directory") {
+          // Directory over directory merges: children stay, the new header's metadata wins.
+          Object.assign(existing.inode, inodeFrom(entry, "directory"))
+          return this.markAdded(existing)
+        }
+        if (existing) this.remove(existing)
+        Disk.makeDirectory(path)
+        return this.markAdded(attach(parent, base, inodeFrom(entry, "directory")))
       }
-      const resolved = yield* resolveDirectory({
-        root: this.tree.root,
-        components: directory,
-        missing: () => Effect.succeed(undefined),
-        unresolvable: (reason) => unsafe(`${reason} in its parent path`)
-      })
-      // Nothing below to hide when the directory does not exist (or is not one).
-      if (resolved._tag !== "Directory") return
-      const parent = resolved.node
-      if (base === OPAQUE) {
-        for (const child of [...parent.children!.values()]) yield* this.removeLower(child)
+      case "file": {
+        if (existing) this.remove(existing)
+        // The node is attached once all the data is written (see writeData).
+        this.open = { fd: Disk.createFile(path), path, parent, base, entry, written: 0 }
         return
       }
-      // Other `.wh..wh.*` names are aufs metadata with nothing to hide.
-      if (base.startsWith(WHITEOUT_META)) return
-      const target = parent.children!.get(hidden)
-      if (target) yield* this.removeLower(target)
+      case "symlink": {
+        const target = entry.linkname
+        if (target === "") return unsafe("symlink with an empty target")
+        if (target.includes("\0")) return unsafe("symlink target contains a NUL byte")
+        if (Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) {
+          return unsafe("symlink target is longer than 4095 bytes")
+        }
+        if (existing) this.remove(existing)
+        // Stored verbatim and never resolved here: it means something only inside the VM.
+        Disk.makeSymlink(target, path)
+        return this.markAdded(attach(parent, base, inodeFrom(entry, "symlink", { linkTarget: target })))
+      }
+      case "char":
+      case "block":
+      case "fifo": {
+        if (existing) this.remove(existing)
+        // A plain empty file stands in; the ext4 step makes the real node from the metadata.
+        Disk.makePlaceholder(path)
+        const device = entry.type === "fifo" ? {} : { devMajor: entry.devMajor, devMinor: entry.devMinor }
+        return this.markAdded(attach(parent, base, inodeFrom(entry, entry.type, device)))
+      }
+      case "link":
+        return this.applyHardlink(entry, parent, base, existing, unsafe)
+    }
+  }
+
+  private applyRoot(entry: TarEntry, unsafe: (reason: string) => never) {
+    if (entry.type !== "directory") return unsafe("the root can only be a directory")
+    Object.assign(this.tree.root.inode, inodeFrom(entry, "directory"))
+    this.markAdded(this.tree.root)
+  }
+
+  private applyWhiteout(directory: ReadonlyArray<string>, base: string, unsafe: (reason: string) => never) {
+    const hidden = base.slice(WHITEOUT.length)
+    if (base !== OPAQUE && (hidden === "" || hidden === "." || hidden === "..")) {
+      return unsafe("whiteout of an invalid name")
+    }
+    const resolved = resolveDirectory({
+      root: this.tree.root,
+      components: directory,
+      missing: () => undefined,
+      unresolvable: (reason) => unsafe(`${reason} in its parent path`)
     })
+    // Nothing below to hide when the directory does not exist (or is not one).
+    if (resolved._tag !== "Directory") return
+    const parent = resolved.node
+    if (base === OPAQUE) {
+      for (const child of [...parent.children!.values()]) this.removeLower(child)
+      return
+    }
+    // Other `.wh..wh.*` names are aufs metadata with nothing to hide.
+    if (base.startsWith(WHITEOUT_META)) return
+    const target = parent.children!.get(hidden)
+    if (target) this.removeLower(target)
   }
 
   private applyHardlink(
@@ -213,46 +258,58 @@ class LayerApplication {
     parent: TreeNode,
     base: string,
     existing: TreeNode | undefined,
-    unsafe: (reason: string) => UnsafeLayerEntry
+    unsafe: (reason: string) => never
   ) {
-    return Effect.gen(this, function* () {
-      const normalized = normalizeEntryPath(entry.linkname)
-      if (normalized._tag === "Unsafe") return yield* Effect.fail(unsafe(`hardlink target: ${normalized.reason}`))
-      const targetName = normalized.components.at(-1)
-      if (targetName === undefined) return yield* Effect.fail(unsafe("hardlink to the root"))
-      // Like link(2): the target's parents resolve (inside the root), its last component does not.
-      const resolved = yield* resolveDirectory({
-        root: this.tree.root,
-        components: normalized.components.slice(0, -1),
-        missing: () => Effect.succeed(undefined),
-        unresolvable: (reason) => unsafe(`${reason} in the hardlink target`)
-      })
-      const target = resolved._tag === "Directory" ? resolved.node.children!.get(targetName) : undefined
-      if (target === undefined) {
-        return yield* Effect.fail(unsafe(`hardlink target "${entry.linkname}" does not exist`))
-      }
-      if (target.inode.type === "directory") return yield* Effect.fail(unsafe("hardlink to a directory"))
-      let node = target
-      if (target !== existing) {
-        if (existing) yield* this.remove(existing)
-        if (!isAttached(target, this.tree.root)) {
-          return yield* Effect.fail(unsafe("hardlink target is removed by this very entry"))
-        }
-        yield* Disk.makeHardlink(diskPath(this.tree, target), childDiskPath(this.tree, parent, base))
-        node = attach(parent, base, target.inode)
-      }
-      // As Docker and containerd do, the link's header describes the shared inode (usually it
-      // repeats it); xattrs it carries are set on top of those already there.
-      const inode = target.inode
-      if (inode.type !== "symlink") inode.mode = entry.mode
-      inode.uid = entry.uid
-      inode.gid = entry.gid
-      inode.mtime = entry.mtime
-      if (entry.xattrs.length > 0) inode.xattrs = [...new Map([...inode.xattrs, ...entry.xattrs])]
-      this.markAdded(node)
+    const normalized = normalizeEntryPath(entry.linkname)
+    if (normalized._tag === "Unsafe") return unsafe(`hardlink target: ${normalized.reason}`)
+    const targetName = normalized.components.at(-1)
+    if (targetName === undefined) return unsafe("hardlink to the root")
+    // Like link(2): the target's parents resolve (inside the root), its last component does not.
+    const resolved = resolveDirectory({
+      root: this.tree.root,
+      components: normalized.components.slice(0, -1),
+      missing: () => undefined,
+      unresolvable: (reason) => unsafe(`${reason} in the hardlink target`)
     })
+    const target = resolved._tag === "Directory" ? resolved.node.children!.get(targetName) : undefined
+    if (target === undefined) return unsafe(`hardlink target "${entry.linkname}" does not exist`)
+    if (target.inode.type === "directory") return unsafe("hardlink to a directory")
+    let node = target
+    if (target !== existing) {
+      if (existing) this.remove(existing)
+      if (!isAttached(target, this.tree.root)) return unsafe("hardlink target is removed by this very entry")
+      Disk.makeHardlink(diskPath(this.tree, target), childDiskPath(this.tree, parent, base))
+      node = attach(parent, base, target.inode)
+    }
+    // As Docker and containerd do, the link's header describes the shared inode (usually it
+    // repeats it); xattrs it carries are set on top of those already there.
+    const inode = target.inode
+    if (inode.type !== "symlink") inode.mode = entry.mode
+    inode.uid = entry.uid
+    inode.gid = entry.gid
+    inode.mtime = entry.mtime
+    if (entry.xattrs.length > 0) inode.xattrs = [...new Map([...inode.xattrs, ...entry.xattrs])]
+    this.markAdded(node)
   }
 }
+
+/** Runs the synchronous application, pulling whenever it has worked through the buffered bytes. */
+const applyAll = (
+  application: LayerApplication,
+  tar: TarReader<InvalidLayer | FilesystemError>
+): Effect.Effect<void, ApplyError> =>
+  Effect.suspend(function step(): Effect.Effect<void, ApplyError> {
+    let result: undefined | NeedMore
+    try {
+      result = application.run(tar)
+    } catch (error) {
+      if (error instanceof TarFailure || error instanceof Disk.DiskFailure || error instanceof Refused) {
+        return Effect.fail(error.error as ApplyError)
+      }
+      throw error
+    }
+    return result === NEED_MORE ? Effect.flatMap(tar.fill, step) : Effect.void
+  })
 
 /** Streams one layer into the tree, then checks its DiffID (after the last byte, necessarily). */
 export const applyLayer = (
@@ -265,11 +322,7 @@ export const applyLayer = (
       const source = yield* openLayer(layer, maxUncompressedBytes)
       const tar = makeTarReader(source.bytes, layer.digest)
       const application = new LayerApplication(tree, layer.digest)
-      while (true) {
-        const entry = yield* tar.next
-        if (entry === undefined) break
-        yield* application.apply(entry, tar.readData)
-      }
+      yield* applyAll(application, tar).pipe(Effect.ensuring(Effect.sync(() => application.release())))
       yield* source.verify
     })
   )

@@ -2,6 +2,10 @@
  * Exact-size reads over a pull-based byte stream, for a parser that needs "the next 512 bytes"
  * while the decompressor hands out chunks of whatever size. Only the chunks in flight are buffered,
  * so memory stays bounded whatever the layer's size.
+ *
+ * Besides the effectful reads, the buffered bytes can be taken synchronously: a parser that works
+ * through what is buffered and pulls (`fill`) only when it runs out costs one effect per chunk
+ * instead of several per tar entry.
  */
 import { Effect } from "effect"
 
@@ -16,6 +20,18 @@ export interface ByteReader<E> {
   readonly skip: (n: number) => Effect.Effect<void, E>
   /** Reads (and discards) everything left, so the whole stream passes through the pull's observers. */
   readonly drain: Effect.Effect<void, E>
+  /** Pulls once more into the buffer; `false` once the stream has ended. */
+  readonly fill: Effect.Effect<boolean, E>
+  /** Bytes that can be taken now without pulling. */
+  readonly buffered: () => number
+  /** True once the stream has ended: what is buffered is all there is. */
+  readonly ended: () => boolean
+  /** Exactly `n` buffered bytes; the caller checks `buffered() >= n` (and `n > 0`). */
+  readonly takeBuffered: (n: number) => Uint8Array
+  /** Between 1 and `max` buffered bytes, never crossing a chunk; the caller checks `buffered() > 0`. */
+  readonly takeSomeBuffered: (max: number) => Uint8Array
+  /** The error for a stream that ends where more bytes must follow. */
+  readonly truncated: () => E
 }
 
 export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader<E> => {
@@ -65,29 +81,30 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
     return Buffer.concat(parts)
   }
 
-  const readExact = (n: number) =>
-    Effect.gen(function* () {
-      while (buffered < n) {
-        if (!(yield* fill)) {
-          if (buffered === 0) return undefined
-          return yield* Effect.fail(truncated())
-        }
-      }
-      return take(n)
+  const takeSome = (max: number) => take(Math.min(max, queue[0]!.length))
+
+  const readExact = (n: number): Effect.Effect<Uint8Array | undefined, E> =>
+    Effect.suspend(() => {
+      if (buffered >= n) return Effect.succeed(take(n))
+      return Effect.flatMap(fill, (more) => {
+        if (more) return readExact(n)
+        if (buffered === 0) return Effect.succeed(undefined)
+        return Effect.fail(truncated())
+      })
     })
 
-  const readSome = (max: number) =>
-    Effect.gen(function* () {
-      while (buffered === 0) {
-        if (!(yield* fill)) return yield* Effect.fail(truncated())
-      }
-      return take(Math.min(max, queue[0]!.length))
+  const readSome = (max: number): Effect.Effect<Uint8Array, E> =>
+    Effect.suspend(() => {
+      if (buffered > 0) return Effect.succeed(takeSome(max))
+      return Effect.flatMap(fill, (more) => (more ? readSome(max) : Effect.fail(truncated())))
     })
 
-  const skip = (n: number) =>
-    Effect.gen(function* () {
+  const skip = (n: number): Effect.Effect<void, E> =>
+    Effect.suspend(() => {
       let left = n
-      while (left > 0) left -= (yield* readSome(left)).length
+      while (left > 0 && buffered > 0) left -= takeSome(left).length
+      if (left === 0) return Effect.void
+      return Effect.flatMap(fill, (more) => (more ? skip(left) : Effect.fail(truncated())))
     })
 
   const drain = Effect.gen(function* () {
@@ -99,5 +116,16 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
     }
   })
 
-  return { readExact, readSome, skip, drain }
+  return {
+    readExact,
+    readSome,
+    skip,
+    drain,
+    fill,
+    buffered: () => buffered,
+    ended: () => ended,
+    takeBuffered: take,
+    takeSomeBuffered: takeSome,
+    truncated
+  }
 }

@@ -136,7 +136,7 @@ export const uncompressedStream = (blob: CompressedBlob): Stream.Stream<Uint8Arr
         case "gzip":
           return readFile(handle, blob).pipe(
             NodeStream.pipeThroughDuplex(
-              () => zlib.createGunzip(),
+              () => zlib.createGunzip({ chunkSize: 256 * 1024 }),
               (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
             )
           )

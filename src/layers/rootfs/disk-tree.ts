@@ -4,11 +4,19 @@
  * components; every call here is one that does not follow a symlink in its last component
  * (O_NOFOLLOW|O_EXCL opens, mkdir, symlink, link, unlink, rm), so the tree's own symlinks are never
  * followed, whatever they point at.
+ *
+ * Every call is synchronous and throws `DiskFailure`: the tree is written one entry at a time, and
+ * a round trip through libuv's thread pool per open, write and close costs far more than the
+ * syscall itself (most entries are small files landing in the page cache).
  */
+import * as fs from "node:fs"
 import { constants } from "node:fs"
-import * as fs from "node:fs/promises"
-import { Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
+
+/** A failed disk operation, thrown; the caller turns it back into its `FilesystemError`. */
+export class DiskFailure {
+  constructor(readonly error: FilesystemError) {}
+}
 
 const describe = (error: unknown) => {
   if (error instanceof Error) {
@@ -18,50 +26,42 @@ const describe = (error: unknown) => {
   return String(error)
 }
 
-const attempt = <A>(path: string, operation: string, run: () => Promise<A>) =>
-  Effect.tryPromise({
-    try: run,
-    catch: (error) => new FilesystemError({ path, reason: `${operation} failed: ${describe(error)}` })
-  })
+const attempt = <A>(path: string, operation: string, run: () => A): A => {
+  try {
+    return run()
+  } catch (error) {
+    throw new DiskFailure(new FilesystemError({ path, reason: `${operation} failed: ${describe(error)}` }))
+  }
+}
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 
-export const makeDirectory = (path: string) => attempt(path, "mkdir", () => fs.mkdir(path, { mode: 0o700 }))
+export const makeDirectory = (path: string): void => attempt(path, "mkdir", () => fs.mkdirSync(path, { mode: 0o700 }))
 
-/** An empty 0600 file: contents to come, or a placeholder for a device or fifo. */
-const createFile = (path: string) =>
-  Effect.acquireRelease(
-    attempt(path, "create", () => fs.open(path, CREATE_FLAGS, 0o600)),
-    (handle) => Effect.promise(() => handle.close())
-  )
+/** A new, empty 0600 file, open for writing: contents to come (see `writeAll`, `closeFile`). */
+export const createFile = (path: string): number =>
+  attempt(path, "create", () => fs.openSync(path, CREATE_FLAGS, 0o600))
 
-export const makePlaceholder = (path: string) => Effect.scoped(createFile(path))
+/** Writes all of `chunk` at the file's current offset. */
+export const writeAll = (fd: number, path: string, chunk: Uint8Array): void =>
+  attempt(path, "write", () => {
+    let offset = 0
+    while (offset < chunk.length) offset += fs.writeSync(fd, chunk, offset)
+  })
 
-/** Streams `next` chunks into a new file until it yields `undefined`; returns the byte count. */
-export const writeFile = <E>(path: string, next: Effect.Effect<Uint8Array | undefined, E>) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const handle = yield* createFile(path)
-      let written = 0
-      while (true) {
-        const chunk = yield* next
-        if (chunk === undefined) return written
-        let offset = 0
-        while (offset < chunk.length) {
-          const { bytesWritten } = yield* attempt(path, "write", () => handle.write(chunk, offset))
-          offset += bytesWritten
-        }
-        written += chunk.length
-      }
-    })
-  )
+export const closeFile = (fd: number): void => fs.closeSync(fd)
 
-export const makeSymlink = (target: string, path: string) => attempt(path, "symlink", () => fs.symlink(target, path))
+/** An empty placeholder for a device or fifo. */
+export const makePlaceholder = (path: string): void => closeFile(createFile(path))
+
+export const makeSymlink = (target: string, path: string): void =>
+  attempt(path, "symlink", () => fs.symlinkSync(target, path))
 
 // link(2) does not dereference a symlink given as the existing name, so linking a symlink links it.
-export const makeHardlink = (existing: string, path: string) => attempt(path, "link", () => fs.link(existing, path))
+export const makeHardlink = (existing: string, path: string): void =>
+  attempt(path, "link", () => fs.linkSync(existing, path))
 
-export const removeEntry = (path: string, isDirectory: boolean) =>
+export const removeEntry = (path: string, isDirectory: boolean): void =>
   isDirectory
-    ? attempt(path, "remove", () => fs.rm(path, { recursive: true }))
-    : attempt(path, "unlink", () => fs.unlink(path))
+    ? attempt(path, "remove", () => fs.rmSync(path, { recursive: true }))
+    : attempt(path, "unlink", () => fs.unlinkSync(path))

@@ -3,7 +3,6 @@
  * inside the tree, absolute targets restart at the rootfs root and `..` stops at it. Nothing here
  * touches the disk, so a symlink to `/` or `../../..` can only ever name a directory of the tree.
  */
-import { Effect } from "effect"
 import { pathOf, type TreeNode } from "./tree-model.js"
 
 /** Linux's limit (MAXSYMLINKS): deep enough for real images, and it ends loops. */
@@ -16,54 +15,55 @@ export type Resolved =
   | { readonly _tag: "Missing" }
   | { readonly _tag: "NotDirectory"; readonly path: string }
 
-export interface ResolveOptions<E> {
+export interface ResolveOptions {
   readonly root: TreeNode
   readonly components: ReadonlyArray<string>
   /** Supplies a missing directory (creating it), or `undefined` to stop with `Missing`. */
-  readonly missing: (parent: TreeNode, name: string) => Effect.Effect<TreeNode | undefined, E>
-  readonly unresolvable: (reason: string) => E
+  readonly missing: (parent: TreeNode, name: string) => TreeNode | undefined
+  /** Throws the caller's failure for a name that cannot be resolved. */
+  readonly unresolvable: (reason: string) => never
 }
 
-export const resolveDirectory = <E>(options: ResolveOptions<E>): Effect.Effect<Resolved, E> =>
-  Effect.gen(function* () {
-    const { root } = options
-    // A stack of components still to walk, next one last; symlink targets are pushed onto it.
-    const pending = [...options.components].reverse()
-    let current = root
-    let hops = 0
-    let steps = 0
-    while (pending.length > 0) {
-      if (++steps > MAX_COMPONENT_STEPS) return yield* Effect.fail(options.unresolvable("path resolution too long"))
-      const name = pending.pop()!
-      if (name === "" || name === ".") continue
-      if (name === "..") {
-        current = current.parent ?? root
-        continue
-      }
-      const child = current.children!.get(name)
-      if (child === undefined) {
-        const made = yield* options.missing(current, name)
-        if (made === undefined) return { _tag: "Missing" } as const
-        current = made
-        continue
-      }
-      switch (child.inode.type) {
-        case "directory":
-          current = child
-          break
-        case "symlink": {
-          if (++hops > MAX_SYMLINK_HOPS) {
-            return yield* Effect.fail(options.unresolvable("too many levels of symbolic links"))
-          }
-          const target = child.inode.linkTarget!
-          if (target.startsWith("/")) current = root
-          const parts = target.split("/")
-          for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!)
-          break
-        }
-        default:
-          return { _tag: "NotDirectory", path: pathOf(child) } as const
-      }
+/** Synchronous, like the rest of the layer application: failures leave through `unresolvable`. */
+export const resolveDirectory = (options: ResolveOptions): Resolved => {
+  const { root } = options
+  // A stack of components still to walk, next one last; symlink targets are pushed onto it.
+  const pending = [...options.components].reverse()
+  let current = root
+  let hops = 0
+  let steps = 0
+  while (pending.length > 0) {
+    if (++steps > MAX_COMPONENT_STEPS) return options.unresolvable("path resolution too long")
+    const name = pending.pop()!
+    if (name === "" || name === ".") continue
+    if (name === "..") {
+      current = current.parent ?? root
+      continue
     }
-    return { _tag: "Directory", node: current } as const
-  })
+    const child = current.children!.get(name)
+    if (child === undefined) {
+      const made = options.missing(current, name)
+      if (made === undefined) return { _tag: "Missing" } as const
+      current = made
+      continue
+    }
+    switch (child.inode.type) {
+      case "directory":
+        current = child
+        break
+      case "symlink": {
+        if (++hops > MAX_SYMLINK_HOPS) {
+          return options.unresolvable("too many levels of symbolic links")
+        }
+        const target = child.inode.linkTarget!
+        if (target.startsWith("/")) current = root
+        const parts = target.split("/")
+        for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!)
+        break
+      }
+      default:
+        return { _tag: "NotDirectory", path: pathOf(child) } as const
+    }
+  }
+  return { _tag: "Directory", node: current } as const
+}
