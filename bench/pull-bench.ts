@@ -257,11 +257,22 @@ interface Watched {
   /** The command's own process: VmHWM, user+system CPU seconds at the last poll. */
   readonly peakRss: number
   readonly cpuSeconds: number
-  /** Descendants by pid, in order of appearance. */
+  /** Descendants (and extra roots) by pid, in order of appearance; the daemon is not among them. */
   readonly children: ReadonlyArray<ProcessPeak>
   /** Lines of stderr with the ms (after start) they arrived. */
   readonly stderrLines: ReadonlyArray<readonly [ms: number, line: string]>
   /** The command's own VmRSS at each poll. */
+  readonly rssSamples: ReadonlyArray<readonly [ms: number, rss: number]>
+  /** The banger daemon the command started or talked to, if one was seen. */
+  readonly daemon: DaemonWatch | undefined
+}
+
+interface DaemonWatch {
+  readonly pid: number
+  /** VmHWM: the daemon's peak over its whole life so far. */
+  readonly peakRss: number
+  /** CPU seconds it used while the command ran (from its first poll to its last). */
+  readonly cpuSeconds: number
   readonly rssSamples: ReadonlyArray<readonly [ms: number, rss: number]>
 }
 
@@ -286,6 +297,9 @@ const readCpu = async (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
+const readCmdline = async (pid: number) =>
+  (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((arg) => arg !== "")
+
 const childrenOf = async (pid: number): Promise<Array<number>> => {
   const tasks = await fs.readdir(`/proc/${pid}/task`).catch(() => [] as Array<string>)
   const found: Array<number> = []
@@ -296,11 +310,37 @@ const childrenOf = async (pid: number): Promise<Array<number>> => {
   return found
 }
 
-/** Runs a command to completion while polling its and its descendants' peak RSS. */
-const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.ProcessEnv): Promise<Watched> =>
+/** `banger --state-dir <stateDir> daemon ...` (a node process, not a child it is about to exec). */
+const isDaemonOf = (stateDir: string, name: string, cmdline: ReadonlyArray<string>) => {
+  const at = cmdline.indexOf("--state-dir")
+  return name === "node" && at >= 0 && cmdline[at + 1] === stateDir && cmdline.includes("daemon")
+}
+
+interface WatchOptions {
+  /** Recognise the banger daemon of this state dir among the descendants (or `daemonPid`). */
+  readonly stateDir?: string | undefined
+  /** A daemon already running, not a descendant of the command. */
+  readonly daemonPid?: number | undefined
+  /** Added to this process's environment. */
+  readonly env?: Readonly<Record<string, string>> | undefined
+}
+
+interface Tracked {
+  name: string
+  peakRss: number
+  firstSeen: number
+  lastSeen: number
+  daemon: boolean
+  cpuFirst: number | undefined
+  cpuLast: number | undefined
+  readonly rssSamples: Array<readonly [number, number]>
+}
+
+/** Runs a command to completion while polling its, its descendants' and its daemon's memory. */
+const watch = (command: string, args: ReadonlyArray<string>, options: WatchOptions = {}): Promise<Watched> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env })
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } })
     running.add(child)
     const stdout: Array<Buffer> = []
     const stderrLines: Array<readonly [number, string]> = []
@@ -318,7 +358,38 @@ const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.Proces
     let peakRss = 0
     let cpuSeconds = 0
     const rssSamples: Array<readonly [number, number]> = []
-    const children = new Map<number, { name: string; peakRss: number; firstSeen: number; lastSeen: number }>()
+    const tracked = new Map<number, Tracked>()
+    const track = async (pid: number, now: number) => {
+      const info = await readStatus(pid)
+      if (info === undefined) return false
+      let known = tracked.get(pid)
+      // A pid that exec'd (sh -c 'exec debugfs', or node about to exec mkfs) starts a new record.
+      if (known === undefined || known.name !== info.name) {
+        const daemon =
+          pid === options.daemonPid ||
+          (options.stateDir !== undefined && isDaemonOf(options.stateDir, info.name, await readCmdline(pid)))
+        known = {
+          name: info.name,
+          peakRss: 0,
+          firstSeen: now,
+          lastSeen: now,
+          daemon,
+          cpuFirst: undefined,
+          cpuLast: undefined,
+          rssSamples: []
+        }
+        tracked.set(pid, known)
+      }
+      known.peakRss = Math.max(known.peakRss, info.hwm)
+      known.lastSeen = now
+      if (known.daemon) {
+        known.rssSamples.push([now, info.rss])
+        const cpu = await readCpu(pid)
+        known.cpuFirst ??= cpu
+        known.cpuLast = cpu ?? known.cpuLast
+      }
+      return true
+    }
     let polling = true
     const poll = async () => {
       const pid = child.pid!
@@ -331,18 +402,10 @@ const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.Proces
         }
         cpuSeconds = (await readCpu(pid)) ?? cpuSeconds
         const queue = await childrenOf(pid)
+        if (options.daemonPid !== undefined) queue.push(options.daemonPid)
         while (queue.length > 0) {
-          const descendant = queue.shift()!
-          const info = await readStatus(descendant)
-          if (info === undefined) continue
-          const known = children.get(descendant)
-          // A pid that exec'd (sh -c 'exec debugfs') keeps its slot under the newest name.
-          if (known) {
-            known.name = info.name
-            known.peakRss = Math.max(known.peakRss, info.hwm)
-            known.lastSeen = now
-          } else children.set(descendant, { name: info.name, peakRss: info.hwm, firstSeen: now, lastSeen: now })
-          queue.push(...(await childrenOf(descendant)))
+          const next = queue.shift()!
+          if (await track(next, now)) queue.push(...(await childrenOf(next)))
         }
         await new Promise((r) => setTimeout(r, POLL_MS))
       }
@@ -359,6 +422,15 @@ const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.Proces
       running.delete(child)
       await poller
       if (partial !== "") stderrLines.push([wallMs, partial])
+      const daemonEntry = [...tracked.entries()].find(([, record]) => record.daemon)
+      const daemon = daemonEntry && {
+        pid: daemonEntry[0],
+        peakRss: daemonEntry[1].peakRss,
+        cpuSeconds:
+          (daemonEntry[1].cpuLast ?? 0) -
+          (pidKnownBefore(options, daemonEntry[0]) ? (daemonEntry[1].cpuFirst ?? 0) : 0),
+        rssSamples: daemonEntry[1].rssSamples
+      }
       resolve({
         code,
         signal,
@@ -367,12 +439,18 @@ const watch = (command: string, args: ReadonlyArray<string>, env?: NodeJS.Proces
         stderr: stderrTail,
         peakRss,
         cpuSeconds,
-        children: [...children.values()],
+        children: [...tracked.values()]
+          .filter((record) => !record.daemon)
+          .map(({ name, peakRss, firstSeen, lastSeen }) => ({ name, peakRss, firstSeen, lastSeen })),
         stderrLines,
-        rssSamples
+        rssSamples,
+        daemon
       })
     })
   })
+
+/** A daemon started during the command counts all its CPU; one already running only what it used meanwhile. */
+const pidKnownBefore = (options: WatchOptions, pid: number) => options.daemonPid === pid
 
 const check = (what: string, result: Watched) => {
   if (result.code !== 0) {
@@ -392,15 +470,19 @@ interface Sample {
   readonly wallMs: number
   /** Named parts of the wall time, ms. */
   readonly parts: Readonly<Record<string, number>>
+  /** VmHWM of the process that did the work: banger's daemon when there is one (over its life so far). */
   readonly peakRss: number
+  /** banger: the CLI process's own VmHWM. */
+  readonly cliPeakRss?: number
+  /** banger: CPU seconds of the process that did the work, during this command. */
   readonly cpuSeconds?: number
-  /** banger: the largest VmRSS polled in each stage. */
+  /** banger: the largest VmRSS of the working process polled in each stage. */
   readonly stageRss?: Readonly<Record<string, number>>
   readonly children: ReadonlyArray<ProcessPeak>
 }
 
 /** Time spent in each stage the CLI reported, and the largest VmRSS polled during it. */
-const stageTimes = (result: Watched) => {
+const stageTimes = (result: Watched, rssSamples: ReadonlyArray<readonly [number, number]>) => {
   const marks = result.stderrLines.filter(([, line]) => STAGES.includes(line.trim()))
   const spans: Array<readonly [name: string, start: number, end: number]> = []
   if (marks.length > 0) spans.push(["startup", 0, marks[0]![0]])
@@ -411,23 +493,24 @@ const stageTimes = (result: Watched) => {
   const stageRss: Record<string, number> = {}
   for (const [name, start, end] of spans) {
     parts[name] = (parts[name] ?? 0) + end - start
-    for (const [ms, rss] of result.rssSamples) {
+    for (const [ms, rss] of rssSamples) {
       if (ms >= start && ms < end) stageRss[name] = Math.max(stageRss[name] ?? 0, rss)
     }
   }
   return { parts, stageRss }
 }
 
-const runBanger = async (
-  context: { readonly ref: string; readonly stateDir: string; readonly kernel: string; readonly initrd?: string },
-  name: string,
-  cpuProf: string | undefined
-) => {
-  const nodeArgs = cpuProf
-    ? ["--cpu-prof", "--cpu-prof-dir", cpuProf, "--cpu-prof-name", `${name}-${Date.now()}.cpuprofile`]
-    : []
+interface BangerContext {
+  readonly ref: string
+  readonly stateDir: string
+  readonly kernel: string
+  readonly initrd?: string
+  /** The daemon the first pull started (the CLI starts one per state dir when none answers). */
+  daemonPid?: number | undefined
+}
+
+const runBanger = async (context: BangerContext, name: string, cpuProf: string | undefined) => {
   const args = [
-    ...nodeArgs,
     bangerBin,
     "--state-dir",
     context.stateDir,
@@ -441,18 +524,49 @@ const runBanger = async (
     ...(context.initrd ? ["--initrd", context.initrd] : []),
     "--json"
   ]
-  const result = check(`banger image pull (${name})`, await watch(process.execPath, args))
+  // Through the environment, so that a daemon the CLI starts is profiled too (it writes on exit).
+  const env = cpuProf ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProf}` } : undefined
+  const result = check(
+    `banger image pull (${name})`,
+    await watch(process.execPath, args, { stateDir: context.stateDir, daemonPid: context.daemonPid, env })
+  )
+  if (result.daemon) context.daemonPid = result.daemon.pid
   const image = JSON.parse(result.stdout) as { sizeBytes: number; rootfs: string }
-  const { parts, stageRss } = stageTimes(result)
+  const { parts, stageRss } = stageTimes(result, result.daemon?.rssSamples ?? result.rssSamples)
   const sample: Sample = {
     wallMs: result.wallMs,
     parts,
     stageRss,
-    peakRss: result.peakRss,
-    cpuSeconds: result.cpuSeconds,
+    peakRss: result.daemon?.peakRss ?? result.peakRss,
+    cliPeakRss: result.peakRss,
+    cpuSeconds: result.daemon ? result.daemon.cpuSeconds + result.cpuSeconds : result.cpuSeconds,
     children: result.children
   }
   return { sample, sizeBytes: image.sizeBytes }
+}
+
+const gone = async (pid: number, ms: number) => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const state = /^State:\s*(\S)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1]
+    if (state === undefined || state === "Z") return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
+/** SIGTERM (then SIGKILL) for the daemon our pulls started, checked to still be that daemon. */
+const stopDaemon = async (context: BangerContext) => {
+  const pid = context.daemonPid
+  context.daemonPid = undefined
+  if (pid === undefined) return
+  const status = await readStatus(pid)
+  if (status === undefined || !isDaemonOf(context.stateDir, status.name, await readCmdline(pid))) return
+  process.kill(pid, "SIGTERM")
+  if (!(await gone(pid, 10_000))) {
+    process.kill(pid, "SIGKILL")
+    await gone(pid, 5_000)
+  }
 }
 
 const runToolchain = async (
@@ -528,6 +642,9 @@ const summarize = (samples: ReadonlyArray<Sample>) => ({
   minMs: Math.min(...samples.map((s) => s.wallMs)),
   maxMs: Math.max(...samples.map((s) => s.wallMs)),
   peakRss: Math.max(...samples.map((s) => s.peakRss)),
+  cliPeakRss: samples.some((s) => s.cliPeakRss !== undefined)
+    ? Math.max(...samples.map((s) => s.cliPeakRss ?? 0))
+    : undefined,
   medianCpuSeconds: samples.every((s) => s.cpuSeconds !== undefined)
     ? median(samples.map((s) => s.cpuSeconds!))
     : undefined,
@@ -566,8 +683,10 @@ const main = async () => {
 
   let registry: TestRegistry | undefined
   const workRoot = await fs.mkdtemp(path.join(os.tmpdir(), "banger-bench-"))
+  let current: BangerContext | undefined
   const cleanup = async () => {
     for (const child of running) child.kill("SIGKILL")
+    if (current) await stopDaemon(current)
     await registry?.stop()
     await fs.rm(workRoot, { recursive: true, force: true })
   }
@@ -594,7 +713,13 @@ const main = async () => {
     for (let run = 0; run < options.runs; run++) {
       const workDir = path.join(workRoot, `run-${run}`)
       await fs.mkdir(workDir)
-      const banger = { ref, stateDir: path.join(workDir, "state"), kernel, ...(initrd ? { initrd } : {}) }
+      const banger: BangerContext = {
+        ref,
+        stateDir: path.join(workDir, "state"),
+        kernel,
+        ...(initrd ? { initrd } : {})
+      }
+      current = banger
       const toolchain = { ref, ociDir: path.join(workDir, "oci"), workDir }
       const bangerCold = async () => {
         const { sample, sizeBytes } = await runBanger(banger, "bench-cold", options.cpuProf)
@@ -629,6 +754,7 @@ const main = async () => {
           ? [bangerCold, toolchainCold, bangerWarm, toolchainWarm]
           : [toolchainCold, bangerCold, toolchainWarm, bangerWarm]
       for (const step of order) await step()
+      await stopDaemon(banger)
       await fs.rm(workDir, { recursive: true, force: true })
     }
 
@@ -679,11 +805,11 @@ const main = async () => {
       "",
       table,
       "",
-      `banger peak RSS (node, VmHWM): cold ${mib(results.banger.cold.peakRss)}, warm ${mib(results.banger.warm.peakRss)}`,
+      `banger peak RSS (VmHWM of the node process that pulls: the daemon, over cold then warm): cold ${mib(results.banger.cold.peakRss)}, warm ${mib(results.banger.warm.peakRss)}; CLI process ${mib(results.banger.cold.cliPeakRss ?? 0)}`,
       `banger RSS by stage, cold (max VmRSS, MiB): ${Object.entries(results.banger.cold.stageRss)
         .map(([name, rss]) => `${name} ${(rss / MiB).toFixed(0)}`)
         .join(", ")}`,
-      `banger CPU (node, median): cold ${results.banger.cold.medianCpuSeconds?.toFixed(2)} s, warm ${results.banger.warm.medianCpuSeconds?.toFixed(2)} s`,
+      `banger CPU (daemon + CLI, median): cold ${results.banger.cold.medianCpuSeconds?.toFixed(2)} s, warm ${results.banger.warm.medianCpuSeconds?.toFixed(2)} s`,
       `banger children: ${Object.entries(results.banger.cold.children)
         .map(([name, child]) => `${name} ${mib(child.peakRss)} ${seconds(child.medianMs)}`)
         .join(", ")}`,
