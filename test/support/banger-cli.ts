@@ -22,6 +22,8 @@ export interface CliOptions {
   /** Run as another user: `setpriv` to this uid/gid with no supplementary groups. */
   readonly asUser?: { readonly uid: number; readonly gid: number }
   readonly timeoutMs?: number
+  /** For the daemon helpers: arguments after `daemon`. */
+  readonly extraArgs?: ReadonlyArray<string>
 }
 
 export interface RunningCli {
@@ -97,7 +99,10 @@ const answers = (socket: string) =>
 /** `banger --state-dir STATE daemon`, ready once its socket accepts connections. */
 export const startBangerDaemon = async (state: string, options: CliOptions = {}): Promise<RunningDaemon> => {
   const socket = path.join(state, "banger.sock")
-  const running = startBanger(["--state-dir", state, "daemon"], { timeoutMs: 3_600_000, ...options })
+  const running = startBanger(["--state-dir", state, "daemon", ...(options.extraArgs ?? [])], {
+    timeoutMs: 3_600_000,
+    ...options
+  })
   let exited = false
   running.result.then(
     () => {
