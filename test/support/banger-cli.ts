@@ -2,8 +2,10 @@
  * Runs the real CLI (`./bin/banger`) as a child process, as a user would, and the daemon it talks
  * to. The CLI never auto-starts a daemon here: each test starts (and stops, by pid) its own.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
 import * as net from "node:net"
+import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -33,20 +35,48 @@ export interface RunningCli {
   readonly output: () => { stdout: string; stderr: string }
 }
 
+const setpriv = (user: { readonly uid: number; readonly gid: number }) => [
+  `--reuid=${user.uid}`,
+  `--regid=${user.gid}`,
+  "--clear-groups"
+]
+
+const copies = new Map<number, string>()
+
+/**
+ * The `bin/banger` another user runs. A checkout the user cannot reach (CI may clone below a
+ * 0700 home) is hard-linked (or copied) into a readable temp dir once, removed when tests exit.
+ */
+export const bangerBinFor = (user: { readonly uid: number; readonly gid: number }): string => {
+  const known = copies.get(user.uid)
+  if (known !== undefined) return known
+  const probe = `const fs = require("node:fs"); fs.accessSync(${JSON.stringify(bangerBin)}, fs.constants.R_OK);
+fs.readdirSync(${JSON.stringify(path.join(repoRoot, "node_modules"))})`
+  if (spawnSync("setpriv", [...setpriv(user), process.execPath, "-e", probe]).status === 0) {
+    copies.set(user.uid, bangerBin)
+    return bangerBin
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "banger-checkout-"))
+  fs.chmodSync(dir, 0o755)
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }))
+  for (const part of ["bin", "dist", "node_modules", "package.json"]) {
+    const from = path.join(repoRoot, part)
+    const linked = spawnSync("cp", ["-al", from, dir])
+    if (linked.status !== 0 && spawnSync("cp", ["-a", from, dir]).status !== 0) {
+      throw new Error(`cannot copy ${from} for uid ${user.uid}`)
+    }
+  }
+  const bin = path.join(dir, "bin", "banger")
+  copies.set(user.uid, bin)
+  return bin
+}
+
 export const startBanger = (args: ReadonlyArray<string>, options: CliOptions = {}): RunningCli => {
-  const command = options.asUser ? "setpriv" : bangerBin
-  const argv = options.asUser
-    ? [
-        `--reuid=${options.asUser.uid}`,
-        `--regid=${options.asUser.gid}`,
-        "--clear-groups",
-        process.execPath,
-        bangerBin,
-        ...args
-      ]
-    : [...args]
+  const bin = options.asUser ? bangerBinFor(options.asUser) : bangerBin
+  const command = options.asUser ? "setpriv" : bin
+  const argv = options.asUser ? [...setpriv(options.asUser), process.execPath, bin, ...args] : [...args]
   const child = spawn(command, argv, {
-    cwd: repoRoot,
+    cwd: path.dirname(path.dirname(bin)),
     env: { ...process.env, BANGER_NO_AUTOSTART: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"]
   })
