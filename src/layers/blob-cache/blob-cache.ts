@@ -14,11 +14,16 @@ export interface BlobCacheShape {
    * gets the bytes received so far (throttled, always ending with the full size) and is never
    * called on a cache hit, so "no progress" means "served from the cache". Concurrent calls for
    * one digest wait for each other instead of downloading twice.
+   *
+   * `onTempFile` gets the temp file a download writes to as soon as it exists, for a reader that
+   * follows it (see GrowingBlob): when `onProgress` reports n bytes, n bytes are in that file. The
+   * file is renamed to the returned path on success and removed on failure.
    */
   readonly ensure: (
     reference: ImageReference,
     descriptor: Descriptor,
-    onProgress?: (bytesDone: number) => Effect.Effect<void>
+    onProgress?: (bytesDone: number) => Effect.Effect<void>,
+    onTempFile?: (path: string) => Effect.Effect<void>
   ) => Effect.Effect<string, RegistryError | DigestMismatch | FilesystemError>
 }
 

@@ -39,7 +39,8 @@ export const makeBlobCache = Effect.gen(function* () {
   const ensure = Effect.fn("blobCache.ensure")(function* (
     reference: ImageReference,
     descriptor: Descriptor,
-    onProgress: (bytesDone: number) => Effect.Effect<void> = () => Effect.void
+    onProgress: (bytesDone: number) => Effect.Effect<void> = () => Effect.void,
+    onTempFile: (path: string) => Effect.Effect<void> = () => Effect.void
   ) {
     const { algorithm, file } = yield* checkedPath(descriptor)
     return yield* withDigestLock(
@@ -56,7 +57,8 @@ export const makeBlobCache = Effect.gen(function* () {
             algorithm,
             tempPath: paths.tempPath(paths.blobTmp, "blob"),
             finalPath: file,
-            onProgress
+            onProgress,
+            onTempFile
           })
         )
       })

@@ -8,13 +8,13 @@
  * bytes already decompressed; the only effect in the loop is pulling the next chunk when they run
  * out. Per-entry effects cost more than the work of most entries.
  */
-import { Effect } from "effect"
-import type { DigestMismatch, FilesystemError, InvalidLayer } from "../../domain/errors.js"
+import { Effect, Exit } from "effect"
+import type { DigestMismatch, FilesystemError, InvalidLayer, RegistryError } from "../../domain/errors.js"
 import { UnsafeLayerEntry } from "../../domain/errors.js"
 import type { EntryType } from "../../domain/tree.js"
 import * as Disk from "./disk-tree.js"
 import { normalizeEntryPath } from "./entry-path.js"
-import { type LayerInput, openLayer } from "./layer-source.js"
+import { type LayerInput, type LayerReadError, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
 import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
 import { attach, detach, type Inode, isAttached, pathOf, type TreeNode } from "./tree-model.js"
@@ -31,7 +31,7 @@ const WHITEOUT_META = ".wh..wh."
 // symlink(2) refuses longer targets; checking first keeps the error about the layer, not the disk.
 const MAX_LINK_TARGET_BYTES = 4095
 
-type ApplyError = UnsafeLayerEntry | InvalidLayer | FilesystemError
+type ApplyError = UnsafeLayerEntry | InvalidLayer | FilesystemError | RegistryError | DigestMismatch
 
 /** An unsafe entry, thrown out of the synchronous application. */
 class Refused {
@@ -118,7 +118,7 @@ class LayerApplication {
    * Applies every entry it can with the bytes buffered: `NEED_MORE` when they run out (pull, then
    * call again to carry on where it stopped), `undefined` at the end of the archive.
    */
-  run(tar: TarReader<InvalidLayer | FilesystemError>): undefined | NeedMore {
+  run(tar: TarReader<LayerReadError>): undefined | NeedMore {
     while (true) {
       if (this.open !== undefined && this.writeData(this.open, tar) === NEED_MORE) return NEED_MORE
       const entry = tar.nextSync()
@@ -133,7 +133,7 @@ class LayerApplication {
     this.open = undefined
   }
 
-  private writeData(file: OpenFile, tar: TarReader<InvalidLayer | FilesystemError>): undefined | NeedMore {
+  private writeData(file: OpenFile, tar: TarReader<LayerReadError>): undefined | NeedMore {
     while (true) {
       const chunk = tar.readDataSync()
       if (chunk === NEED_MORE) return NEED_MORE
@@ -294,10 +294,7 @@ class LayerApplication {
 }
 
 /** Runs the synchronous application, pulling whenever it has worked through the buffered bytes. */
-const applyAll = (
-  application: LayerApplication,
-  tar: TarReader<InvalidLayer | FilesystemError>
-): Effect.Effect<void, ApplyError> =>
+const applyAll = (application: LayerApplication, tar: TarReader<LayerReadError>): Effect.Effect<void, ApplyError> =>
   Effect.suspend(function step(): Effect.Effect<void, ApplyError> {
     let result: undefined | NeedMore
     try {
@@ -311,13 +308,17 @@ const applyAll = (
     return result === NEED_MORE ? Effect.flatMap(tar.fill, step) : Effect.void
   })
 
-/** Streams one layer into the tree, then checks its DiffID (after the last byte, necessarily). */
+/**
+ * Streams one layer into the tree, then checks its DiffID (after the last byte, necessarily). A
+ * layer still downloading that fails reports the download's failure when there is one: that is the
+ * cause (a corrupt blob can fail gunzip before the download gets to check its digest).
+ */
 export const applyLayer = (
   tree: TreeState,
   layer: LayerInput,
   maxUncompressedBytes: number
-): Effect.Effect<void, ApplyError | DigestMismatch> =>
-  Effect.scoped(
+): Effect.Effect<void, ApplyError> => {
+  const applied = Effect.scoped(
     Effect.gen(function* () {
       const source = yield* openLayer(layer, maxUncompressedBytes)
       const tar = makeTarReader(source.bytes, layer.digest)
@@ -326,3 +327,9 @@ export const applyLayer = (
       yield* source.verify
     })
   )
+  const download = layer.download
+  if (download === undefined) return applied
+  return Effect.catchAll(applied, (error) =>
+    Effect.flatMap(Effect.exit(download.done), (exit) => (Exit.isFailure(exit) ? exit : Effect.fail(error)))
+  )
+}

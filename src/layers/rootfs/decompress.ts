@@ -11,12 +11,15 @@ import { NodeStream } from "@effect/platform-node"
 import { Effect, Stream } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
+import type { DownloadError, GrowingBlob } from "./growing-blob.js"
 
 export interface CompressedBlob {
   readonly path: string
   readonly compression: LayerCompression
   /** Names the layer in errors. */
   readonly name: string
+  /** Set while the blob is still downloading: then the path comes from `download.done`. */
+  readonly download?: GrowingBlob | undefined
 }
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
@@ -125,23 +128,46 @@ const zstdStream = (input: fs.FileHandle, blob: CompressedBlob) =>
     })
   )
 
+const gunzip = <E>(compressed: Stream.Stream<Uint8Array, E>, blob: { readonly name: string }) =>
+  compressed.pipe(
+    NodeStream.pipeThroughDuplex(
+      // 256 KiB rather than zlib's 16 KiB: a sixteenth of the thread-pool jobs and stream steps.
+      () => zlib.createGunzip({ chunkSize: 256 * 1024 }),
+      (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
+    )
+  )
+
 // The blob is opened before any decompressor exists, so a missing or unreadable blob is reported as
 // such rather than as the decompressor's complaint about empty input.
-export const uncompressedStream = (blob: CompressedBlob): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError> =>
+const fromFile = (blob: CompressedBlob): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError> =>
   Stream.unwrapScoped(
     Effect.map(openBlob(blob), (handle) => {
       switch (blob.compression) {
         case "none":
           return readFile(handle, blob)
         case "gzip":
-          return readFile(handle, blob).pipe(
-            NodeStream.pipeThroughDuplex(
-              () => zlib.createGunzip({ chunkSize: 256 * 1024 }),
-              (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
-            )
-          )
+          return gunzip(readFile(handle, blob), blob)
         case "zstd":
           return zstdStream(handle, blob)
       }
     })
   )
+
+/**
+ * A blob still downloading is read as it arrives, except with zstd, whose child reads our
+ * descriptor itself and would take the end of what is written so far for the end of the blob.
+ */
+export const uncompressedStream = (
+  blob: CompressedBlob
+): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError | DownloadError> => {
+  const download = blob.download
+  if (download === undefined) return fromFile(blob)
+  switch (blob.compression) {
+    case "none":
+      return download.stream()
+    case "gzip":
+      return gunzip(download.stream(), blob)
+    case "zstd":
+      return Stream.unwrap(Effect.map(download.done, (path) => fromFile({ ...blob, path, download: undefined })))
+  }
+}

@@ -9,18 +9,24 @@ import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain
 import type { LayerCompression } from "../../domain/oci.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
 import { uncompressedStream } from "./decompress.js"
+import type { DownloadError, GrowingBlob } from "./growing-blob.js"
 
 export interface LayerInput {
   readonly path: string
   readonly digest: string
   readonly diffId: string
   readonly compression: LayerCompression
+  /** Set while the blob is still downloading (see GrowingBlob). */
+  readonly download?: GrowingBlob | undefined
 }
 
+/** What reading a layer's bytes can fail with. */
+export type LayerReadError = InvalidLayer | FilesystemError | DownloadError
+
 export interface LayerSource {
-  readonly bytes: ByteReader<InvalidLayer | FilesystemError>
+  readonly bytes: ByteReader<LayerReadError>
   /** Drains what the parser left unread, then compares the hash with the DiffID. */
-  readonly verify: Effect.Effect<void, DigestMismatch | InvalidLayer | FilesystemError>
+  readonly verify: Effect.Effect<void, DigestMismatch | LayerReadError>
 }
 
 const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 }
@@ -40,7 +46,12 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
     const hash = createHash(algorithm)
     let total = 0
     const pull = yield* Stream.toPull(
-      uncompressedStream({ path: layer.path, compression: layer.compression, name: layer.digest })
+      uncompressedStream({
+        path: layer.path,
+        compression: layer.compression,
+        name: layer.digest,
+        download: layer.download
+      })
     )
     const metered = pull.pipe(
       Effect.map(Chunk.toReadonlyArray),
@@ -58,7 +69,7 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
           : Effect.void
       })
     )
-    const bytes = makeByteReader<InvalidLayer | FilesystemError>(
+    const bytes = makeByteReader<LayerReadError>(
       metered,
       () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" })
     )

@@ -1,16 +1,32 @@
 import { Context, Effect, Layer, type Scope } from "effect"
-import type { DigestMismatch, FilesystemError, InvalidLayer, UnsafeLayerEntry } from "../../domain/errors.js"
+import type {
+  DigestMismatch,
+  FilesystemError,
+  InvalidLayer,
+  RegistryError,
+  UnsafeLayerEntry
+} from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
 import type { FlatTree } from "../../domain/tree.js"
 import { StatePaths } from "../state/state-paths.js"
 import { makeRootfsBuilder } from "./flatten.js"
+import type { GrowingBlob } from "./growing-blob.js"
 
-/** A downloaded layer blob ready to apply. */
+/** A downloaded layer blob ready to apply, or one still downloading (`download`). */
 export interface LayerFile {
+  /**
+   * The verified blob. For a layer still downloading, where it will be: readers take the path from
+   * `download.done` instead.
+   */
   readonly path: string
   readonly digest: string
   readonly diffId: string
   readonly compression: LayerCompression
+  /**
+   * Set while the blob is still downloading: `flatten` reads it as it arrives and fails with the
+   * download's failure if it fails.
+   */
+  readonly download?: GrowingBlob | undefined
 }
 
 /** Applies layers, bottom first, into a temp tree under `<state>/tmp`. */
@@ -24,7 +40,11 @@ export interface RootfsBuilderShape {
   readonly flatten: (
     layers: ReadonlyArray<LayerFile>,
     onLayerApplied?: (index: number) => Effect.Effect<void>
-  ) => Effect.Effect<FlatTree, UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError, Scope.Scope>
+  ) => Effect.Effect<
+    FlatTree,
+    UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError | RegistryError,
+    Scope.Scope
+  >
 }
 
 export interface RootfsBuilderOptions {

@@ -47,7 +47,12 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
       const staging = yield* acquireStaging()
       const fetched = yield* fetchImage(reference, platform)
       const rootfs = path.join(staging.dir, ROOTFS_FILE)
-      const sizeBytes = yield* buildRootfs(fetched.layers, rootfs, requestedSize)
+      // Flattening reads the layers as they download; a failed download ends it at once.
+      const sizeBytes = yield* Effect.raceFirst(
+        buildRootfs(fetched.layers, rootfs, requestedSize),
+        Effect.zipRight(fetched.downloads, Effect.never)
+      )
+      yield* fetched.downloads
 
       yield* reportStage("stage-boot")
       const boot = yield* stageBootArtifacts(kernel, staging.dir)

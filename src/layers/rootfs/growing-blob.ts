@@ -1,0 +1,148 @@
+/**
+ * A layer blob that is still downloading, read while it arrives so that flattening overlaps the
+ * download. The downloader reports its temp file, the bytes written to it so far and its outcome;
+ * the reader reads up to what is written and waits for more. The blob only counts once the
+ * download verified it: a reader that fails on the way (a corrupt blob fails gunzip before its
+ * digest is checked) reports the download's own failure instead of its own.
+ */
+import * as fs from "node:fs/promises"
+import { Cause, Effect, Exit, Option, Stream } from "effect"
+import type { DigestMismatch, RegistryError } from "../../domain/errors.js"
+import { FilesystemError } from "../../domain/errors.js"
+
+export type DownloadError = RegistryError | DigestMismatch | FilesystemError
+
+const READ_SIZE = 256 * 1024
+
+/** The download's typed failure; an interrupted or dead download reads as a filesystem failure of the blob. */
+const failureOf = (exit: Exit.Failure<string, DownloadError>): DownloadError =>
+  Option.getOrElse(
+    Cause.failureOption(exit.cause),
+    () => new FilesystemError({ path: "blob", reason: `download did not finish: ${Cause.pretty(exit.cause)}` })
+  )
+
+export class GrowingBlob {
+  private tempFile: string | undefined
+  private written = 0
+  private outcome: Exit.Exit<string, DownloadError> | undefined
+  private readonly waiters = new Set<() => void>()
+
+  /** `size`: the blob's size from its descriptor. */
+  constructor(readonly size: number) {}
+
+  private wake() {
+    for (const waiter of [...this.waiters]) waiter()
+  }
+
+  // The downloader's side.
+
+  /** The temp file the download writes to (it exists from now on, until renamed or removed). */
+  readonly started = (file: string) =>
+    Effect.sync(() => {
+      this.tempFile = file
+      this.wake()
+    })
+
+  /** Bytes written to the temp file so far (written, not just received). */
+  readonly progress = (bytes: number) =>
+    Effect.sync(() => {
+      if (bytes > this.written) this.written = bytes
+      this.wake()
+    })
+
+  /** The download's outcome: the verified blob's path, or why there is none. */
+  readonly finish = (exit: Exit.Exit<string, DownloadError>) =>
+    Effect.sync(() => {
+      this.outcome = exit
+      this.wake()
+    })
+
+  // The reader's side.
+
+  /** Until `ready` holds, re-checked whenever the downloader reports something. */
+  private until<A>(ready: () => A | undefined): Effect.Effect<A> {
+    return Effect.async<A>((resume) => {
+      const check = () => {
+        const value = ready()
+        if (value === undefined) return false
+        this.waiters.delete(waiter)
+        resume(Effect.succeed(value))
+        return true
+      }
+      const waiter = () => void check()
+      if (check()) return
+      this.waiters.add(waiter)
+      return Effect.sync(() => void this.waiters.delete(waiter))
+    })
+  }
+
+  /** The verified blob's path once the download succeeded; its failure if it failed. */
+  readonly done: Effect.Effect<string, DownloadError> = Effect.flatMap(
+    this.until(() => this.outcome),
+    (exit) => (Exit.isSuccess(exit) ? Effect.succeed(exit.value) : Effect.fail(failureOf(exit)))
+  )
+
+  /**
+   * The compressed bytes, as they arrive. Fails with the download's failure (or a read error);
+   * ends when the verified blob has been read to its end.
+   */
+  readonly stream = (): Stream.Stream<Uint8Array, DownloadError> =>
+    Stream.unwrapScoped(
+      Effect.gen(this, function* () {
+        const handle = yield* Effect.acquireRelease(this.open(), (handle) => Effect.promise(() => handle.close()))
+        let position = 0
+        const next: Effect.Effect<Uint8Array, Option.Option<DownloadError>> = Effect.suspend(() => {
+          const outcome = this.outcome
+          if (outcome !== undefined && Exit.isFailure(outcome)) return Effect.fail(Option.some(failureOf(outcome)))
+          const end = outcome === undefined ? this.written : this.size
+          if (position >= end) {
+            if (outcome !== undefined) return Effect.fail(Option.none())
+            return Effect.flatMap(
+              this.until(() => (this.outcome !== undefined || this.written > position ? true : undefined)),
+              () => next
+            )
+          }
+          const length = Math.min(READ_SIZE, end - position)
+          return Effect.tryPromise({
+            try: () => handle.read(Buffer.allocUnsafe(length), 0, length, position),
+            catch: (error) => Option.some(this.readError(error))
+          }).pipe(
+            Effect.flatMap(({ bytesRead, buffer }) => {
+              if (bytesRead === 0) {
+                return Effect.fail(Option.some(this.readError(new Error(`unexpected end of file at ${position}`))))
+              }
+              position += bytesRead
+              return Effect.succeed(buffer.subarray(0, bytesRead))
+            })
+          )
+        })
+        return Stream.repeatEffectOption(next)
+      })
+    )
+
+  private readError(error: unknown) {
+    return new FilesystemError({
+      path: this.tempFile ?? "blob",
+      reason: `reading the downloading blob: ${error instanceof Error ? error.message : String(error)}`
+    })
+  }
+
+  /**
+   * The temp file, or the verified blob when the download ended before it could be opened (it is
+   * renamed on success, removed on failure).
+   */
+  private open(): Effect.Effect<fs.FileHandle, DownloadError> {
+    return Effect.gen(this, function* () {
+      const known = yield* this.until(() => this.outcome ?? this.tempFile)
+      if (typeof known === "string") {
+        const handle = yield* Effect.tryPromise(() => fs.open(known, "r")).pipe(Effect.option)
+        if (Option.isSome(handle)) return handle.value
+      }
+      const path = yield* this.done
+      return yield* Effect.tryPromise({
+        try: () => fs.open(path, "r"),
+        catch: (error) => new FilesystemError({ path, reason: error instanceof Error ? error.message : String(error) })
+      })
+    })
+  }
+}
