@@ -17,8 +17,11 @@
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as http from "node:http"
+import type * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { debianRootfs, debianRootfsInfo, repoRoot } from "../test/support/debian-rootfs.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { type LayerFile, layerFromDirectory, splitDebianImage } from "../test/support/rootfs-layers.js"
@@ -29,18 +32,30 @@ import { type LayerFile, layerFromDirectory, splitDebianImage } from "../test/su
 interface Options {
   readonly runs: number
   readonly bangerOnly: boolean
+  /** Where both sides write: a scratch ext4 on a loop device, or the temp dir's filesystem. */
+  readonly fs: "loop" | "tmp" | undefined
+  readonly build: boolean
+  /** Another checkout's bin/banger, built, to compare against (no build is run for it). */
+  readonly banger: string
+  /** MB/s for all blob and manifest bytes together, through a loopback proxy: a remote registry. */
+  readonly bandwidth: number | undefined
   readonly out: string | undefined
   readonly cpuProf: string | undefined
   readonly kernel: string | undefined
   readonly initrd: string | undefined
 }
 
-const usage = `usage: npm run bench -- [--runs N] [--banger-only] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]`
+const usage =
+  "usage: npm run bench -- [--runs N] [--banger-only] [--fs loop|tmp] [--no-build] [--banger PATH] [--bandwidth MBPS] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]"
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   const options: { -readonly [K in keyof Options]: Options[K] } = {
     runs: 5,
     bangerOnly: false,
+    fs: undefined,
+    build: true,
+    banger: path.join(repoRoot, "bin", "banger"),
+    bandwidth: undefined,
     out: undefined,
     cpuProf: undefined,
     kernel: undefined,
@@ -60,6 +75,23 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
         break
       case "--banger-only":
         options.bangerOnly = true
+        break
+      case "--fs": {
+        const kind = value()
+        if (kind !== "loop" && kind !== "tmp") throw new Error(`--fs must be loop or tmp\n${usage}`)
+        options.fs = kind
+        break
+      }
+      case "--no-build":
+        options.build = false
+        break
+      case "--bandwidth":
+        options.bandwidth = Number(value())
+        if (!(options.bandwidth > 0)) throw new Error("--bandwidth must be a positive number of MB/s")
+        break
+      case "--banger":
+        options.banger = path.resolve(value())
+        options.build = false
         break
       case "--out":
         options.out = path.resolve(value())
@@ -121,6 +153,98 @@ const findKernel = async (options: Options) => {
     () => false
   )
   return { kernel: path.join("/boot", newest), initrd: options.initrd ?? (hasInitrd ? initrd : undefined) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A slower registry
+
+/**
+ * A loopback proxy in front of the registry that passes responses on at `mbps` MB/s, shared by all
+ * connections: a registry across a real network, where the download is the slow part.
+ */
+const throttlingProxy = async (target: string, mbps: number) => {
+  const bytesPerMs = (mbps * 1e6) / 1000
+  let free = 0
+  const server = http.createServer((request, response) => {
+    const upstream = http.request(
+      `http://${target}${request.url}`,
+      { method: request.method, headers: { ...request.headers, host: target } },
+      async (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers)
+        for await (const chunk of answer as AsyncIterable<Buffer>) {
+          const now = performance.now()
+          free = Math.max(free, now) + chunk.length / bytesPerMs
+          if (free > now) await new Promise((resolve) => setTimeout(resolve, free - now))
+          if (!response.write(chunk)) await new Promise((resolve) => response.once("drain", resolve))
+        }
+        response.end()
+      }
+    )
+    upstream.on("error", () => response.destroy())
+    request.pipe(upstream)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    host: `127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where both sides write
+
+interface Scratch {
+  readonly dir: string
+  readonly kind: "loop" | "tmp"
+  readonly release: () => Promise<void>
+}
+
+const runQuiet = (command: string, args: ReadonlyArray<string>) => {
+  const result = spawnSync(command, args, { encoding: "utf8" })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")}: ${result.stderr || result.error}`)
+}
+
+/**
+ * A fresh ext4 (with its default journal) on a loop device, or a directory in the temp dir. The
+ * loop device is the default for root: this machine's root filesystem has no journal, and ext4
+ * without one passes over every inode freed in the last minute (dirty: six) on each create
+ * (`recently_deleted`), so once a pull has removed its tree, the next tree's 10k creates cost
+ * seconds of system time. That is a property of this host, not of either side being measured.
+ */
+const scratchDir = async (wanted: Options["fs"]): Promise<Scratch> => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "banger-bench-"))
+  const tmp: Scratch = { dir: root, kind: "tmp", release: () => fs.rm(root, { recursive: true, force: true }) }
+  if (wanted === "tmp" || (wanted === undefined && process.getuid?.() !== 0)) return tmp
+  const image = path.join(root, "scratch.ext4")
+  const mountPoint = path.join(root, "mnt")
+  try {
+    await fs.mkdir(mountPoint)
+    await fs.writeFile(image, "")
+    await fs.truncate(image, 16 * 1024 ** 3)
+    runQuiet("mkfs.ext4", ["-q", "-F", image])
+    runQuiet("mount", ["-o", "loop", image, mountPoint])
+  } catch (error) {
+    await tmp.release()
+    if (wanted === "loop") throw error
+    log(
+      `no loop-mounted scratch filesystem (${error instanceof Error ? error.message.trim() : error}); using ${os.tmpdir()}`
+    )
+    return scratchDir("tmp")
+  }
+  return {
+    dir: mountPoint,
+    kind: "loop",
+    release: async () => {
+      // A loop device set up by mount is detached by umount.
+      runQuiet("umount", [mountPoint])
+      await fs.rm(root, { recursive: true, force: true })
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,7 +586,6 @@ const check = (what: string, result: Watched) => {
 // ---------------------------------------------------------------------------------------------
 // The two sides
 
-const bangerBin = path.join(repoRoot, "bin", "banger")
 /** Stage names the CLI prints on stderr when it is not a terminal. */
 const STAGES = ["resolve", "fetch", "flatten", "size", "mkfs", "stage-boot", "publish"]
 
@@ -501,6 +624,7 @@ const stageTimes = (result: Watched, rssSamples: ReadonlyArray<readonly [number,
 }
 
 interface BangerContext {
+  readonly bin: string
   readonly ref: string
   readonly stateDir: string
   readonly kernel: string
@@ -511,7 +635,7 @@ interface BangerContext {
 
 const runBanger = async (context: BangerContext, name: string, cpuProf: string | undefined) => {
   const args = [
-    bangerBin,
+    context.bin,
     "--state-dir",
     context.stateDir,
     "image",
@@ -525,7 +649,12 @@ const runBanger = async (context: BangerContext, name: string, cpuProf: string |
     "--json"
   ]
   // Through the environment, so that a daemon the CLI starts is profiled too (it writes on exit).
-  const env = cpuProf ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProf}` } : undefined
+  const env = cpuProf
+    ? {
+        NODE_OPTIONS: `--import=${pathToFileURL(path.join(repoRoot, "bench", "cpu-profile.mjs")).href}`,
+        BANGER_BENCH_CPU_PROF: cpuProf
+      }
+    : undefined
   const result = check(
     `banger image pull (${name})`,
     await watch(process.execPath, args, { stateDir: context.stateDir, daemonPid: context.daemonPid, env })
@@ -672,6 +801,12 @@ const main = async () => {
   const options = parseArgs(process.argv.slice(2))
   preflight(options)
   const { kernel, initrd } = await findKernel(options)
+  if (options.build) {
+    // Measure the code as it is now: tsc, then the bundle bin/banger prefers.
+    log("npm run build")
+    const built = spawnSync("npm", ["run", "--silent", "build"], { cwd: repoRoot, stdio: ["ignore", 2, 2] })
+    if (built.status !== 0) throw new Error("npm run build failed")
+  }
   if (options.cpuProf) await fs.mkdir(options.cpuProf, { recursive: true })
   const layers = await benchLayers()
   const uncompressed = layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0)
@@ -682,13 +817,17 @@ const main = async () => {
   )
 
   let registry: TestRegistry | undefined
-  const workRoot = await fs.mkdtemp(path.join(os.tmpdir(), "banger-bench-"))
+  let proxy: Awaited<ReturnType<typeof throttlingProxy>> | undefined
+  const scratch = await scratchDir(options.fs)
+  const workRoot = scratch.dir
+  log(`working in ${scratch.kind === "loop" ? "a scratch ext4 on a loop device" : workRoot}`)
   let current: BangerContext | undefined
   const cleanup = async () => {
     for (const child of running) child.kill("SIGKILL")
     if (current) await stopDaemon(current)
+    await proxy?.stop()
     await registry?.stop()
-    await fs.rm(workRoot, { recursive: true, force: true })
+    await scratch.release()
   }
   const onSignal = (signal: NodeJS.Signals) => {
     log(`${signal}: cleaning up`)
@@ -700,8 +839,11 @@ const main = async () => {
   try {
     registry = await startRegistry()
     await pushImage(registry, "bench", "1", { layers })
-    const ref = `${registry.host}/bench:1`
-    log(`pushed ${ref}; ${options.runs} run(s)${options.bangerOnly ? ", banger only" : ""}`)
+    if (options.bandwidth !== undefined) proxy = await throttlingProxy(registry.host, options.bandwidth)
+    const ref = `${proxy?.host ?? registry.host}/bench:1`
+    log(
+      `pushed ${ref}; ${options.runs} run(s)${options.bangerOnly ? ", banger only" : ""}${options.bandwidth ? `; registry throttled to ${options.bandwidth} MB/s` : ""}`
+    )
 
     const samples = {
       bangerCold: [] as Array<Sample>,
@@ -714,6 +856,7 @@ const main = async () => {
       const workDir = path.join(workRoot, `run-${run}`)
       await fs.mkdir(workDir)
       const banger: BangerContext = {
+        bin: options.banger,
         ref,
         stateDir: path.join(workDir, "state"),
         kernel,
@@ -780,6 +923,9 @@ const main = async () => {
         rootfsSizeBytes: imageSize
       },
       runs: options.runs,
+      filesystem: scratch.kind,
+      bandwidthMBps: options.bandwidth ?? null,
+      bangerBin: options.banger,
       banger: { cold: summarize(samples.bangerCold), warm: summarize(samples.bangerWarm) },
       toolchain: options.bangerOnly
         ? undefined

@@ -25,7 +25,7 @@ await build({
     js: "import { createRequire as __bangerCreateRequire } from 'node:module'; const require = __bangerCreateRequire(import.meta.url);"
   },
   minifyWhitespace: true,
+  // Identifiers are left as they are (no keepNames: its __name() wrapper runs on every closure made).
   minifySyntax: true,
-  keepNames: true,
   logLevel: "warning"
 })
