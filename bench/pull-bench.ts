@@ -240,8 +240,13 @@ const scratchDir = async (wanted: Options["fs"]): Promise<Scratch> => {
     dir: mountPoint,
     kind: "loop",
     release: async () => {
-      // A loop device set up by mount is detached by umount.
-      runQuiet("umount", [mountPoint])
+      // A loop device set up by mount is detached by umount; lazily if something still holds it.
+      try {
+        runQuiet("umount", [mountPoint])
+      } catch (error) {
+        log(`${error instanceof Error ? error.message.trim() : error}; detaching lazily`)
+        runQuiet("umount", ["-l", mountPoint])
+      }
       await fs.rm(root, { recursive: true, force: true })
     }
   }
@@ -487,17 +492,22 @@ const watch = (command: string, args: ReadonlyArray<string>, options: WatchOptio
       const info = await readStatus(pid)
       if (info === undefined) return false
       let known = tracked.get(pid)
-      // A pid that exec'd (sh -c 'exec debugfs', or node about to exec mkfs) starts a new record.
-      if (known === undefined || known.name !== info.name) {
-        const daemon =
-          pid === options.daemonPid ||
-          (options.stateDir !== undefined && isDaemonOf(options.stateDir, info.name, await readCmdline(pid)))
+      const daemon = async () =>
+        pid === options.daemonPid ||
+        (options.stateDir !== undefined && isDaemonOf(options.stateDir, info.name, await readCmdline(pid)))
+      // A pid that exec'd (sh -c 'exec debugfs', or node about to exec mkfs) starts a new record;
+      // so does the CLI's fork once it is the daemon (node either way: its command line tells).
+      if (
+        known === undefined ||
+        known.name !== info.name ||
+        (!known.daemon && info.name === "node" && (await daemon()))
+      ) {
         known = {
           name: info.name,
           peakRss: 0,
           firstSeen: now,
           lastSeen: now,
-          daemon,
+          daemon: await daemon(),
           cpuFirst: undefined,
           cpuLast: undefined,
           rssSamples: []
@@ -684,17 +694,27 @@ const gone = async (pid: number, ms: number) => {
   return false
 }
 
+/** Daemons serving this state dir (the bench's own: the state dir is in its work dir). */
+const daemonsOf = async (stateDir: string) => {
+  const found: Array<number> = []
+  for (const name of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue
+    const pid = Number(name)
+    const status = await readStatus(pid)
+    if (status !== undefined && isDaemonOf(stateDir, status.name, await readCmdline(pid))) found.push(pid)
+  }
+  return found
+}
+
 /** SIGTERM (then SIGKILL) for the daemon our pulls started, checked to still be that daemon. */
 const stopDaemon = async (context: BangerContext) => {
-  const pid = context.daemonPid
   context.daemonPid = undefined
-  if (pid === undefined) return
-  const status = await readStatus(pid)
-  if (status === undefined || !isDaemonOf(context.stateDir, status.name, await readCmdline(pid))) return
-  process.kill(pid, "SIGTERM")
-  if (!(await gone(pid, 10_000))) {
-    process.kill(pid, "SIGKILL")
-    await gone(pid, 5_000)
+  for (const pid of await daemonsOf(context.stateDir)) {
+    process.kill(pid, "SIGTERM")
+    if (!(await gone(pid, 10_000))) {
+      process.kill(pid, "SIGKILL")
+      await gone(pid, 5_000)
+    }
   }
 }
 
