@@ -916,7 +916,11 @@ const main = async () => {
         : run % 2 === 0 || imageSize === 0
           ? [bangerCold, toolchainCold, bangerWarm, toolchainWarm]
           : [toolchainCold, bangerCold, toolchainWarm, bangerWarm]
-      for (const step of order) await step()
+      for (const step of order) {
+        // Each side starts with nothing of the other's left to write back, outside the timing.
+        spawnSync("sync")
+        await step()
+      }
       await stopDaemon(banger)
       await fs.rm(workDir, { recursive: true, force: true })
     }
