@@ -6,6 +6,7 @@
 
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { Ext4Error } from "../../src/domain/errors.js"
 import type { ResolvedImage } from "../../src/domain/oci.js"
@@ -15,6 +16,8 @@ import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
+import { Store } from "../../src/layers/store/store.js"
+import { PublishLock } from "../../src/pipelines/pull/publish.js"
 
 export interface Calls {
   resolve: number
@@ -95,3 +98,21 @@ export const ext4Fake = (calls: Calls, options: { fail?: boolean; delay?: Effect
       }),
     check: () => Effect.void
   })
+
+/**
+ * Everything the real pull pipeline needs, over a real state dir and SQLite store, with the
+ * registry, blob cache, rootfs builder and (by default) ext4 builder mocked as above.
+ */
+export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer<Ext4Tools> = ext4Fake(calls)) => {
+  const paths = StatePaths.layer(root)
+  return Layer.mergeAll(
+    paths,
+    Store.layer.pipe(Layer.provide(paths)),
+    registryMock(calls),
+    blobCacheMock(calls, root),
+    rootfsFixture(calls).pipe(Layer.provide(paths)),
+    ext4,
+    PublishLock.layer,
+    NodeContext.layer
+  )
+}

@@ -1,19 +1,15 @@
 import * as path from "node:path"
-import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, type Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound } from "../../src/domain/errors.js"
 import { Image } from "../../src/domain/image.js"
-import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
-import { Store } from "../../src/layers/store/store.js"
-import { PublishLock } from "../../src/pipelines/pull/publish.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
 import { emptyProgress, OperationStatus } from "../../src/rpc/schemas.js"
 import { fakePull, handlerClient, listDir, tempDir, testServices, writeKernel } from "../support/daemon-harness.js"
-import { blobCacheMock, type Calls, ext4Fake, newCalls, registryMock, rootfsFixture } from "../support/mock-layers.js"
+import { type Calls, ext4Fake, mockedPullServices, newCalls } from "../support/mock-layers.js"
 
 const setup = Effect.gen(function* () {
   const dir = yield* tempDir()
@@ -22,17 +18,7 @@ const setup = Effect.gen(function* () {
 
 /** The real pull pipeline over mocked registry, blob cache, rootfs and ext4 (see mock-layers). */
 const mockedPipeline = (stateDir: string, calls: Calls, ext4 = ext4Fake(calls)) => {
-  const paths = StatePaths.layer(stateDir)
-  const services = Layer.mergeAll(
-    paths,
-    Store.layer.pipe(Layer.provide(paths)),
-    registryMock(calls),
-    blobCacheMock(calls, stateDir),
-    rootfsFixture(calls).pipe(Layer.provide(paths)),
-    ext4,
-    PublishLock.layer,
-    NodeContext.layer
-  )
+  const services = mockedPullServices(stateDir, calls, ext4)
   return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
 }
 

@@ -2,15 +2,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option } from "effect"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { PullProgress } from "../../src/pipelines/pull/progress.js"
-import { PublishLock } from "../../src/pipelines/pull/publish.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
-import { blobCacheMock, type Calls, ext4Fake, newCalls, registryMock, rootfsFixture } from "../support/mock-layers.js"
+import { type Calls, ext4Fake, mockedPullServices, newCalls } from "../support/mock-layers.js"
 
 /** A temp state dir plus a kernel file, both removed after the test. */
 const withTempState = <A, E, R>(body: (root: string, kernel: string) => Effect.Effect<A, E, R>) =>
@@ -24,20 +22,8 @@ const withTempState = <A, E, R>(body: (root: string, kernel: string) => Effect.E
     (root) => Effect.sync(() => fs.rmSync(root, { recursive: true, force: true }))
   )
 
-const pipelineLayer = (root: string, calls: Calls, ext4 = ext4Fake(calls)) => {
-  const paths = StatePaths.layer(root)
-  return Layer.mergeAll(
-    paths,
-    Store.layer.pipe(Layer.provide(paths)),
-    registryMock(calls),
-    blobCacheMock(calls, root),
-    rootfsFixture(calls).pipe(Layer.provide(paths)),
-    ext4,
-    PublishLock.layer,
-    PullProgress.silent,
-    NodeContext.layer
-  )
-}
+const pipelineLayer = (root: string, calls: Calls, ext4 = ext4Fake(calls)) =>
+  Layer.merge(mockedPullServices(root, calls, ext4), PullProgress.silent)
 
 describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
   it.live("publishes rootfs, kernel and row; staging and temp trees are gone", () =>
