@@ -1,6 +1,6 @@
 /**
- * vitest global setup: compiles src/ to dist/ once per run, so tests that spawn ./bin/banger run
- * the code under test rather than whatever an earlier build left.
+ * vitest global setup: `npm run build` once per run (tsc, then the bundle bin/banger loads), so
+ * tests that spawn ./bin/banger run the code under test, the way users run it.
  */
 import { execFileSync } from "node:child_process"
 import * as path from "node:path"
@@ -12,4 +12,5 @@ export default function setup() {
     cwd: root,
     stdio: "inherit"
   })
+  execFileSync(process.execPath, [path.join(root, "scripts/bundle.mjs")], { cwd: root, stdio: "inherit" })
 }
