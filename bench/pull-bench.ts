@@ -33,7 +33,7 @@ interface Options {
   readonly runs: number
   readonly bangerOnly: boolean
   /** Where both sides write: a scratch ext4 on a loop device, or the temp dir's filesystem. */
-  readonly fs: "loop" | "tmp" | undefined
+  readonly fs: "loop" | "ram" | "tmp" | undefined
   readonly build: boolean
   /** Another checkout's bin/banger, built, to compare against (no build is run for it). */
   readonly banger: string
@@ -46,7 +46,7 @@ interface Options {
 }
 
 const usage =
-  "usage: npm run bench -- [--runs N] [--banger-only] [--fs loop|tmp] [--no-build] [--banger PATH] [--bandwidth MBPS] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]"
+  "usage: npm run bench -- [--runs N] [--banger-only] [--fs loop|ram|tmp] [--no-build] [--banger PATH] [--bandwidth MBPS] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]"
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   const options: { -readonly [K in keyof Options]: Options[K] } = {
@@ -78,7 +78,9 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
         break
       case "--fs": {
         const kind = value()
-        if (kind !== "loop" && kind !== "tmp") throw new Error(`--fs must be loop or tmp\n${usage}`)
+        if (kind !== "loop" && kind !== "ram" && kind !== "tmp") {
+          throw new Error(`--fs must be loop, ram or tmp\n${usage}`)
+        }
         options.fs = kind
         break
       }
@@ -200,7 +202,7 @@ const throttlingProxy = async (target: string, mbps: number) => {
 
 interface Scratch {
   readonly dir: string
-  readonly kind: "loop" | "tmp"
+  readonly kind: "loop" | "ram" | "tmp"
   readonly release: () => Promise<void>
 }
 
@@ -220,15 +222,19 @@ const scratchDir = async (wanted: Options["fs"]): Promise<Scratch> => {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "banger-bench-"))
   const tmp: Scratch = { dir: root, kind: "tmp", release: () => fs.rm(root, { recursive: true, force: true }) }
   if (wanted === "tmp" || (wanted === undefined && process.getuid?.() !== 0)) return tmp
-  const image = path.join(root, "scratch.ext4")
+  // "ram": the loop device's file in /dev/shm, so that no step waits for the disk (deletes give
+  // the memory back: mounted with discard).
+  const image =
+    wanted === "ram" ? path.join("/dev/shm", `${path.basename(root)}.ext4`) : path.join(root, "scratch.ext4")
   const mountPoint = path.join(root, "mnt")
   try {
     await fs.mkdir(mountPoint)
     await fs.writeFile(image, "")
     await fs.truncate(image, 16 * 1024 ** 3)
     runQuiet("mkfs.ext4", ["-q", "-F", image])
-    runQuiet("mount", ["-o", "loop", image, mountPoint])
+    runQuiet("mount", ["-o", wanted === "ram" ? "loop,discard" : "loop", image, mountPoint])
   } catch (error) {
+    await fs.rm(image, { force: true })
     await tmp.release()
     if (wanted === "loop") throw error
     log(
@@ -238,7 +244,7 @@ const scratchDir = async (wanted: Options["fs"]): Promise<Scratch> => {
   }
   return {
     dir: mountPoint,
-    kind: "loop",
+    kind: wanted === "ram" ? "ram" : "loop",
     release: async () => {
       // A loop device set up by mount is detached by umount; lazily if something still holds it.
       try {
@@ -247,6 +253,7 @@ const scratchDir = async (wanted: Options["fs"]): Promise<Scratch> => {
         log(`${error instanceof Error ? error.message.trim() : error}; detaching lazily`)
         runQuiet("umount", ["-l", mountPoint])
       }
+      await fs.rm(image, { force: true })
       await fs.rm(root, { recursive: true, force: true })
     }
   }
@@ -840,7 +847,9 @@ const main = async () => {
   let proxy: Awaited<ReturnType<typeof throttlingProxy>> | undefined
   const scratch = await scratchDir(options.fs)
   const workRoot = scratch.dir
-  log(`working in ${scratch.kind === "loop" ? "a scratch ext4 on a loop device" : workRoot}`)
+  log(
+    `working in ${scratch.kind === "tmp" ? workRoot : `a scratch ext4 on a loop device${scratch.kind === "ram" ? " backed by /dev/shm" : ""}`}`
+  )
   let current: BangerContext | undefined
   const cleanup = async () => {
     for (const child of running) child.kill("SIGKILL")
