@@ -10,6 +10,10 @@ import type { OperationStatus, PullPayload } from "../rpc/schemas.js"
 import { printJson } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
 
+/** The daemon does not share the CLI's working directory: paths cross the wire absolute. */
+export const absolutePath = (file: Option.Option<string>): string | undefined =>
+  Option.getOrUndefined(Option.map(file, (given) => path.resolve(given)))
+
 /** The socket the CLI talks to, for error messages. */
 export class DaemonSocket extends Context.Tag("banger/cli/DaemonSocket")<DaemonSocket, string>() {}
 

@@ -5,7 +5,7 @@ import { InvalidKernelInput } from "../domain/errors.js"
 import type { Image } from "../domain/image.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerClient } from "../rpc/client.js"
-import { printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
+import { absolutePath, printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
 
@@ -65,13 +65,11 @@ const kernelSource = (options: {
       ? Effect.fail(new InvalidKernelInput({ path: stray.value, reason: "--initrd and --modules need --kernel" }))
       : Effect.succeed(undefined)
   }
-  // The daemon does not share our working directory: paths cross the wire absolute.
-  const absolute = (file: Option.Option<string>) => Option.getOrUndefined(Option.map(file, (p) => path.resolve(p)))
   return Effect.succeed({
     _tag: "Paths",
     kernel: path.resolve(options.kernel.value),
-    initrd: absolute(options.initrd),
-    modules: absolute(options.modules)
+    initrd: absolutePath(options.initrd),
+    modules: absolutePath(options.modules)
   })
 }
 

@@ -1,9 +1,9 @@
 import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import { Console, Effect } from "effect"
 import type { Kernel } from "../domain/image.js"
 import { BangerClient } from "../rpc/client.js"
-import { viaDaemon } from "./daemon-client.js"
+import { absolutePath, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, printJson, table } from "./output.js"
 
@@ -30,15 +30,12 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
       withDaemon(
         Effect.gen(function* () {
           const client = yield* BangerClient
-          // The daemon does not share our working directory: paths cross the wire absolute.
-          const absolute = (file: Option.Option<string>) =>
-            Option.getOrUndefined(Option.map(file, (p) => path.resolve(p)))
           const kernel = yield* viaDaemon(
             client.kernel.register({
               name: options.name,
               kernel: path.resolve(options.kernel),
-              initrd: absolute(options.initrd),
-              modules: absolute(options.modules)
+              initrd: absolutePath(options.initrd),
+              modules: absolutePath(options.modules)
             })
           )
           if (options.json) return yield* printJson(kernel)
