@@ -77,6 +77,15 @@ const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.
 
 const isUniqueViolation = (error: SqlError.SqlError) => String(error.cause).includes("UNIQUE constraint failed")
 
+/** An INSERT whose UNIQUE violation means the name was taken first: the constraint decides races. */
+const insertUnlessTaken =
+  <E>(taken: () => E) =>
+  <A>(statement: Effect.Effect<A, SqlError.SqlError>) =>
+    statement.pipe(
+      Effect.asVoid,
+      Effect.mapError((error) => (isUniqueViolation(error) ? taken() : storeError(error)))
+    )
+
 const makeStore = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const images: StoreShape["images"] = {
@@ -95,11 +104,8 @@ const makeStore = Effect.gen(function* () {
         size_bytes: image.sizeBytes,
         created_at: image.createdAt
       })}`.pipe(
-        Effect.asVoid,
-        Effect.mapError((error) =>
-          isUniqueViolation(error)
-            ? new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })
-            : storeError(error)
+        insertUnlessTaken(
+          () => new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })
         )
       ),
     find: (name) =>
@@ -130,11 +136,8 @@ const makeStore = Effect.gen(function* () {
         modules: kernel.modules,
         created_at: kernel.createdAt
       })}`.pipe(
-        Effect.asVoid,
-        Effect.mapError((error) =>
-          isUniqueViolation(error)
-            ? new KernelNameTaken({ name: kernel.name, reason: "another kernel with this name was registered first" })
-            : storeError(error)
+        insertUnlessTaken(
+          () => new KernelNameTaken({ name: kernel.name, reason: "another kernel with this name was registered first" })
         )
       ),
     find: (name) =>
