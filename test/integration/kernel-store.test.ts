@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type CliResult, runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { expectOneLineError, runBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
@@ -33,13 +33,6 @@ afterAll(async () => {
   await registry?.stop()
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
-
-const oneLineError = (result: CliResult, pattern: RegExp) => {
-  expect(result.code).not.toBe(0)
-  const lines = result.stderr.split("\n").filter((line) => line.startsWith("banger:"))
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(pattern)
-}
 
 const sameBytes = (a: string, b: string) => fs.readFileSync(a).equals(fs.readFileSync(b))
 
@@ -68,12 +61,15 @@ describe("kernel store and image management (CLI → daemon)", () => {
       expect(sameBytes(kernel.initrd, boot.initrd)).toBe(true)
       expect(fs.readFileSync(path.join(kernel.modules, "kernel", "fs", "ext4.ko"), "utf8")).toBe("module bytes")
 
-      oneLineError(
+      expectOneLineError(
         await banger("kernel", "register", "cloud", "--kernel", boot.kernel),
         /kernel "cloud" already exists/
       )
-      oneLineError(await banger("kernel", "register", "../evil", "--kernel", boot.kernel), /invalid name "\.\.\/evil"/)
-      oneLineError(
+      expectOneLineError(
+        await banger("kernel", "register", "../evil", "--kernel", boot.kernel),
+        /invalid name "\.\.\/evil"/
+      )
+      expectOneLineError(
         await banger("kernel", "register", "other", "--kernel", path.join(work, "missing")),
         /kernel does not exist/
       )
@@ -91,11 +87,11 @@ describe("kernel store and image management (CLI → daemon)", () => {
       expect(sameBytes(image.initrd, boot.initrd)).toBe(true)
       expect(fs.readFileSync(path.join(image.modules, "modules.dep"), "utf8")).toBe("kernel/fs/ext4.ko:\n")
 
-      oneLineError(
+      expectOneLineError(
         await banger("image", "pull", `${registry.host}/tiny:1`, "--name", "x", "--kernel-ref", "nope"),
         /kernel "nope" not found/
       )
-      oneLineError(
+      expectOneLineError(
         await banger(
           "image",
           "pull",
@@ -113,7 +109,7 @@ describe("kernel store and image management (CLI → daemon)", () => {
       // The image owns its copies: deleting the kernel leaves it bootable.
       expect((await banger("kernel", "delete", "cloud")).code).toBe(0)
       expect(fs.existsSync(path.join(state, "kernels", "cloud"))).toBe(false)
-      oneLineError(await banger("kernel", "show", "cloud"), /kernel "cloud" not found/)
+      expectOneLineError(await banger("kernel", "show", "cloud"), /kernel "cloud" not found/)
       expect(sameBytes(image.kernel, boot.kernel)).toBe(true)
 
       const shown = await banger("image", "show", "tiny-1", "--json")
@@ -124,8 +120,8 @@ describe("kernel store and image management (CLI → daemon)", () => {
       expect((await banger("image", "delete", "tiny-1")).code).toBe(0)
       expect(fs.existsSync(imageDir)).toBe(false)
       expect(imageRows(state)).toEqual([])
-      oneLineError(await banger("image", "show", "tiny-1"), /image "tiny-1" not found/)
-      oneLineError(await banger("image", "delete", "tiny-1"), /image "tiny-1" not found/)
+      expectOneLineError(await banger("image", "show", "tiny-1"), /image "tiny-1" not found/)
+      expectOneLineError(await banger("image", "delete", "tiny-1"), /image "tiny-1" not found/)
     })
     expect(leftovers(state)).toEqual(nothingLeft)
     expect(fs.readdirSync(path.join(state, "kernels"))).toEqual([])

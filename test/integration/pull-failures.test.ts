@@ -7,7 +7,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger, startBanger, startBangerDaemon, withBangerDaemon } from "../support/banger-cli.js"
+import {
+  expectOneLineError,
+  runBanger,
+  startBanger,
+  startBangerDaemon,
+  withBangerDaemon
+} from "../support/banger-cli.js"
 import { type BuiltLayer, buildLayer, type LayerEntrySpec } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
@@ -85,15 +91,6 @@ const waitFor = async (condition: () => boolean, timeoutMs = 60_000) => {
     if (Date.now() > deadline) throw new Error("timed out waiting for the pull to get under way")
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-}
-
-/** Exactly one `banger: …` line on stderr, nothing on stdout, a non-zero exit. */
-const expectOneLineError = (result: { code: number | null; stdout: string; stderr: string }, pattern: RegExp) => {
-  expect(result.code).not.toBe(0)
-  expect(result.stdout).toBe("")
-  const lines = result.stderr.split("\n").filter((line) => line.startsWith("banger:"))
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(pattern)
 }
 
 describe("banger image pull failures", () => {

@@ -8,6 +8,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { expect } from "vitest"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 export const bangerBin = path.join(repoRoot, "bin", "banger")
@@ -183,4 +184,13 @@ export const withBangerDaemon = async <A>(
   const result = await daemon.stop()
   if (result.code !== 0) throw new Error(`banger daemon exited ${result.code}:\n${result.stderr}`)
   return value
+}
+
+/** A failed command as users see it: exactly one `banger: …` line on stderr, nothing on stdout. */
+export const expectOneLineError = (result: CliResult, pattern: RegExp) => {
+  expect(result.code).not.toBe(0)
+  expect(result.stdout).toBe("")
+  const lines = result.stderr.split("\n").filter((line) => line.startsWith("banger:"))
+  expect(lines, result.stderr).toHaveLength(1)
+  expect(lines[0]).toMatch(pattern)
 }
