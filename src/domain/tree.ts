@@ -3,6 +3,8 @@
  * safe, owner-only permissions so banger never needs root); this model carries what that tree
  * cannot hold without privileges and what the ext4 image must end up with exactly.
  */
+import type { StoredContent } from "./content.js"
+
 export type EntryType = "file" | "directory" | "symlink" | "char" | "block" | "fifo"
 
 export interface TreeEntry {
@@ -29,6 +31,8 @@ export interface TreeEntry {
   readonly devMinor?: number | undefined
   /** Extended attributes in layer order, e.g. `security.capability`. */
   readonly xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
+  /** For a file's first name when flattened into a content sink: where its contents went. */
+  readonly content?: StoredContent | undefined
 }
 
 /**

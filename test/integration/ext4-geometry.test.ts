@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -7,7 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
-import { layout } from "../../src/layers/ext4/geometry.js"
+import { reservedBlocksFor } from "../../src/layers/ext4/image/allocator.js"
+import { inodesFor } from "../../src/layers/ext4/image/draft.js"
+import { geometryFor } from "../../src/layers/ext4/image/layout.js"
 import { writeTree } from "../support/ext4-tree.js"
 
 const ToolsLive = Ext4Tools.layer.pipe(Layer.provideMerge(NodeContext.layer))
@@ -31,16 +33,15 @@ const header = (image: string) => {
   return {
     blocks: field("Block count"),
     inodes: field("Inode count"),
-    free: field("Free blocks"),
-    blocksPerGroup: field("Blocks per group"),
-    reservedGdt: field("Reserved GDT blocks"),
-    journalBlocks: field("Total journal blocks")
+    inodesPerGroup: field("Inodes per group"),
+    journalBlocks: field("Total journal blocks"),
+    features: /^Filesystem features:\s+(.*)$/m.exec(text)?.[1]
   }
 }
 
 // Sizes around the places where the layout changes: no journal, journal steps, a trailing group
-// too small to keep, one just big enough, many groups; and inode counts that force mkfs to shrink
-// its groups.
+// too small to keep, one just big enough, many groups (backups in groups 1, 3, 5, 7, 9, 25, 27,
+// 49, 81, 125), a requested inode count larger than the default.
 const cases: ReadonlyArray<readonly [sizeBytes: number, inodes: number | undefined]> = [
   [2 * MiB, undefined],
   [9 * MiB, undefined],
@@ -55,29 +56,38 @@ const cases: ReadonlyArray<readonly [sizeBytes: number, inodes: number | undefin
   [GiB, 300_000]
 ]
 
-describe("ext4 layout prediction", () => {
-  it.live("matches what mkfs makes, block for block", () =>
+describe("ext4 layout", () => {
+  it.live("gives e2fsck-clean filesystems of the predicted shape, backups included", () =>
     Effect.gen(function* () {
       const tools = yield* Ext4Tools
-      const tree = writeTree(path.join(root, "tree"), [])
+      const tree = writeTree(path.join(root, "tree"), [{ path: "f", type: "file", mode: 0o644, content: "x" }])
       for (const [sizeBytes, inodes] of cases) {
         const image = path.join(root, "image.ext4")
         yield* tools.build({ tree, output: image, sizeBytes, inodes })
-        const actual = header(image)
-        const predicted = layout(sizeBytes, inodes)!
         const label = `${sizeBytes} bytes, ${inodes ?? "default"} inodes`
-        expect(
-          {
-            blocks: predicted.blocks,
-            inodes: predicted.inodes,
-            blocksPerGroup: predicted.blocksPerGroup,
-            reservedGdt: predicted.reservedGdtBlocks,
-            journalBlocks: predicted.journalBlocks,
-            // Root directory, lost+found (4 blocks) and the resize inode's indirect block.
-            free: predicted.blocks - predicted.metadataBlocks - predicted.journalBlocks - 1 - 4 - 1
-          },
-          label
-        ).toEqual(actual)
+        const blocks = Math.floor(sizeBytes / 4096)
+        const predicted = geometryFor(blocks, inodes ?? inodesFor(blocks, 13), reservedBlocksFor(blocks))
+        if (typeof predicted === "string") throw new Error(`${label}: ${predicted}`)
+        const actual = header(image)
+        expect(actual, label).toMatchObject({
+          blocks: predicted.blocks,
+          inodes: predicted.inodes,
+          inodesPerGroup: predicted.inodesPerGroup,
+          journalBlocks: predicted.journalBlocks
+        })
+        expect(actual.features, label).toBe(
+          `${predicted.journalBlocks > 0 ? "has_journal " : ""}ext_attr dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum`
+        )
+        expect(fs.statSync(image).size, label).toBe(sizeBytes)
+        yield* tools.check(image)
+        // The backup superblock and descriptors in group 1 are as good as the primary.
+        if (predicted.groups > 1) {
+          const backup = spawnSync("e2fsck", ["-fn", "-b", "32768", "-B", "4096", image], {
+            encoding: "utf8",
+            env: { ...process.env, E2FSCK_CONFIG: "/dev/null" }
+          })
+          expect(backup.status, `${label}: ${backup.stdout}${backup.stderr}`).toBe(0)
+        }
         fs.rmSync(image)
       }
     }).pipe(Effect.provide(ToolsLive))

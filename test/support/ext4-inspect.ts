@@ -15,9 +15,9 @@ import { type CommandExecutor, FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
 import { Ext4Error } from "../../src/domain/errors.js"
 import type { EntryType, TreeEntry } from "../../src/domain/tree.js"
-import { expressible, inodeSpec, quote } from "../../src/layers/ext4/debugfs-script.js"
-import { parseRecords } from "../../src/layers/ext4/listing.js"
 import { runTool } from "../../src/layers/ext4/process.js"
+import { parseRecords } from "./debugfs/listing.js"
+import { expressible, inodeSpec, quote } from "./debugfs/script.js"
 
 export interface ImageEntry {
   /** Relative path, "" for the root (as in `TreeEntry`). */

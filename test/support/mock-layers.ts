@@ -12,7 +12,7 @@ import { Ext4Error } from "../../src/domain/errors.js"
 import type { ResolvedImage } from "../../src/domain/oci.js"
 import type { TreeEntry } from "../../src/domain/tree.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
-import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { Ext4Tools, type Ext4ToolsShape, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
@@ -65,7 +65,7 @@ export const fixtureEntries: ReadonlyArray<TreeEntry> = [
   { path: "etc/hostname", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 7, xattrs: [] }
 ]
 
-/** Writes a small fixture tree under `<state>/tmp`, removed with the scope like the real builder's. */
+/** Writes a small fixture tree (under `<state>/tmp`, removed with the scope) or its contents into a sink. */
 export const rootfsFixture = (calls: Calls) =>
   Layer.effect(
     RootfsBuilder,
@@ -80,24 +80,38 @@ export const rootfsFixture = (calls: Calls) =>
             return { dir, entries: fixtureEntries }
           }),
           (tree) => Effect.sync(() => fs.rmSync(tree.dir, { recursive: true, force: true }))
-        )
+        ),
+      flattenInto: (_layers, contents) =>
+        Effect.sync(() => {
+          calls.flatten++
+          const writer = contents.begin(7)
+          writer.write(Buffer.from("banger\n"))
+          const content = writer.finish()
+          return fixtureEntries.map((entry) => (entry.type === "file" ? { ...entry, content } : entry))
+        })
     }))
   )
 
-/** Writes a placeholder image file, or fails like mkfs when `fail` is set. */
-export const ext4Fake = (calls: Calls, options: { fail?: boolean; delay?: Effect.Effect<void> } = {}) =>
-  Layer.succeed(Ext4Tools, {
-    build: (build) =>
-      Effect.gen(function* () {
-        calls.build.push(build.output)
-        if (options.delay) yield* options.delay
-        if (options.fail) {
-          return yield* new Ext4Error({ tool: "mkfs.ext4", reason: "exit code 1", stderr: "no space left" })
-        }
-        fs.writeFileSync(build.output, "ext4 placeholder")
-      }),
-    check: () => Effect.void
-  })
+/** The Ext4Tools fake, recording each image written, or failing its write when `fail` is set. */
+export const ext4Fake = (calls: Calls, options: { fail?: boolean; delay?: Effect.Effect<void> } = {}) => {
+  const fake = makeExt4ToolsFake()
+  if (options.fail) fake.failBuild = new Ext4Error({ tool: "ext4 writer", reason: "no space left", stderr: "" })
+  const openDraft: Ext4ToolsShape["openDraft"] = (draftOptions) =>
+    Effect.map(fake.tools.openDraft(draftOptions), (draft) => ({
+      ...draft,
+      plan: (entries, planOptions) =>
+        Effect.map(draft.plan(entries, planOptions), (image) => ({
+          ...image,
+          write: (writeOptions) =>
+            Effect.gen(function* () {
+              calls.build.push(draftOptions.output)
+              if (options.delay) yield* options.delay
+              yield* image.write(writeOptions)
+            })
+        }))
+    }))
+  return Layer.succeed(Ext4Tools, { ...fake.tools, openDraft })
+}
 
 /**
  * Everything the real pull pipeline needs, over a real state dir and SQLite store, with the

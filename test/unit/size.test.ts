@@ -1,8 +1,15 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import type { TreeEntry } from "../../src/domain/tree.js"
-import { layout } from "../../src/layers/ext4/geometry.js"
-import { chooseImageSize, parseSize, requiredBytes, treeUsage } from "../../src/pipelines/pull/size.js"
+import type { PlannedImage } from "../../src/layers/ext4/ext4-tools.js"
+import { reservedBlocksFor } from "../../src/layers/ext4/image/allocator.js"
+import { ImageDraftFile } from "../../src/layers/ext4/image/draft.js"
+import { FileBlocks } from "../../src/layers/ext4/image/draft-contents.js"
+import { defaultInodesFor, geometryFor } from "../../src/layers/ext4/image/layout.js"
+import { chooseImageSize, parseSize } from "../../src/pipelines/pull/size.js"
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -81,67 +88,83 @@ describe("parseSize", () => {
   }
 })
 
-describe("layout", () => {
-  // Figures read back with dumpe2fs from images made with banger's mkfs profile.
-  it("matches mkfs for a 1 GiB image", () => {
-    const geometry = layout(GiB)!
-    expect(geometry).toMatchObject({ blocks: 262144, groups: 8, inodes: 65536, reservedGdtBlocks: 127 })
-    expect(geometry.journalBlocks).toBe(8192)
-    expect(geometry.metadataBlocks).toBe(5 * (1 + 1 + 127) + 8 * (2 + 512))
+/** A draft in a temp file whose files are allocated, not written: sizing only looks at blocks. */
+const planOf = (entries: ReadonlyArray<TreeEntry>) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "size-test-"))
+  const draft = ImageDraftFile.open(path.join(dir, "image.ext4"), { uuid: "4d6b3c2a-1f0e-4a9b-8c7d-6e5f4a3b2c1d" })
+  try {
+    const withContent = entries.map((item) =>
+      item.type === "file" && item.hardlinkTo === undefined
+        ? { ...item, content: new FileBlocks(item.size, draft.allocator.allocate(Math.ceil(item.size / 4096))) }
+        : item
+    )
+    const plan = draft.plan(withContent, 1_700_000_000)
+    if (typeof plan === "string") throw new Error(plan)
+    return plan
+  } finally {
+    draft.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** `chooseImageSize` needs only the sizing half of a planned image. */
+const planned = (entries: ReadonlyArray<TreeEntry>): PlannedImage => {
+  const plan = planOf(entries)
+  return {
+    requiredBytes: plan.requiredBytes,
+    usedInodes: plan.usedInodes,
+    misfit: (sizeBytes, inodes) => {
+      const geometry = plan.geometry(sizeBytes, inodes)
+      return typeof geometry === "string" ? geometry : undefined
+    },
+    write: () => Effect.die("not in this test")
+  }
+}
+
+describe("geometryFor", () => {
+  const reserve = reservedBlocksFor(undefined)
+
+  it("gives a 1 GiB image mkfs's shape: 8 groups, 65536 inodes, a 32 MiB journal", () => {
+    expect(geometryFor(262144, defaultInodesFor(262144), reserve)).toEqual({
+      blocks: 262144,
+      groups: 8,
+      inodesPerGroup: 8192,
+      inodes: 65536,
+      journalBlocks: 8192,
+      descriptorBlocks: 1,
+      inodeTableBlocks: 512
+    })
   })
 
-  it("drops a trailing group too small for its own metadata, as mkfs does", () => {
-    const full = layout(128 * MiB)!
-    const withSliver = layout(128 * MiB + 40 * 4096)!
-    expect(withSliver.blocks).toBe(full.blocks)
-    expect(withSliver.groups).toBe(1)
-    expect(layout(128 * MiB + 8 * MiB)!.groups).toBe(2)
+  it("drops a trailing group too small to be worth its metadata, as mkfs does", () => {
+    expect(geometryFor(32768 + 40, 1000, reserve)).toMatchObject({ blocks: 32768, groups: 1 })
+    expect(geometryFor(32768 + 2048, 1000, reserve)).toMatchObject({ blocks: 34816, groups: 2 })
   })
 
-  it("refuses sizes mkfs refuses", () => {
-    expect(layout(4096)).toBeUndefined()
-    expect(layout(64 * KiB, 1000)).toBeUndefined()
+  it("refuses sizes too small for a filesystem, or beyond the descriptors kept room for", () => {
+    expect(geometryFor(1, 16, reserve)).toMatch(/too small/)
+    expect(geometryFor((2 ** 30 / 4096) * 1024 * 2, 16, reserve)).toMatch(/more group descriptor blocks/)
+    expect(geometryFor(2 ** 32, 16, reservedBlocksFor(2 ** 33))).toMatch(/16 TiB/)
   })
 })
 
-describe("requiredBytes", () => {
+describe("required size", () => {
   it("grows with contents, inodes, directories, long symlinks and xattr blocks", () => {
-    const base = requiredBytes(rootOnly)
-    expect(base % 4096).toBe(0)
-    const withFile = [...rootOnly, entry("big", "file", { size: 100 * MiB })]
-    expect(requiredBytes(withFile)).toBeGreaterThanOrEqual(base + 100 * MiB)
-    expect(treeUsage(withFile).blocks - treeUsage(rootOnly).blocks).toBe(25600)
-
-    const usage = (entries: ReadonlyArray<TreeEntry>) => treeUsage([...rootOnly, ...entries])
-    const empty = usage([])
-    // A file of one byte still takes a whole block, an empty one none.
-    expect(usage([entry("a", "file", { size: 1 })]).blocks - empty.blocks).toBe(1)
-    expect(usage([entry("a", "file", { size: 0 })]).blocks - empty.blocks).toBe(0)
-    expect(usage([entry("a", "file", { size: 4097 })]).blocks - empty.blocks).toBe(2)
-    // Symlinks of 60 bytes or more leave the inode for a block.
-    expect(usage([entry("l", "symlink", { linkTarget: "x".repeat(59) })]).blocks).toBe(empty.blocks)
-    expect(usage([entry("l", "symlink", { linkTarget: "x".repeat(60) })]).blocks).toBe(empty.blocks + 1)
-    expect(usage([entry("l", "symlink", { linkTarget: "文".repeat(20) })]).blocks).toBe(empty.blocks + 1)
-    // xattrs: a capability fits in the inode, a big value needs a block.
-    const cap: TreeEntry["xattrs"] = [["security.capability", new Uint8Array(20)]]
-    expect(usage([entry("a", "file", { xattrs: cap })]).blocks).toBe(empty.blocks)
-    const big: TreeEntry["xattrs"] = [["user.big", new Uint8Array(100)]]
-    expect(usage([entry("a", "file", { xattrs: big })]).blocks).toBe(empty.blocks + 1)
-    // Every entry but hard links and the root costs an inode; devices cost no blocks.
-    const devices = usage([
-      entry("a", "file", { size: 10 }),
-      entry("b", "file", { size: 10, hardlinkTo: "a" }),
-      entry("c", "char", { devMajor: 1, devMinor: 3 })
-    ])
-    expect(devices.inodes).toBe(empty.inodes + 2)
-    expect(devices.blocks).toBe(empty.blocks + 1)
-  })
-
-  it("counts directory blocks from the names they hold", () => {
+    // 10 MiB of contents: past the sizes where the smallest filesystem or a first journal dominates.
+    const baseTree = [...rootOnly, entry("base", "file", { size: 10 * MiB })]
+    const base = planOf(baseTree).requiredBytes
+    const grows = (entries: ReadonlyArray<TreeEntry>) => planOf([...baseTree, ...entries]).requiredBytes - base
+    expect(grows([entry("f", "file", { size: 10 * MiB })])).toBeGreaterThanOrEqual(10 * MiB)
+    // Each takes a block; the inode table grows with the size too, in steps.
+    const many = (make: (index: number) => TreeEntry) => grows(Array.from({ length: 64 }, (_, index) => make(index)))
+    const blocks64 = 64 * 4096
+    expect(many((i) => entry(`l${i}`, "symlink", { linkTarget: "x".repeat(100) }))).toBeGreaterThanOrEqual(blocks64)
+    expect(many((i) => entry(`s${i}`, "symlink", { linkTarget: "short" }))).toBeLessThan(blocks64 / 4)
+    const xattrs: TreeEntry["xattrs"] = [["user.big", new Uint8Array(2000)]]
+    expect(many((i) => entry(`x${i}`, "fifo", { xattrs }))).toBeGreaterThanOrEqual(blocks64)
     const names = Array.from({ length: 2000 }, (_, index) => entry(`d/${"n".repeat(200)}${index}`, "fifo"))
-    const usage = treeUsage([...rootOnly, entry("d", "directory"), ...names])
-    // 2000 entries of 8 + 204 bytes need at least 104 blocks of 4084 usable bytes.
-    expect(usage.blocks - treeUsage([...rootOnly, entry("d", "directory")]).blocks).toBeGreaterThanOrEqual(104)
+    // 2000 entries of 8 + 204 bytes fill 2000 / 19 = 106 blocks of 4084 usable bytes.
+    expect(grows([entry("d", "directory"), ...names])).toBeGreaterThanOrEqual(106 * 4096)
   })
 })
 
@@ -154,47 +177,53 @@ describe("chooseImageSize", () => {
 
   it.effect("defaults to a quarter more than required, at least 1 GiB, in whole blocks", () =>
     Effect.gen(function* () {
-      const small = yield* chooseImageSize({ entries: rootOnly })
+      const small = yield* chooseImageSize({ image: planned(rootOnly), entryCount: 1 })
       expect(small.sizeBytes).toBe(GiB)
-      expect(small.inodes).toBe(65536)
-      const large = yield* chooseImageSize({ entries: [...rootOnly, entry("big", "file", { size: 3 * GiB })] })
-      const required = requiredBytes([...rootOnly, entry("big", "file", { size: 3 * GiB })])
+      const image = planned([...rootOnly, entry("big", "file", { size: 3 * GiB })])
+      const large = yield* chooseImageSize({ image, entryCount: 2 })
       expect(large.sizeBytes % 4096).toBe(0)
-      expect(large.sizeBytes).toBeGreaterThanOrEqual(required * 1.25)
-      expect(large.sizeBytes).toBeLessThan(required * 1.25 + 64 * MiB)
+      expect(large.sizeBytes).toBeGreaterThanOrEqual(image.requiredBytes * 1.25)
+      expect(large.sizeBytes).toBeLessThan(image.requiredBytes * 1.25 + 64 * MiB)
+      expect(image.misfit(large.sizeBytes)).toBeUndefined()
     })
   )
 
   it.effect("keeps a requested size that fits", () =>
     Effect.gen(function* () {
-      const required = requiredBytes(tree)
-      expect(yield* chooseImageSize({ entries: tree, requested: 2 * GiB })).toEqual({
-        sizeBytes: 2 * GiB,
-        inodes: 131072
+      const image = planned(tree)
+      expect(yield* chooseImageSize({ image, entryCount: tree.length, requested: 2 * GiB })).toEqual({
+        sizeBytes: 2 * GiB
       })
-      expect((yield* chooseImageSize({ entries: tree, requested: required })).sizeBytes).toBe(required)
+      const exact = yield* chooseImageSize({ image, entryCount: tree.length, requested: image.requiredBytes })
+      expect(exact.sizeBytes).toBe(image.requiredBytes)
     })
   )
 
   it.effect("refuses a requested size below the requirement with both figures", () =>
     Effect.gen(function* () {
-      const required = requiredBytes(tree)
-      const error = yield* Effect.flip(chooseImageSize({ entries: tree, requested: required - 4096 }))
+      const image = planned(tree)
+      const required = image.requiredBytes
+      const error = yield* Effect.flip(chooseImageSize({ image, entryCount: tree.length, requested: required - 4096 }))
       expect(error._tag).toBe("SizeTooSmall")
       expect(error.requestedBytes).toBe(required - 4096)
       expect(error.requiredBytes).toBe(required)
-      expect(error.message).toMatch(/is too small: the image holds 102 entries/)
-      expect(Exit.isFailure(yield* Effect.exit(chooseImageSize({ entries: tree, requested: 1 })))).toBe(true)
+      expect(error.message).toMatch(/is too small: the image holds 102 entries in \d+ inodes, and the tree/)
+      expect(
+        Exit.isFailure(yield* Effect.exit(chooseImageSize({ image, entryCount: tree.length, requested: 1 })))
+      ).toBe(true)
     })
   )
 
   it.effect("gives enough inodes for trees of many tiny files", () =>
     Effect.gen(function* () {
       const files = Array.from({ length: 200_000 }, (_, index) => entry(`f${index}`, "file", { size: 100 }))
-      const chosen = yield* chooseImageSize({ entries: [...rootOnly, ...files] })
-      // mkfs's one inode per 16 KiB would give 65536 for this 1 GiB image.
-      expect(chosen.inodes).toBeGreaterThanOrEqual(Math.ceil(200_011 * 1.25))
-      expect(layout(chosen.sizeBytes, chosen.inodes)!.inodes).toBeGreaterThanOrEqual(chosen.inodes)
+      const plan = planOf([...rootOnly, ...files])
+      const chosen = yield* chooseImageSize({ image: planned([...rootOnly, ...files]), entryCount: files.length + 1 })
+      // One inode per 16 KiB would give 65536 for this 1 GiB image.
+      const geometry = plan.geometry(chosen.sizeBytes)
+      expect(typeof geometry === "string" ? geometry : geometry.inodes).toBeGreaterThanOrEqual(
+        Math.ceil(200_011 * 1.25)
+      )
     })
   )
 })

@@ -1,69 +1,167 @@
+import * as fs from "node:fs"
 import * as path from "node:path"
-import { type CommandExecutor, FileSystem } from "@effect/platform"
-import { Clock, Effect } from "effect"
+import type { CommandExecutor } from "@effect/platform"
+import { Clock, Effect, Exit } from "effect"
+import { ContentFailure, type StoredContent } from "../../domain/content.js"
 import { Ext4Error } from "../../domain/errors.js"
-import type { BuildExt4Options, Ext4ToolsShape } from "./ext4-tools.js"
+import type { FlatTree, TreeEntry } from "../../domain/tree.js"
+import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, OpenDraftOptions, PlannedImage } from "./ext4-tools.js"
 import { checkFilesystem } from "./fsck.js"
-import { applyMetadata } from "./metadata.js"
-import { makeFilesystem } from "./mkfs.js"
-import { resolveInodes } from "./resolve.js"
+import { ImageDraftFile } from "./image/draft.js"
+
+const TOOL = "ext4 writer"
+
+const failure = (reason: string) => new Ext4Error({ tool: TOOL, reason, stderr: "" })
+
+const describe = (error: unknown) => {
+  if (error instanceof ContentFailure) return error.error.reason
+  const code = (error as NodeJS.ErrnoException)?.code
+  const message = error instanceof Error ? error.message : String(error)
+  return code && !message.includes(code) ? `${code}: ${message}` : message
+}
+
+/** Runs synchronous draft work, turning what it throws into an Ext4Error. */
+const attempt = <A>(what: string, run: () => A) =>
+  Effect.try({ try: run, catch: (error) => failure(`${what}: ${describe(error)}`) })
 
 /**
- * The time e2fsprogs stamps on the superblock and on what it makes itself (lost+found): the newest
- * entry mtime, so the same tree gives the same image. Future mtimes are passed over, since e2fsck
- * reports a superblock written in the future; e2fsprogs reads 0 as "use the real clock".
+ * The time stamped on the superblock and on what the writer makes itself (lost+found, the
+ * journal): the newest entry mtime, so the same tree gives the same image. Future mtimes are passed
+ * over, since e2fsck reports a superblock written in the future.
  */
-const defaultTimestamp = (options: BuildExt4Options, nowSeconds: number) => {
+const defaultTimestamp = (entries: ReadonlyArray<TreeEntry>, nowSeconds: number) => {
   let newest = 0
-  for (const entry of options.tree.entries) if (entry.mtime <= nowSeconds) newest = Math.max(newest, entry.mtime)
+  for (const entry of entries) if (entry.mtime <= nowSeconds) newest = Math.max(newest, entry.mtime)
   return newest > 0 ? newest : nowSeconds
 }
 
+const planned = (draft: ImageDraftFile, entries: ReadonlyArray<TreeEntry>, timestamp: number | undefined) =>
+  Effect.gen(function* () {
+    const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+    const stamp = timestamp ?? defaultTimestamp(entries, now)
+    if (!Number.isSafeInteger(stamp) || stamp <= 0 || stamp >= 2 ** 32) {
+      return yield* failure(`timestamp must be positive seconds, got ${stamp}`)
+    }
+    const plan = yield* attempt("could not lay out the tree", () => draft.plan(entries, stamp))
+    if (typeof plan === "string") return yield* failure(plan)
+    let written = false
+    const misfit = (sizeBytes: number, inodes?: number) => {
+      if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0)
+        return `size must be a positive whole number of bytes, got ${sizeBytes}`
+      if (inodes !== undefined && (!Number.isSafeInteger(inodes) || inodes <= 0))
+        return `inode count must be a positive whole number, got ${inodes}`
+      const geometry = plan.geometry(sizeBytes, inodes)
+      return typeof geometry === "string" ? geometry : undefined
+    }
+    return {
+      requiredBytes: plan.requiredBytes,
+      usedInodes: plan.usedInodes,
+      misfit,
+      write: ({ sizeBytes, inodes, label }) =>
+        Effect.suspend(() => {
+          if (written) return failure("the image is already written")
+          if (label !== undefined && Buffer.byteLength(label) > 16) {
+            return failure(`label "${label}" is longer than ext4's 16 bytes`)
+          }
+          const problem = misfit(sizeBytes, inodes)
+          if (problem !== undefined) {
+            return failure(`the tree does not fit a ${sizeBytes}-byte image: ${problem}`)
+          }
+          const geometry = plan.geometry(sizeBytes, inodes)
+          if (typeof geometry === "string") return failure(geometry)
+          written = true
+          return attempt(`could not write ${draft.path}`, () => plan.write({ sizeBytes, geometry, label }))
+        })
+    } satisfies PlannedImage
+  })
+
+/** A draft at `output`, closed with its scope and removed if the scope fails. */
+export const openDraft = (options: OpenDraftOptions) =>
+  Effect.acquireRelease(
+    attempt(`could not create ${options.output}`, () =>
+      ImageDraftFile.open(options.output, { uuid: options.uuid, maxBytes: options.maxBytes })
+    ),
+    (draft, exit) =>
+      Effect.sync(() => {
+        draft.close()
+        if (Exit.isFailure(exit)) fs.rmSync(options.output, { force: true })
+      })
+  ).pipe(
+    Effect.map(
+      (draft): ImageDraft => ({
+        contents: draft.contents,
+        plan: (entries, planOptions) => planned(draft, entries, planOptions?.timestamp)
+      })
+    )
+  )
+
+const COPY_CHUNK = 1024 * 1024
+
+/** Copies a regular file of the tree directory into the draft. */
+const copyFile = (draft: ImageDraft, file: string, entry: TreeEntry, buffer: Buffer): StoredContent => {
+  let fd: number
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new Error(`${JSON.stringify(entry.path)} is missing from the tree directory`)
+    }
+    throw error
+  }
+  try {
+    const stat = fs.fstatSync(fd)
+    if (!stat.isFile()) throw new Error(`${JSON.stringify(entry.path)} is not a regular file in the tree directory`)
+    if (stat.size !== entry.size) {
+      throw new Error(
+        `${JSON.stringify(entry.path)} holds ${stat.size} bytes in the tree directory, ${entry.size} in the entries`
+      )
+    }
+    const writer = draft.contents.begin(entry.size)
+    let offset = 0
+    while (offset < entry.size) {
+      const count = fs.readSync(fd, buffer, 0, Math.min(COPY_CHUNK, entry.size - offset), offset)
+      if (count === 0) throw new Error(`${JSON.stringify(entry.path)} shrank while it was copied`)
+      writer.write(buffer.subarray(0, count))
+      offset += count
+    }
+    return writer.finish()
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Copies the contents of the tree's regular files into the draft: the entries, each with its `content`. */
+export const copyTreeInto = (draft: ImageDraft, tree: FlatTree) =>
+  attempt("could not copy the tree", () => {
+    const buffer = Buffer.allocUnsafe(COPY_CHUNK)
+    return tree.entries.map((entry) =>
+      entry.type === "file" && entry.hardlinkTo === undefined
+        ? { ...entry, content: copyFile(draft, path.join(tree.dir, entry.path), entry, buffer) }
+        : entry
+    )
+  })
+
 /**
- * mkfs.ext4 -d copies the tree's contents and shape; one read-only debugfs run then maps every entry
- * to its inode, and one `debugfs -w` run writes the exact metadata. The output is removed if any
+ * An image of a tree on disk: the contents of its regular files are copied into a draft, and the
+ * entries alone say what the image holds and with which metadata. The output is removed if any
  * step fails.
  */
-export const build = Effect.fn("ext4.build")(function* (
-  options: BuildExt4Options
-): Effect.fn.Return<void, Ext4Error, CommandExecutor.CommandExecutor | FileSystem.FileSystem> {
-  const fs = yield* FileSystem.FileSystem
-  const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-  const timestamp = options.timestamp ?? defaultTimestamp(options, now)
-  if (!Number.isSafeInteger(timestamp) || timestamp <= 0) {
-    return yield* new Ext4Error({
-      tool: "mkfs.ext4",
-      reason: `timestamp must be positive seconds, got ${timestamp}`,
-      stderr: ""
-    })
-  }
-  const env = { E2FSPROGS_FAKE_TIME: String(timestamp) }
+export const build = Effect.fn("ext4.build")(function* (options: BuildExt4Options) {
   yield* Effect.scoped(
     Effect.gen(function* () {
-      // Next to the output: on banger's state disk, and the debugfs script may name its files.
-      const workDir = yield* fs
-        .makeTempDirectoryScoped({ directory: path.dirname(path.resolve(options.output)), prefix: ".ext4-build-" })
-        .pipe(
-          Effect.mapError(
-            (error) =>
-              new Ext4Error({
-                tool: "mkfs.ext4",
-                reason: `could not make a work directory: ${error.message}`,
-                stderr: ""
-              })
-          )
-        )
-      yield* makeFilesystem({ ...options, treeDir: options.tree.dir, workDir, env })
-      const inodes = yield* resolveInodes(options.output, options.tree.entries, workDir)
-      yield* applyMetadata(options.output, inodes, workDir, env)
+      const draft = yield* openDraft({ output: options.output, uuid: options.uuid, maxBytes: options.sizeBytes })
+      const entries = yield* copyTreeInto(draft, options.tree)
+      const image = yield* draft.plan(entries, { timestamp: options.timestamp })
+      yield* image.write({ sizeBytes: options.sizeBytes, inodes: options.inodes, label: options.label })
     })
-  ).pipe(Effect.onError(() => fs.remove(options.output, { force: true }).pipe(Effect.ignore)))
+  )
 })
 
 export const makeExt4Tools = Effect.gen(function* () {
-  const context = yield* Effect.context<CommandExecutor.CommandExecutor | FileSystem.FileSystem>()
+  const context = yield* Effect.context<CommandExecutor.CommandExecutor>()
   return {
-    build: (options) => build(options).pipe(Effect.provide(context)),
+    openDraft,
+    build,
     check: (image) => checkFilesystem(image).pipe(Effect.provide(context))
   } satisfies Ext4ToolsShape
 })

@@ -1,50 +1,107 @@
 import * as fs from "node:fs/promises"
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
+import type { ContentSink, StoredContent } from "../../domain/content.js"
 import { Ext4Error } from "../../domain/errors.js"
-import type { BuildExt4Options, Ext4ToolsShape } from "./ext4-tools.js"
+import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, WriteImageOptions } from "./ext4-tools.js"
 
 export const FAKE_IMAGE_MAGIC = "banger-fake-ext4"
+
+/** What the fake wrote: one per `build` or draft `write`. */
+export interface FakeImage {
+  readonly output: string
+  readonly sizeBytes: number
+  readonly inodes: number | undefined
+  readonly label: string | undefined
+  readonly entries: number
+}
 
 export interface Ext4ToolsFake {
   readonly tools: Ext4ToolsShape
   readonly builds: Array<BuildExt4Options>
+  readonly images: Array<FakeImage>
   readonly checks: Array<string>
   /** Set to make the next calls fail (they are still recorded). */
   failBuild: Ext4Error | undefined
   failCheck: Ext4Error | undefined
 }
 
+/** Contents the fake only counts. */
+const countingSink = (): ContentSink => ({
+  begin: (size) => ({
+    write: () => undefined,
+    finish: (): StoredContent => ({ size }),
+    abandon: () => undefined
+  }),
+  release: () => undefined
+})
+
+/** A tree needs its bytes rounded up to blocks, and 1 MiB for the rest, in the fake's arithmetic. */
+const fakeRequired = (sizes: ReadonlyArray<number>) =>
+  2 ** 20 + sizes.reduce((sum, size) => sum + Math.ceil(size / 4096) * 4096, 0)
+
 /**
- * A stand-in for Ext4Tools. `build` writes `banger-fake-ext4 {json}` (size, inodes, label, uuid,
- * entry count) into the output, extended sparsely to `sizeBytes`; `check` accepts a file that starts
- * with that marker and fails for anything else, so a pipeline that checks the wrong path is caught.
+ * A stand-in for Ext4Tools. Images are `banger-fake-ext4 {json}` (size, inodes, label, entry
+ * count) extended sparsely to their size; `check` accepts a file that starts with that marker and
+ * fails for anything else, so a pipeline that checks the wrong path is caught.
  */
 export const makeExt4ToolsFake = (): Ext4ToolsFake => {
+  const writeImage = (image: FakeImage) =>
+    Effect.suspend(() => {
+      fake.images.push(image)
+      if (fake.failBuild !== undefined) return Effect.fail(fake.failBuild)
+      return Effect.tryPromise({
+        try: async () => {
+          const { output, ...summary } = image
+          const marker = Buffer.from(`${FAKE_IMAGE_MAGIC} ${JSON.stringify(summary)}\n`)
+          await fs.writeFile(output, marker)
+          if (image.sizeBytes > marker.length) await fs.truncate(output, image.sizeBytes)
+        },
+        catch: (error) =>
+          new Ext4Error({ tool: "ext4 writer", reason: `fake write failed: ${String(error)}`, stderr: "" })
+      })
+    })
+
   const fake: Ext4ToolsFake = {
     builds: [],
+    images: [],
     checks: [],
     failBuild: undefined,
     failCheck: undefined,
     tools: {
+      openDraft: ({ output }) =>
+        Effect.acquireRelease(
+          Effect.succeed<ImageDraft>({
+            contents: countingSink(),
+            plan: (entries) =>
+              Effect.sync(() => {
+                const requiredBytes = fakeRequired(entries.map((entry) => entry.size))
+                return {
+                  requiredBytes,
+                  usedInodes: entries.length + 11,
+                  misfit: (sizeBytes: number) =>
+                    sizeBytes < requiredBytes ? `the fake needs ${requiredBytes} bytes` : undefined,
+                  write: (options: WriteImageOptions) =>
+                    writeImage({
+                      output,
+                      sizeBytes: options.sizeBytes,
+                      inodes: options.inodes,
+                      label: options.label,
+                      entries: entries.length
+                    })
+                }
+              })
+          }),
+          (_, exit) => (Exit.isFailure(exit) ? Effect.promise(() => fs.rm(output, { force: true })) : Effect.void)
+        ),
       build: (options) =>
         Effect.suspend(() => {
           fake.builds.push(options)
-          if (fake.failBuild !== undefined) return Effect.fail(fake.failBuild)
-          const summary = {
+          return writeImage({
+            output: options.output,
             sizeBytes: options.sizeBytes,
             inodes: options.inodes,
             label: options.label,
-            uuid: options.uuid,
             entries: options.tree.entries.length
-          }
-          return Effect.tryPromise({
-            try: async () => {
-              const marker = Buffer.from(`${FAKE_IMAGE_MAGIC} ${JSON.stringify(summary)}\n`)
-              await fs.writeFile(options.output, marker)
-              if (options.sizeBytes > marker.length) await fs.truncate(options.output, options.sizeBytes)
-            },
-            catch: (error) =>
-              new Ext4Error({ tool: "mkfs.ext4", reason: `fake build failed: ${String(error)}`, stderr: "" })
           })
         }),
       check: (image) =>

@@ -9,19 +9,21 @@
  * out. Per-entry effects cost more than the work of most entries.
  */
 import { Effect, Exit } from "effect"
+import { ContentFailure } from "../../domain/content.js"
 import type { DigestMismatch, FilesystemError, InvalidLayer, RegistryError } from "../../domain/errors.js"
 import { UnsafeLayerEntry } from "../../domain/errors.js"
 import type { EntryType } from "../../domain/tree.js"
-import * as Disk from "./disk-tree.js"
+import { DiskFailure } from "./disk-tree.js"
 import { normalizeEntryPath } from "./entry-path.js"
 import { type LayerInput, type LayerReadError, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
 import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
-import { attach, detach, type Inode, isAttached, pathOf, type TreeNode } from "./tree-model.js"
+import { attach, detach, type Inode, isAttached, type TreeNode } from "./tree-model.js"
+import type { FileSink, TreeSink } from "./tree-sink.js"
 
 export interface TreeState {
-  /** The directory on disk that mirrors `root`. */
-  readonly dir: string
+  /** Where contents (and, for a disk tree, everything else) go besides the model. */
+  readonly sink: TreeSink
   readonly root: TreeNode
 }
 
@@ -38,13 +40,6 @@ class Refused {
   constructor(readonly error: UnsafeLayerEntry) {}
 }
 
-const diskPath = (tree: TreeState, node: TreeNode) => {
-  const relative = pathOf(node)
-  return relative === "" ? tree.dir : `${tree.dir}/${relative}`
-}
-
-const childDiskPath = (tree: TreeState, parent: TreeNode, name: string) => `${diskPath(tree, parent)}/${name}`
-
 const inodeFrom = (entry: TarEntry, type: EntryType, extra: Partial<Inode> = {}): Inode => ({
   type,
   mode: entry.mode,
@@ -56,6 +51,8 @@ const inodeFrom = (entry: TarEntry, type: EntryType, extra: Partial<Inode> = {})
   devMajor: undefined,
   devMinor: undefined,
   xattrs: entry.xattrs,
+  links: 0,
+  content: undefined,
   ...extra
 })
 
@@ -69,13 +66,14 @@ const implicitDirectory = (mtime: number): Inode => ({
   linkTarget: undefined,
   devMajor: undefined,
   devMinor: undefined,
-  xattrs: []
+  xattrs: [],
+  links: 0,
+  content: undefined
 })
 
 /** A regular file whose contents are still being written. */
 interface OpenFile {
-  readonly fd: number
-  readonly path: string
+  readonly writer: FileSink
   readonly parent: TreeNode
   readonly base: string
   readonly entry: TarEntry
@@ -104,7 +102,7 @@ class LayerApplication {
   }
 
   private remove(node: TreeNode) {
-    Disk.removeEntry(diskPath(this.tree, node), node.inode.type === "directory")
+    this.tree.sink.remove(node)
     detach(node)
   }
 
@@ -129,7 +127,7 @@ class LayerApplication {
 
   /** Closes the file left open by a failure or an interruption. */
   release() {
-    if (this.open !== undefined) Disk.closeFile(this.open.fd)
+    if (this.open !== undefined) this.open.writer.abandon()
     this.open = undefined
   }
 
@@ -138,12 +136,12 @@ class LayerApplication {
       const chunk = tar.readDataSync()
       if (chunk === NEED_MORE) return NEED_MORE
       if (chunk === undefined) break
-      Disk.writeAll(file.fd, file.path, chunk)
+      file.writer.write(chunk)
       file.written += chunk.length
     }
     this.open = undefined
-    Disk.closeFile(file.fd)
-    this.markAdded(attach(file.parent, file.base, inodeFrom(file.entry, "file", { size: file.written })))
+    const content = file.writer.finish()
+    this.markAdded(attach(file.parent, file.base, inodeFrom(file.entry, "file", { size: file.written, content })))
     return undefined
   }
 
@@ -164,7 +162,7 @@ class LayerApplication {
       root: this.tree.root,
       components: components.slice(0, -1),
       missing: (parent, name) => {
-        Disk.makeDirectory(childDiskPath(this.tree, parent, name))
+        this.tree.sink.directory(parent, name)
         const made = attach(parent, name, implicitDirectory(entry.mtime))
         this.markAdded(made)
         return made
@@ -178,23 +176,23 @@ class LayerApplication {
     }
     const parent = resolved.node
     const existing = parent.children!.get(base)
-    const path = childDiskPath(this.tree, parent, base)
+    const sink = this.tree.sink
 
     switch (entry.type) {
       case "directory": {
         if (existing?.inode.type === "directory") {
           // Directory over directory merges: children stay, the new header's metadata wins.
-          Object.assign(existing.inode, inodeFrom(entry, "directory"))
+          Object.assign(existing.inode, { ...inodeFrom(entry, "directory"), links: existing.inode.links })
           return this.markAdded(existing)
         }
         if (existing) this.remove(existing)
-        Disk.makeDirectory(path)
+        sink.directory(parent, base)
         return this.markAdded(attach(parent, base, inodeFrom(entry, "directory")))
       }
       case "file": {
         if (existing) this.remove(existing)
         // The node is attached once all the data is written (see writeData).
-        this.open = { fd: Disk.createFile(path), path, parent, base, entry, written: 0 }
+        this.open = { writer: sink.file(parent, base, entry.size), parent, base, entry, written: 0 }
         return
       }
       case "symlink": {
@@ -205,16 +203,14 @@ class LayerApplication {
           return unsafe("symlink target is longer than 4095 bytes")
         }
         if (existing) this.remove(existing)
-        // Stored verbatim and never resolved here: it means something only inside the VM.
-        Disk.makeSymlink(target, path)
+        sink.symlink(parent, base, target)
         return this.markAdded(attach(parent, base, inodeFrom(entry, "symlink", { linkTarget: target })))
       }
       case "char":
       case "block":
       case "fifo": {
         if (existing) this.remove(existing)
-        // A plain empty file stands in; the ext4 step makes the real node from the metadata.
-        Disk.makePlaceholder(path)
+        sink.special(parent, base)
         const device = entry.type === "fifo" ? {} : { devMajor: entry.devMajor, devMinor: entry.devMinor }
         return this.markAdded(attach(parent, base, inodeFrom(entry, entry.type, device)))
       }
@@ -225,7 +221,7 @@ class LayerApplication {
 
   private applyRoot(entry: TarEntry, unsafe: (reason: string) => never) {
     if (entry.type !== "directory") return unsafe("the root can only be a directory")
-    Object.assign(this.tree.root.inode, inodeFrom(entry, "directory"))
+    Object.assign(this.tree.root.inode, { ...inodeFrom(entry, "directory"), links: this.tree.root.inode.links })
     this.markAdded(this.tree.root)
   }
 
@@ -278,7 +274,7 @@ class LayerApplication {
     if (target !== existing) {
       if (existing) this.remove(existing)
       if (!isAttached(target, this.tree.root)) return unsafe("hardlink target is removed by this very entry")
-      Disk.makeHardlink(diskPath(this.tree, target), childDiskPath(this.tree, parent, base))
+      this.tree.sink.hardlink(target, parent, base)
       node = attach(parent, base, target.inode)
     }
     // As Docker and containerd do, the link's header describes the shared inode (usually it
@@ -300,7 +296,12 @@ const applyAll = (application: LayerApplication, tar: TarReader<LayerReadError>)
     try {
       result = application.run(tar)
     } catch (error) {
-      if (error instanceof TarFailure || error instanceof Disk.DiskFailure || error instanceof Refused) {
+      if (
+        error instanceof TarFailure ||
+        error instanceof DiskFailure ||
+        error instanceof ContentFailure ||
+        error instanceof Refused
+      ) {
         return Effect.fail(error.error as ApplyError)
       }
       throw error

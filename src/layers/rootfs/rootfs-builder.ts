@@ -1,4 +1,5 @@
 import { Context, Effect, Layer, type Scope } from "effect"
+import type { ContentSink } from "../../domain/content.js"
 import type {
   DigestMismatch,
   FilesystemError,
@@ -7,7 +8,7 @@ import type {
   UnsafeLayerEntry
 } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
-import type { FlatTree } from "../../domain/tree.js"
+import type { FlatTree, TreeEntry } from "../../domain/tree.js"
 import { StatePaths } from "../state/state-paths.js"
 import { makeRootfsBuilder } from "./flatten.js"
 import type { GrowingBlob } from "./growing-blob.js"
@@ -29,7 +30,9 @@ export interface LayerFile {
   readonly download?: GrowingBlob | undefined
 }
 
-/** Applies layers, bottom first, into a temp tree under `<state>/tmp`. */
+type FlattenError = UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError | RegistryError
+
+/** Applies layers, bottom first: into a temp tree under `<state>/tmp`, or into a content sink. */
 export interface RootfsBuilderShape {
   /**
    * The tree is removed when the scope closes, whatever the outcome. `entries` is the authority
@@ -40,11 +43,16 @@ export interface RootfsBuilderShape {
   readonly flatten: (
     layers: ReadonlyArray<LayerFile>,
     onLayerApplied?: (index: number) => Effect.Effect<void>
-  ) => Effect.Effect<
-    FlatTree,
-    UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError | RegistryError,
-    Scope.Scope
-  >
+  ) => Effect.Effect<FlatTree, FlattenError, Scope.Scope>
+  /**
+   * The same application with file contents sent to `contents` (an image draft) and nothing else
+   * written anywhere: the entries carry each file's stored `content`.
+   */
+  readonly flattenInto: (
+    layers: ReadonlyArray<LayerFile>,
+    contents: ContentSink,
+    onLayerApplied?: (index: number) => Effect.Effect<void>
+  ) => Effect.Effect<ReadonlyArray<TreeEntry>, FlattenError>
 }
 
 export interface RootfsBuilderOptions {

@@ -4,6 +4,7 @@
  * names share one `Inode` object, so a metadata change reaches every name, as on a filesystem.
  * Memory is one node per entry, whatever the file sizes.
  */
+import type { StoredContent } from "../../domain/content.js"
 import type { EntryType, TreeEntry } from "../../domain/tree.js"
 
 export interface Inode {
@@ -17,6 +18,10 @@ export interface Inode {
   devMajor: number | undefined
   devMinor: number | undefined
   xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
+  /** Names in the tree (attach counts them; removals through a content sink uncount them). */
+  links: number
+  /** Where a file's contents went, when flattened into a content sink. */
+  content: StoredContent | undefined
 }
 
 export class TreeNode {
@@ -42,7 +47,9 @@ export const makeRoot = (): TreeNode =>
     linkTarget: undefined,
     devMajor: undefined,
     devMinor: undefined,
-    xattrs: []
+    xattrs: [],
+    links: 0,
+    content: undefined
   })
 
 /** Relative path of an attached node; "" for the root. */
@@ -63,6 +70,7 @@ export const isAttached = (node: TreeNode, root: TreeNode): boolean => {
 
 export const attach = (parent: TreeNode, name: string, inode: Inode): TreeNode => {
   const node = new TreeNode(name, parent, inode)
+  inode.links++
   parent.children!.set(name, node)
   return node
 }
@@ -104,7 +112,8 @@ export const toEntries = (root: TreeNode): Array<TreeEntry> => {
       hardlinkTo: first,
       devMajor: inode.devMajor,
       devMinor: inode.devMinor,
-      xattrs: inode.xattrs
+      xattrs: inode.xattrs,
+      ...(inode.content !== undefined && first === undefined ? { content: inode.content } : {})
     })
     if (node.children !== undefined) {
       const names = sortedByBytes(node.children.keys()).reverse()

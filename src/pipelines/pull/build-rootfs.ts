@@ -5,8 +5,8 @@ import { reportStage } from "./progress.js"
 import { chooseImageSize } from "./size.js"
 
 /**
- * Flatten → size → mkfs → fsck. The flattened tree lives only inside this step's scope, so it is
- * gone as soon as the image is built (or the build failed).
+ * Flatten → size → write metadata → fsck. File contents go straight into the image while the
+ * layers are applied; the image file is removed if any step fails or is interrupted.
  */
 export const buildRootfs = Effect.fn("buildRootfs")(function* (
   layers: ReadonlyArray<LayerFile>,
@@ -17,12 +17,14 @@ export const buildRootfs = Effect.fn("buildRootfs")(function* (
   const ext4 = yield* Ext4Tools
   return yield* Effect.scoped(
     Effect.gen(function* () {
+      const draft = yield* ext4.openDraft({ output, maxBytes: requestedSize })
       yield* reportStage("flatten")
-      const tree = yield* builder.flatten(layers)
+      const entries = yield* builder.flattenInto(layers, draft.contents)
       yield* reportStage("size")
-      const { sizeBytes, inodes } = yield* chooseImageSize({ entries: tree.entries, requested: requestedSize })
+      const image = yield* draft.plan(entries)
+      const { sizeBytes } = yield* chooseImageSize({ image, entryCount: entries.length, requested: requestedSize })
       yield* reportStage("mkfs")
-      yield* ext4.build({ tree, output, sizeBytes, inodes, label: "rootfs" })
+      yield* image.write({ sizeBytes, label: "rootfs" })
       yield* ext4.check(output)
       return sizeBytes
     })

@@ -1,8 +1,8 @@
 import * as path from "node:path"
 import { type CommandExecutor, FileSystem } from "@effect/platform"
 import { Effect, Stream } from "effect"
-import { Ext4Error } from "../../domain/errors.js"
-import { runTool } from "./process.js"
+import { Ext4Error } from "../../../src/domain/errors.js"
+import { runTool } from "../../../src/layers/ext4/process.js"
 
 /** One directory entry as `ls -p` prints it: `/ino/mode/uid/gid/name/size/` (size empty for dirs). */
 export interface ListedEntry {

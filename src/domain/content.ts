@@ -1,0 +1,31 @@
+/**
+ * Where flattened file contents go. The pull writes them straight into the ext4 image being built
+ * (an image draft); tests and `image build` from a directory use the same interface. Calls are
+ * synchronous, like the rest of layer application, and throw `ContentFailure`.
+ */
+import type { FilesystemError } from "./errors.js"
+
+/** A file's stored contents; what it holds beyond the size is the store's business. */
+export interface StoredContent {
+  readonly size: number
+}
+
+export interface ContentWriter {
+  /** Appends the next bytes; all `size` of them arrive before `finish`. */
+  readonly write: (chunk: Uint8Array) => void
+  readonly finish: () => StoredContent
+  /** Gives the space back after a failure part-way through. */
+  readonly abandon: () => void
+}
+
+export interface ContentSink {
+  /** Starts a file of exactly `size` bytes (the tar header says how many before they arrive). */
+  readonly begin: (size: number) => ContentWriter
+  /** The file's last name is gone: its space can hold later files. */
+  readonly release: (content: StoredContent) => void
+}
+
+/** A failed write, thrown out of the synchronous calls; the caller fails with `error`. */
+export class ContentFailure {
+  constructor(readonly error: FilesystemError) {}
+}

@@ -1,0 +1,116 @@
+/**
+ * File contents written straight to their final blocks in the image file. Files are small and
+ * arrive one after another into consecutive blocks, so writes are combined in a 1 MiB buffer and
+ * reach the disk as large sequential writes; each file's last block is padded with zeros, so the
+ * buffer stays contiguous and a reused block keeps nothing of what it held before.
+ */
+import * as fs from "node:fs"
+import { ContentFailure, type ContentSink, type ContentWriter, type StoredContent } from "../../../domain/content.js"
+import { FilesystemError } from "../../../domain/errors.js"
+import type { BlockAllocator, BlockRun } from "./allocator.js"
+import { BLOCK_SIZE, divideUp } from "./format.js"
+
+/** A file's contents in the image: `size` bytes in these runs, in order. */
+export class FileBlocks implements StoredContent {
+  constructor(
+    readonly size: number,
+    readonly runs: ReadonlyArray<BlockRun>
+  ) {}
+}
+
+const BUFFER_BYTES = 1024 * 1024
+const ZEROS = new Uint8Array(BLOCK_SIZE)
+
+const describe = (error: unknown) => {
+  const code = (error as NodeJS.ErrnoException)?.code
+  const message = error instanceof Error ? error.message : String(error)
+  return code ? `${code}: ${message}` : message
+}
+
+export class DraftContents implements ContentSink {
+  private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  private bufferStart = 0
+  private bufferLength = 0
+
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    readonly allocator: BlockAllocator
+  ) {}
+
+  /** Writes everything buffered to the file. */
+  flush() {
+    let offset = 0
+    try {
+      while (offset < this.bufferLength) {
+        offset += fs.writeSync(this.fd, this.buffer, offset, this.bufferLength - offset, this.bufferStart + offset)
+      }
+    } catch (error) {
+      throw new ContentFailure(new FilesystemError({ path: this.path, reason: `write failed: ${describe(error)}` }))
+    }
+    this.bufferLength = 0
+  }
+
+  /** Writes `bytes` at byte `position` of the image, through the buffer. */
+  writeAt(position: number, bytes: Uint8Array) {
+    if (this.bufferLength > 0 && position !== this.bufferStart + this.bufferLength) this.flush()
+    let done = 0
+    while (done < bytes.length) {
+      if (this.bufferLength === 0) this.bufferStart = position + done
+      const count = Math.min(bytes.length - done, BUFFER_BYTES - this.bufferLength)
+      this.buffer.set(bytes.subarray(done, done + count), this.bufferLength)
+      this.bufferLength += count
+      done += count
+      if (this.bufferLength === BUFFER_BYTES) this.flush()
+    }
+  }
+
+  begin(size: number): ContentWriter {
+    const runs = this.allocator.allocate(divideUp(size, BLOCK_SIZE))
+    let written = 0
+    let runIndex = 0
+    let runOffset = 0
+    const write = (chunk: Uint8Array) => {
+      if (written + chunk.length > size) {
+        throw new ContentFailure(
+          new FilesystemError({ path: this.path, reason: `file data longer than its ${size} bytes` })
+        )
+      }
+      let done = 0
+      while (done < chunk.length) {
+        const run = runs[runIndex]!
+        const room = run.length * BLOCK_SIZE - runOffset
+        const count = Math.min(room, chunk.length - done)
+        this.writeAt(run.start * BLOCK_SIZE + runOffset, chunk.subarray(done, done + count))
+        done += count
+        runOffset += count
+        if (runOffset === run.length * BLOCK_SIZE) {
+          runIndex++
+          runOffset = 0
+        }
+      }
+      written += chunk.length
+    }
+    return {
+      write,
+      finish: () => {
+        if (written !== size) {
+          throw new ContentFailure(
+            new FilesystemError({ path: this.path, reason: `file data ended after ${written} of ${size} bytes` })
+          )
+        }
+        const tail = size & (BLOCK_SIZE - 1)
+        if (tail !== 0) {
+          const last = runs.at(-1)!
+          this.writeAt((last.start + last.length) * BLOCK_SIZE - (BLOCK_SIZE - tail), ZEROS.subarray(tail))
+        }
+        return new FileBlocks(size, runs)
+      },
+      abandon: () => this.allocator.free(runs)
+    }
+  }
+
+  release(content: StoredContent) {
+    if (content instanceof FileBlocks) this.allocator.free(content.runs)
+  }
+}

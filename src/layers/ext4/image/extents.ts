@@ -1,0 +1,147 @@
+/**
+ * Extent trees: up to 4 extents in the inode itself, else leaf blocks of 340 under an index in the
+ * inode, else one more level of index blocks (1.8 million extents: far beyond any file here).
+ */
+import type { BlockRun } from "./allocator.js"
+import { crc32cUpdate } from "./crc32c.js"
+import { BLOCK_SIZE, divideUp } from "./format.js"
+
+export interface Extent {
+  readonly logical: number
+  readonly length: number
+  readonly start: number
+}
+
+/** ext4 extents cover at most 32768 initialized blocks. */
+const MAX_EXTENT_BLOCKS = 32768
+const IN_INODE = 4
+const PER_BLOCK = (BLOCK_SIZE - 12 - 4) / 12
+const MAGIC = 0xf30a
+
+export const extentsOf = (runs: ReadonlyArray<BlockRun>): Array<Extent> => {
+  const extents: Array<Extent> = []
+  let logical = 0
+  for (const run of runs) {
+    for (let done = 0; done < run.length; done += MAX_EXTENT_BLOCKS) {
+      const length = Math.min(MAX_EXTENT_BLOCKS, run.length - done)
+      const previous = extents.at(-1)
+      if (
+        previous &&
+        previous.start + previous.length === run.start + done &&
+        previous.length + length <= MAX_EXTENT_BLOCKS
+      ) {
+        extents[extents.length - 1] = { ...previous, length: previous.length + length }
+      } else {
+        extents.push({ logical, length, start: run.start + done })
+      }
+      logical += length
+    }
+  }
+  return extents
+}
+
+/** Blocks the tree needs outside the inode for `count` extents. */
+export const treeBlocksFor = (count: number): number => {
+  if (count <= IN_INODE) return 0
+  const leaves = divideUp(count, PER_BLOCK)
+  if (leaves <= IN_INODE) return leaves
+  const indexes = divideUp(leaves, PER_BLOCK)
+  if (indexes > IN_INODE) throw new Error(`a file of ${count} extents is beyond banger's extent trees`)
+  return leaves + indexes
+}
+
+const header = (view: DataView, offset: number, entries: number, max: number, depth: number) => {
+  view.setUint16(offset, MAGIC, true)
+  view.setUint16(offset + 2, entries, true)
+  view.setUint16(offset + 4, max, true)
+  view.setUint16(offset + 6, depth, true)
+}
+
+const leafEntry = (view: DataView, offset: number, extent: Extent) => {
+  view.setUint32(offset, extent.logical, true)
+  view.setUint16(offset + 4, extent.length, true)
+  view.setUint16(offset + 6, Math.floor(extent.start / 2 ** 32), true)
+  view.setUint32(offset + 8, extent.start % 2 ** 32, true)
+}
+
+const indexEntry = (view: DataView, offset: number, logical: number, block: number) => {
+  view.setUint32(offset, logical, true)
+  view.setUint32(offset + 4, block % 2 ** 32, true)
+  view.setUint16(offset + 8, Math.floor(block / 2 ** 32), true)
+}
+
+interface Node {
+  readonly logical: number
+  readonly block: number
+}
+
+export interface ExtentTree {
+  /** The 60-byte i_block. */
+  readonly root: Uint8Array
+  /** Tree blocks to write, each with its checksum. */
+  readonly blocks: ReadonlyArray<{ readonly block: number; readonly bytes: Uint8Array }>
+}
+
+/**
+ * The tree over `extents`, its outside blocks at `treeBlocks` (as many as `treeBlocksFor` says:
+ * leaves first, then index blocks). `seed` is the owning inode's checksum seed.
+ */
+export const buildExtentTree = (
+  extents: ReadonlyArray<Extent>,
+  treeBlocks: ReadonlyArray<number>,
+  seed: number
+): ExtentTree => {
+  const root = new Uint8Array(60)
+  const rootView = new DataView(root.buffer)
+  const blocks: Array<{ block: number; bytes: Uint8Array }> = []
+  const seal = (bytes: Uint8Array) => {
+    const tail = 12 + PER_BLOCK * 12
+    new DataView(bytes.buffer).setUint32(tail, crc32cUpdate(seed, bytes, 0, tail), true)
+  }
+  if (extents.length <= IN_INODE) {
+    header(rootView, 0, extents.length, IN_INODE, 0)
+    extents.forEach((extent, index) => {
+      leafEntry(rootView, 12 + index * 12, extent)
+    })
+    return { root, blocks }
+  }
+  const leafCount = divideUp(extents.length, PER_BLOCK)
+  let level: Array<Node> = []
+  for (let leaf = 0; leaf < leafCount; leaf++) {
+    const slice = extents.slice(leaf * PER_BLOCK, (leaf + 1) * PER_BLOCK)
+    const bytes = new Uint8Array(BLOCK_SIZE)
+    const view = new DataView(bytes.buffer)
+    header(view, 0, slice.length, PER_BLOCK, 0)
+    slice.forEach((extent, index) => {
+      leafEntry(view, 12 + index * 12, extent)
+    })
+    seal(bytes)
+    blocks.push({ block: treeBlocks[leaf]!, bytes })
+    level.push({ logical: slice[0]!.logical, block: treeBlocks[leaf]! })
+  }
+  let depth = 1
+  let next = leafCount
+  if (level.length > IN_INODE) {
+    const parents: Array<Node> = []
+    for (let start = 0; start < level.length; start += PER_BLOCK) {
+      const slice = level.slice(start, start + PER_BLOCK)
+      const bytes = new Uint8Array(BLOCK_SIZE)
+      const view = new DataView(bytes.buffer)
+      header(view, 0, slice.length, PER_BLOCK, 1)
+      slice.forEach((node, index) => {
+        indexEntry(view, 12 + index * 12, node.logical, node.block)
+      })
+      seal(bytes)
+      const block = treeBlocks[next++]!
+      blocks.push({ block, bytes })
+      parents.push({ logical: slice[0]!.logical, block })
+    }
+    level = parents
+    depth = 2
+  }
+  header(rootView, 0, level.length, IN_INODE, depth)
+  level.forEach((node, index) => {
+    indexEntry(rootView, 12 + index * 12, node.logical, node.block)
+  })
+  return { root, blocks }
+}

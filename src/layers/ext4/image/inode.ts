@@ -1,0 +1,69 @@
+/** One 256-byte inode as ext4 lays it out, sealed with its checksum. */
+import { crc32cUpdate, crc32cUpdateU32 } from "./crc32c.js"
+import { EXTRA_ISIZE, INODE_SIZE } from "./format.js"
+
+export interface InodeFields {
+  /** Type and permission bits. */
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly size: number
+  readonly links: number
+  /** Seconds; atime, ctime and crtime follow it: nothing else is known, and it keeps builds reproducible. */
+  readonly time: number
+  readonly flags: number
+  /** The 60-byte i_block: extent root, fast symlink target or device number. */
+  readonly iBlock: Uint8Array
+  /** Blocks this inode owns (data, extent tree, xattr block), counted in 512-byte sectors as i_blocks is. */
+  readonly blocks: number
+  /** The xattr block, or 0. */
+  readonly xattrBlock: number
+  /** In-inode xattrs: the bytes from the end of the extra fields to the end of the inode, or none. */
+  readonly inlineXattrs: Uint8Array | undefined
+}
+
+/** The checksum seed of an inode's own metadata (inode, extent and directory blocks). */
+export const inodeSeed = (fsSeed: number, ino: number, generation = 0) =>
+  crc32cUpdateU32(crc32cUpdateU32(fsSeed, ino), generation)
+
+const MIN_TIME = -(2 ** 31)
+// Two epoch bits extend the signed 32-bit seconds to the year 2446.
+const MAX_TIME = 2 ** 31 - 1 + 3 * 2 ** 32
+
+/** Low 32 bits (signed) and the epoch bits of the `_extra` field. */
+export const encodeTime = (seconds: number): readonly [low: number, extra: number] => {
+  const clamped = Math.min(Math.max(Math.trunc(seconds), MIN_TIME), MAX_TIME)
+  const low = clamped | 0
+  return [low >>> 0, ((clamped - low) / 2 ** 32) & 3]
+}
+
+export const INLINE_XATTR_OFFSET = 128 + EXTRA_ISIZE
+
+export const encodeInode = (target: Uint8Array, ino: number, fields: InodeFields, fsSeed: number) => {
+  target.fill(0, 0, INODE_SIZE)
+  const view = new DataView(target.buffer, target.byteOffset, INODE_SIZE)
+  const [time, timeExtra] = encodeTime(fields.time)
+  const sectors = fields.blocks
+  view.setUint16(0x00, fields.mode, true)
+  view.setUint16(0x02, fields.uid & 0xffff, true)
+  view.setUint32(0x04, fields.size % 2 ** 32, true)
+  for (const offset of [0x08, 0x0c, 0x10]) view.setUint32(offset, time, true)
+  view.setUint16(0x18, fields.gid & 0xffff, true)
+  view.setUint16(0x1a, fields.links, true)
+  view.setUint32(0x1c, sectors % 2 ** 32, true)
+  view.setUint32(0x20, fields.flags, true)
+  target.set(fields.iBlock, 0x28)
+  view.setUint32(0x68, fields.xattrBlock % 2 ** 32, true)
+  view.setUint32(0x6c, Math.floor(fields.size / 2 ** 32), true)
+  view.setUint16(0x74, Math.floor(sectors / 2 ** 32), true)
+  view.setUint16(0x76, Math.floor(fields.xattrBlock / 2 ** 32), true)
+  view.setUint16(0x78, fields.uid >>> 16, true)
+  view.setUint16(0x7a, fields.gid >>> 16, true)
+  view.setUint16(0x80, EXTRA_ISIZE, true)
+  for (const offset of [0x84, 0x88, 0x8c, 0x94]) view.setUint32(offset, timeExtra, true)
+  view.setUint32(0x90, time, true)
+  if (fields.inlineXattrs !== undefined) target.set(fields.inlineXattrs, INLINE_XATTR_OFFSET)
+  const csum = crc32cUpdate(inodeSeed(fsSeed, ino), target, 0, INODE_SIZE)
+  view.setUint16(0x7c, csum & 0xffff, true)
+  view.setUint16(0x82, csum >>> 16, true)
+}
