@@ -50,6 +50,8 @@ export interface FakePullOptions {
   readonly stepDelay?: Duration.DurationInput
   /** Fail in the mkfs stage with this error (after staging exists). */
   readonly failWith?: BangerError
+  /** Counts the pulls inside their fetch stage at once: `max` is the most there ever were. */
+  readonly overlap?: { current: number; max: number }
 }
 
 /**
@@ -72,6 +74,8 @@ export const fakePull =
         Effect.gen(function* () {
           const staging = yield* acquireStaging()
           yield* reportStage("fetch")
+          const overlap = options.overlap
+          if (overlap) overlap.max = Math.max(overlap.max, ++overlap.current)
           for (let index = 0; index < layers; index++) {
             for (let step = 1; step <= steps; step++) {
               yield* Effect.sleep(delay)
@@ -86,6 +90,7 @@ export const fakePull =
               })
             }
           }
+          if (overlap) overlap.current--
           yield* reportStage("mkfs")
           if (options.failWith) return yield* Effect.fail(options.failWith)
           const rootfs = path.join(staging.dir, "rootfs.ext4")

@@ -1,5 +1,5 @@
 import * as fs from "node:fs/promises"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, identity } from "effect"
 import type { ContentSink, StoredContent } from "../../domain/content.js"
 import { Ext4Error } from "../../domain/errors.js"
 import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, WriteImageOptions } from "./ext4-tools.js"
@@ -70,27 +70,31 @@ export const makeExt4ToolsFake = (): Ext4ToolsFake => {
     tools: {
       openDraft: ({ output }) =>
         Effect.acquireRelease(
-          Effect.succeed<ImageDraft>({
-            contents: countingSink(),
-            plan: (entries) =>
-              Effect.sync(() => {
-                const requiredBytes = fakeRequired(entries.map((entry) => entry.size))
-                return {
-                  requiredBytes,
-                  usedInodes: entries.length + 11,
-                  misfit: (sizeBytes: number) =>
-                    sizeBytes < requiredBytes ? `the fake needs ${requiredBytes} bytes` : undefined,
-                  write: (options: WriteImageOptions) =>
-                    writeImage({
-                      output,
-                      sizeBytes: options.sizeBytes,
-                      inodes: options.inodes,
-                      label: options.label,
-                      entries: entries.length
-                    })
-                }
-              })
-          }),
+          // Like the real draft, the output exists (empty) from the start.
+          Effect.as(
+            Effect.promise(() => fs.writeFile(output, "")),
+            identity<ImageDraft>({
+              contents: countingSink(),
+              plan: (entries) =>
+                Effect.sync(() => {
+                  const requiredBytes = fakeRequired(entries.map((entry) => entry.size))
+                  return {
+                    requiredBytes,
+                    usedInodes: entries.length + 11,
+                    misfit: (sizeBytes: number) =>
+                      sizeBytes < requiredBytes ? `the fake needs ${requiredBytes} bytes` : undefined,
+                    write: (options: WriteImageOptions) =>
+                      writeImage({
+                        output,
+                        sizeBytes: options.sizeBytes,
+                        inodes: options.inodes,
+                        label: options.label,
+                        entries: entries.length
+                      })
+                  }
+                })
+            })
+          ),
           (_, exit) => (Exit.isFailure(exit) ? Effect.promise(() => fs.rm(output, { force: true })) : Effect.void)
         ),
       build: (options) =>
