@@ -75,24 +75,21 @@ interface Node {
   readonly block: number
 }
 
-export interface ExtentTree {
-  /** The 60-byte i_block. */
-  readonly root: Uint8Array
-  /** Tree blocks to write, each with its checksum. */
-  readonly blocks: ReadonlyArray<{ readonly block: number; readonly bytes: Uint8Array }>
-}
+/** Tree blocks to write, each with its checksum. */
+export type ExtentTreeBlocks = ReadonlyArray<{ readonly block: number; readonly bytes: Uint8Array }>
 
 /**
- * The tree over `extents`, its outside blocks at `treeBlocks` (as many as `treeBlocksFor` says:
- * leaves first, then index blocks). `seed` is the owning inode's checksum seed.
+ * Writes the tree over `extents` into `root` (the inode's 60-byte i_block) and returns the blocks
+ * outside it, which go at `treeBlocks` (as many as `treeBlocksFor` says: leaves first, then index
+ * blocks). `seed` is the owning inode's checksum seed.
  */
 export const buildExtentTree = (
   extents: ReadonlyArray<Extent>,
   treeBlocks: ReadonlyArray<number>,
-  seed: number
-): ExtentTree => {
-  const root = new Uint8Array(60)
-  const rootView = new DataView(root.buffer)
+  seed: number,
+  root: Uint8Array
+): ExtentTreeBlocks => {
+  const rootView = new DataView(root.buffer, root.byteOffset, 60)
   const blocks: Array<{ block: number; bytes: Uint8Array }> = []
   const seal = (bytes: Uint8Array) => {
     const tail = 12 + PER_BLOCK * 12
@@ -103,7 +100,7 @@ export const buildExtentTree = (
     extents.forEach((extent, index) => {
       leafEntry(rootView, 12 + index * 12, extent)
     })
-    return { root, blocks }
+    return blocks
   }
   const leafCount = divideUp(extents.length, PER_BLOCK)
   let level: Array<Node> = []
@@ -143,5 +140,5 @@ export const buildExtentTree = (
   level.forEach((node, index) => {
     indexEntry(rootView, 12 + index * 12, node.logical, node.block)
   })
-  return { root, blocks }
+  return blocks
 }

@@ -8,7 +8,7 @@ import type { EntryType, TreeEntry } from "../../../domain/tree.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { type DirectoryEntry, directoryBlocks, encodeDirectory } from "./directory.js"
 import { FileBlocks } from "./draft-contents.js"
-import { buildExtentTree, type ExtentTree, extentsOf, treeBlocksFor } from "./extents.js"
+import { buildExtentTree, extentsOf, treeBlocksFor } from "./extents.js"
 import {
   BLOCK_SIZE,
   EXTENTS_FL,
@@ -164,21 +164,24 @@ export const planTree = (
   const inodes: Array<PlannedInode> = []
   const blocksOf = (runs: ReadonlyArray<BlockRun>) =>
     runs.flatMap((run) => Array.from({ length: run.length }, (_, i) => run.start + i))
-  const withTree = (runs: ReadonlyArray<BlockRun>, seed: number): { tree: ExtentTree; treeBlocks: number } => {
+  /** Writes the extent tree into `iBlock`; the number of blocks it takes outside the inode. */
+  const withTree = (runs: ReadonlyArray<BlockRun>, seed: number, iBlock: Uint8Array): number => {
     const extents = extentsOf(runs)
     const treeRuns = allocator.allocate(treeBlocksFor(extents.length))
-    const tree = buildExtentTree(extents, blocksOf(treeRuns), seed)
-    for (const block of tree.blocks) blocks.push(block)
-    return { tree, treeBlocks: tree.blocks.length }
+    const treeBlocks = buildExtentTree(extents, blocksOf(treeRuns), seed, iBlock)
+    for (const block of treeBlocks) blocks.push(block)
+    return treeBlocks.length
   }
+  // One allocation for every inode's i_block: typed arrays of their own cost more than the rest.
+  const iBlocks = new Uint8Array(nodes.length * 60)
 
-  for (const node of nodes) {
+  for (const [index, node] of nodes.entries()) {
     const { entry, ino } = node
     const seed = inodeSeed(options.fsSeed, ino)
     let size = 0
     let dataBlocks = 0
     let flags = 0
-    let iBlock: Uint8Array = new Uint8Array(60)
+    const iBlock = iBlocks.subarray(index * 60, index * 60 + 60)
     let links = node.links
     switch (entry.type) {
       case "file": {
@@ -186,9 +189,7 @@ export const planTree = (
         if (!(content instanceof FileBlocks)) return fail(entry, "its contents were not written to this image")
         if (content.size !== entry.size) return fail(entry, `holds ${content.size} bytes, ${entry.size} in the entries`)
         size = content.size
-        const { tree, treeBlocks } = withTree(content.runs, seed)
-        iBlock = tree.root
-        dataBlocks = content.runs.reduce((sum, run) => sum + run.length, 0) + treeBlocks
+        dataBlocks = content.runs.reduce((sum, run) => sum + run.length, 0) + withTree(content.runs, seed, iBlock)
         flags = EXTENTS_FL
         break
       }
@@ -201,10 +202,8 @@ export const planTree = (
         blocksOf(runs).forEach((block, index) => {
           blocks.push({ block, bytes: contents[index]! })
         })
-        const { tree, treeBlocks } = withTree(runs, seed)
-        iBlock = tree.root
         size = count * BLOCK_SIZE
-        dataBlocks = count + treeBlocks
+        dataBlocks = count + withTree(runs, seed, iBlock)
         flags = EXTENTS_FL
         links = 2 + node.subdirectories > LINK_MAX ? 1 : 2 + node.subdirectories
         break
@@ -221,9 +220,7 @@ export const planTree = (
           const bytes = new Uint8Array(BLOCK_SIZE)
           bytes.set(target)
           blocks.push({ block: runs[0]!.start, bytes })
-          const { tree, treeBlocks } = withTree(runs, seed)
-          iBlock = tree.root
-          dataBlocks = 1 + treeBlocks
+          dataBlocks = 1 + withTree(runs, seed, iBlock)
           flags = EXTENTS_FL
         }
         break
@@ -231,7 +228,7 @@ export const planTree = (
       case "char":
       case "block": {
         const [low, high] = encodeDevice(entry.devMajor ?? 0, entry.devMinor ?? 0)
-        const view = new DataView(iBlock.buffer)
+        const view = new DataView(iBlock.buffer, iBlock.byteOffset, 60)
         view.setUint32(0, low, true)
         view.setUint32(4, high, true)
         break

@@ -70,8 +70,9 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
     const treeBlocks = placement.journalTree.flatMap((run) =>
       Array.from({ length: run.length }, (_, i) => run.start + i)
     )
-    const tree = buildExtentTree(extentsOf(placement.journal), treeBlocks, inodeSeed(fsSeed, JOURNAL_INODE))
-    for (const block of tree.blocks) contents.writeAt(block.block * BLOCK_SIZE, block.bytes)
+    const root = new Uint8Array(60)
+    const tree = buildExtentTree(extentsOf(placement.journal), treeBlocks, inodeSeed(fsSeed, JOURNAL_INODE), root)
+    for (const block of tree) contents.writeAt(block.block * BLOCK_SIZE, block.bytes)
     contents.writeAt(
       placement.journal[0]!.start * BLOCK_SIZE,
       encodeJournalSuperblock(geometry.journalBlocks, identity.uuid)
@@ -86,11 +87,11 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
         links: 1,
         time: identity.timestamp,
         flags: EXTENTS_FL,
-        iBlock: tree.root,
-        blocks: (geometry.journalBlocks + tree.blocks.length) * (BLOCK_SIZE / 512)
+        iBlock: root,
+        blocks: (geometry.journalBlocks + tree.length) * (BLOCK_SIZE / 512)
       }
     })
-    journal = { iBlock: tree.root, bytes }
+    journal = { iBlock: root, bytes }
   }
 
   const ipg = geometry.inodesPerGroup
