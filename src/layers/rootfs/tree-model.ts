@@ -80,11 +80,17 @@ export const detach = (node: TreeNode): void => {
   node.parent = undefined
 }
 
-const sortedByBytes = (names: Iterable<string>): Array<string> =>
-  [...names]
+// UTF-16 order is UTF-8 byte order except where surrogate pairs meet U+E000..U+FFFF.
+const BEYOND_SIMPLE_ORDER = /[\ud800-\uffff]/
+
+const sortedByBytes = (names: Iterable<string>): Array<string> => {
+  const list = [...names]
+  if (!list.some((name) => BEYOND_SIMPLE_ORDER.test(name))) return list.sort()
+  return list
     .map((name) => ({ name, bytes: Buffer.from(name) }))
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
     .map(({ name }) => name)
+}
 
 /**
  * Every entry, root first, depth-first with siblings in byte order of their names, so parents
