@@ -10,6 +10,9 @@ import { afterAll, beforeAll } from "vitest"
 import type { FlatTree, TreeEntry } from "../../src/domain/tree.js"
 import { copyTreeInto } from "../../src/layers/ext4/build.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import type { BlockRun } from "../../src/layers/ext4/image/allocator.js"
+import { ImageDraftFile } from "../../src/layers/ext4/image/draft.js"
+import { FileBlocks } from "../../src/layers/ext4/image/draft-contents.js"
 import { chooseImageSize } from "../../src/pipelines/pull/size.js"
 import {
   compareImage,
@@ -38,6 +41,17 @@ const scratch = (name: string) => {
 }
 
 const MiB = 2 ** 20
+
+const treeRoot: TreeEntry = {
+  path: "",
+  type: "directory",
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  mtime: 1_600_000_000,
+  size: 0,
+  xattrs: []
+}
 
 const capability = Buffer.from("0100000200200000000000000000000000000000", "hex")
 const binary = Buffer.from(Array.from({ length: 256 }, (_, index) => index))
@@ -332,6 +346,67 @@ describe("Ext4Tools", () => {
       yield* tools.check(output)
       expect(fs.statSync(output).size).toBe(required)
       expectMatches(tree, yield* inspectImage(output))
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("reads back files whose extents need trees of one and two levels", () =>
+    Effect.gen(function* () {
+      const dir = scratch("extent-trees")
+      const output = path.join(dir, "trees.ext4")
+      const draft = ImageDraftFile.open(output, { uuid: "5e6f7a8b-1c2d-4e3f-8a9b-0c1d2e3f4a5b" })
+      const tools = yield* Ext4Tools
+      const contents = new Map<string, Buffer>()
+      try {
+        // Files of single blocks allocated in turn, so each of their blocks is an extent of its own:
+        // 6 extents need one leaf block, 1400 need five leaves under an index block.
+        const names = ["few", "many"]
+        const counts = [6, 1400]
+        const runs: Array<Array<BlockRun>> = [[], []]
+        const spacers: Array<BlockRun> = []
+        for (let index = 0; index < 1400; index++) {
+          for (const file of [0, 1]) if (index < counts[file]!) runs[file]!.push(...draft.allocator.allocate(1))
+          spacers.push(...draft.allocator.allocate(1))
+        }
+        draft.allocator.free(spacers)
+        const entries: Array<TreeEntry> = [{ ...treeRoot }]
+        for (const [file, name] of names.entries()) {
+          const bytes = randomBytes(counts[file]! * 4096 - 100)
+          contents.set(name, bytes)
+          runs[file]!.forEach((run, block) => {
+            const chunk = Buffer.alloc(4096)
+            bytes.copy(chunk, 0, block * 4096, block * 4096 + 4096)
+            draft.contents.writeAt(run.start * 4096, chunk)
+          })
+          entries.push({
+            ...treeRoot,
+            path: name,
+            type: "file",
+            mode: 0o644,
+            size: bytes.length,
+            content: new FileBlocks(bytes.length, runs[file]!)
+          })
+        }
+        const plan = draft.plan(entries, 1_700_000_000)
+        if (typeof plan === "string") throw new Error(plan)
+        const geometry = plan.geometry(64 * MiB)
+        if (typeof geometry === "string") throw new Error(geometry)
+        plan.write({ sizeBytes: 64 * MiB, geometry })
+      } finally {
+        draft.close()
+      }
+      yield* tools.check(output)
+      const image = yield* inspectImage(output)
+      const files = yield* readFilesFromImage(
+        output,
+        image.filter((entry) => entry.type === "file")
+      )
+      for (const [name, bytes] of contents) expect(files.get(name)!.equals(bytes), name).toBe(true)
+      const depth = (name: string) => {
+        const stat = execFileSync("debugfs", ["-R", `stat ${name}`, output], { stdio: ["ignore", "pipe", "ignore"] })
+        return Math.max(...[...stat.toString().matchAll(/\(ETB(\d)\)/g)].map((match) => Number(match[1])))
+      }
+      // debugfs lists the tree's blocks by level below the inode: ETB0 only for one level, ETB1 too for two.
+      expect([depth("few"), depth("many")]).toEqual([0, 1])
     }).pipe(Effect.provide(ToolsLive))
   )
 
