@@ -53,6 +53,22 @@ const treeRoot: TreeEntry = {
   xattrs: []
 }
 
+/**
+ * A POSIX ACL as the xattr carries it: version 2, then (tag, permissions, id) per entry. ext4
+ * keeps no id for the owner, group, mask and other tags; debugfs reads them back as 0 (the
+ * kernel as -1), so that is what these give them.
+ */
+const posixAcl = (entries: ReadonlyArray<readonly [tag: number, perm: number, id?: number]>) => {
+  const value = Buffer.alloc(4 + entries.length * 8)
+  value.writeUInt32LE(2, 0)
+  entries.forEach(([tag, perm, id], index) => {
+    value.writeUInt16LE(tag, 4 + index * 8)
+    value.writeUInt16LE(perm, 6 + index * 8)
+    value.writeUInt32LE(id ?? 0, 8 + index * 8)
+  })
+  return value
+}
+
 const capability = Buffer.from("0100000200200000000000000000000000000000", "hex")
 const binary = Buffer.from(Array.from({ length: 256 }, (_, index) => index))
 const long255 = "n".repeat(255)
@@ -67,7 +83,35 @@ const everything: ReadonlyArray<TreeSpec> = [
   { path: "bin/wall", type: "file", mode: 0o2755, gid: 5, content: "#!/bin/sh\n" },
   { path: "tmp", type: "directory", mode: 0o1777, mtime: 1 },
   { path: "var", type: "directory", mode: 0o755 },
-  { path: "var/mail", type: "directory", mode: 0o2775, gid: 8, xattrs: [["user.dir", "on a directory"]] },
+  {
+    path: "var/mail",
+    type: "directory",
+    mode: 0o2775,
+    gid: 8,
+    xattrs: [
+      ["user.dir", "on a directory"],
+      [
+        "system.posix_acl_access",
+        posixAcl([
+          [0x01, 7],
+          [0x02, 5, 1000],
+          [0x04, 5],
+          [0x10, 7],
+          [0x20, 0]
+        ])
+      ],
+      [
+        "system.posix_acl_default",
+        posixAcl([
+          [0x01, 7],
+          [0x04, 5],
+          [0x08, 7, 8],
+          [0x10, 7],
+          [0x20, 5]
+        ])
+      ]
+    ]
+  },
   { path: "etc", type: "directory", mode: 0o755, uid: 1000, gid: 1000 },
   { path: "etc/empty", type: "file", mode: 0o644, uid: 65534, gid: 65534 },
   {
