@@ -30,6 +30,7 @@ export const daemonClientLayer = (
   options: { readonly command?: ReadonlyArray<string> | undefined; readonly env?: NodeJS.ProcessEnv } = {}
 ): Layer.Layer<BangerClient | DaemonSocket, DaemonUnavailable | DaemonNotRunning> => {
   const env = options.env ?? process.env
+  // The same resolution as bin/banger's early start, so that the CLI claims the daemon it started.
   const { stateDir, socket } = daemonTarget(Option.getOrUndefined(stateDirOption), env)
   const client = Layer.unwrapEffect(
     ensureDaemon({ stateDir, socket, autostart: env.BANGER_NO_AUTOSTART !== "1", command: options.command, env }).pipe(

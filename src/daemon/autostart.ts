@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import { Clock, Duration, Effect } from "effect"
 import { DaemonNotRunning, DaemonUnavailable } from "../domain/errors.js"
+import { claimEarlyDaemon } from "./early-start.js"
 import { probeSocket } from "./socket.js"
 import { spawnDaemon } from "./spawn.js"
 
@@ -19,7 +20,8 @@ export interface EnsureDaemonOptions {
   readonly env?: NodeJS.ProcessEnv | undefined
 }
 
-const POLL_INTERVAL = "50 millis"
+/** A started daemon listens ~0.35 s after its start; polling finely costs a failed connect per turn. */
+const POLL_INTERVAL = "10 millis"
 /** After the started process exited, how long another daemon (one that won a start race) may take to answer. */
 const AFTER_EXIT_GRACE_MS = 2_000
 
@@ -35,20 +37,25 @@ const logTail = (file: string) => {
 /**
  * Makes sure a daemon answers on `socket`, like tmux: when nothing does, starts one in the
  * background for `stateDir` (its output goes to `<state>/daemon.log`) and waits until it listens.
- * Every wait is bounded, so a dead socket never hangs the caller.
+ * A daemon bin/banger already started for this state dir (early-start.ts) is waited for instead
+ * of starting a second one. Every wait is bounded, so a dead socket never hangs the caller.
  */
 export const ensureDaemon = Effect.fn("ensureDaemon")(function* (options: EnsureDaemonOptions) {
   const target = { stateDir: options.stateDir, socket: options.socket }
+  // Claimed before the probe: whatever it answers, this process now relies on that daemon.
+  const early = claimEarlyDaemon(target)
   if ((yield* probeSocket(options.socket)) === "live") return "running" as const
   if (!options.autostart) {
     return yield* new DaemonNotRunning({ socket: options.socket, reason: "start it with: banger daemon" })
   }
   const unavailable = (reason: string) => new DaemonUnavailable({ socket: options.socket, reason })
   const [executable, ...entry] = options.command ?? [process.execPath, process.argv[1]!]
-  const daemon = yield* Effect.try({
-    try: () => spawnDaemon(target, [executable!, ...entry], options.env ?? process.env),
-    catch: (error) => unavailable(`cannot start a daemon: ${String(error)}`)
-  })
+  const daemon =
+    early ??
+    (yield* Effect.try({
+      try: () => spawnDaemon(target, [executable!, ...entry], options.env ?? process.env),
+      catch: (error) => unavailable(`cannot start a daemon: ${String(error)}`)
+    }))
   const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(options.startTimeout ?? "15 seconds")
   while (true) {
     if ((yield* probeSocket(options.socket)) === "live") {

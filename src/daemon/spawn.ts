@@ -1,7 +1,9 @@
 /**
- * Where the daemon of a state dir listens and how one is started, in plain Node (no effect, no
- * other packages), so that bin/banger can load it on its own, before the CLI's bundle, and start
- * the same daemon the same way as the CLI's auto-start (autostart.ts).
+ * Where the daemon of a state dir listens and how one is started, in plain Node: bin/banger loads
+ * this module (dist/daemon/spawn.js) on its own, before the CLI's bundle, to start a daemon early
+ * (early-start.ts); the CLI's auto-start (autostart.ts) uses the same functions, so both start the
+ * same daemon the same way. Nothing here may import effect or other packages: each import is time
+ * the launcher spends before the daemon starts.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
