@@ -2,10 +2,10 @@ import * as path from "node:path"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Console, Context, Effect, Layer, Option, Stream } from "effect"
 import { ensureDaemon } from "../daemon/autostart.js"
+import { daemonTarget } from "../daemon/spawn.js"
 import { type DaemonNotRunning, DaemonUnavailable, OperationFailed } from "../domain/errors.js"
-import { defaultStateDir } from "../layers/state/state-paths.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
-import { BangerClient, defaultSocketPath } from "../rpc/client.js"
+import { BangerClient } from "../rpc/client.js"
 import type { OperationStatus, PullPayload } from "../rpc/schemas.js"
 import { printJson } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
@@ -30,8 +30,8 @@ export const daemonClientLayer = (
   options: { readonly command?: ReadonlyArray<string> | undefined; readonly env?: NodeJS.ProcessEnv } = {}
 ): Layer.Layer<BangerClient | DaemonSocket, DaemonUnavailable | DaemonNotRunning> => {
   const env = options.env ?? process.env
-  const stateDir = path.resolve(Option.getOrElse(stateDirOption, () => defaultStateDir(env)))
-  const socket = defaultSocketPath(stateDir, env)
+  // The same resolution as bin/banger's early start, so that the CLI claims the daemon it started.
+  const { stateDir, socket } = daemonTarget(Option.getOrUndefined(stateDirOption), env)
   const client = Layer.unwrapEffect(
     ensureDaemon({ stateDir, socket, autostart: env.BANGER_NO_AUTOSTART !== "1", command: options.command, env }).pipe(
       Effect.as(BangerClient.layer({ socket }))

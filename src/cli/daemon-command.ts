@@ -2,9 +2,8 @@ import * as path from "node:path"
 import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "effect"
 import { runDaemon, serveUntilSignal } from "../daemon/run.js"
+import { daemonTarget } from "../daemon/spawn.js"
 import { DaemonStartError } from "../domain/errors.js"
-import { defaultStateDir } from "../layers/state/state-paths.js"
-import { defaultSocketPath } from "../rpc/client.js"
 import { rootCommand } from "./root-command.js"
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
@@ -42,8 +41,9 @@ export const makeDaemonCommand = () =>
     (options) =>
       Effect.gen(function* () {
         const root = yield* rootCommand
-        const stateDir = path.resolve(Option.getOrElse(root.stateDir, () => defaultStateDir()))
-        const socket = path.resolve(Option.getOrElse(options.socket, () => defaultSocketPath(stateDir)))
+        const target = daemonTarget(Option.getOrUndefined(root.stateDir))
+        const stateDir = target.stateDir
+        const socket = path.resolve(Option.getOrElse(options.socket, () => target.socket))
         const ttl = parseDuration(options.operationTtl)
         if (Either.isLeft(ttl)) return yield* new DaemonStartError({ reason: `--op-ttl: ${ttl.left}` })
         const daemon = runDaemon({

@@ -1,11 +1,9 @@
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as path from "node:path"
 import { Clock, Duration, Effect } from "effect"
 import { DaemonNotRunning, DaemonUnavailable } from "../domain/errors.js"
+import { claimEarlyDaemon } from "./early-start.js"
 import { probeSocket } from "./socket.js"
-
-export const DAEMON_LOG_FILE = "daemon.log"
+import { spawnDaemon } from "./spawn.js"
 
 export interface EnsureDaemonOptions {
   readonly stateDir: string
@@ -22,7 +20,8 @@ export interface EnsureDaemonOptions {
   readonly env?: NodeJS.ProcessEnv | undefined
 }
 
-const POLL_INTERVAL = "50 millis"
+/** A started daemon listens ~0.35 s after its start; polling finely costs a failed connect per turn. */
+const POLL_INTERVAL = "10 millis"
 /** After the started process exited, how long another daemon (one that won a start race) may take to answer. */
 const AFTER_EXIT_GRACE_MS = 2_000
 
@@ -38,61 +37,41 @@ const logTail = (file: string) => {
 /**
  * Makes sure a daemon answers on `socket`, like tmux: when nothing does, starts one in the
  * background for `stateDir` (its output goes to `<state>/daemon.log`) and waits until it listens.
- * Every wait is bounded, so a dead socket never hangs the caller.
+ * A daemon bin/banger already started for this state dir (early-start.ts) is waited for instead
+ * of starting a second one. Every wait is bounded, so a dead socket never hangs the caller.
  */
 export const ensureDaemon = Effect.fn("ensureDaemon")(function* (options: EnsureDaemonOptions) {
+  const target = { stateDir: options.stateDir, socket: options.socket }
+  // Claimed before the probe: whatever it answers, this process now relies on that daemon.
+  const early = claimEarlyDaemon(target)
   if ((yield* probeSocket(options.socket)) === "live") return "running" as const
   if (!options.autostart) {
     return yield* new DaemonNotRunning({ socket: options.socket, reason: "start it with: banger daemon" })
   }
   const unavailable = (reason: string) => new DaemonUnavailable({ socket: options.socket, reason })
-  const logFile = path.join(options.stateDir, DAEMON_LOG_FILE)
   const [executable, ...entry] = options.command ?? [process.execPath, process.argv[1]!]
-  const args = [...entry, "--state-dir", options.stateDir, "daemon", "--socket", options.socket]
-  const child = yield* Effect.try({
-    try: () => {
-      fs.mkdirSync(options.stateDir, { recursive: true })
-      const log = fs.openSync(logFile, "a", 0o600)
-      try {
-        const started = spawn(executable!, args, {
-          // Its own session, and no hold on the caller's working directory.
-          detached: true,
-          cwd: "/",
-          stdio: ["ignore", log, log],
-          env: options.env ?? process.env
-        })
-        started.unref()
-        return started
-      } finally {
-        fs.closeSync(log)
-      }
-    },
-    catch: (error) => unavailable(`cannot start a daemon: ${String(error)}`)
-  })
-  let exitedAt: number | undefined
-  let exitCode: number | null = null
-  child.once("exit", (code) => {
-    exitedAt = Date.now()
-    exitCode = code
-  })
-  child.once("error", () => {
-    exitedAt = Date.now()
-  })
+  const daemon =
+    early ??
+    (yield* Effect.try({
+      try: () => spawnDaemon(target, [executable!, ...entry], options.env ?? process.env),
+      catch: (error) => unavailable(`cannot start a daemon: ${String(error)}`)
+    }))
   const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(options.startTimeout ?? "15 seconds")
   while (true) {
     if ((yield* probeSocket(options.socket)) === "live") {
-      yield* Effect.logDebug(`started a daemon (pid ${child.pid}) on ${options.socket}`)
+      yield* Effect.logDebug(`started a daemon (pid ${daemon.child.pid}) on ${options.socket}`)
       return "started" as const
     }
     const now = yield* Clock.currentTimeMillis
-    if (exitedAt !== undefined && Date.now() - exitedAt > AFTER_EXIT_GRACE_MS) {
-      const tail = logTail(logFile)
+    const ended = daemon.ended()
+    if (ended !== undefined && Date.now() - ended.at > AFTER_EXIT_GRACE_MS) {
+      const tail = logTail(daemon.logFile)
       return yield* unavailable(
-        `the daemon it started exited (code ${exitCode ?? "unknown"})${tail ? `: ${tail}` : ""} (log: ${logFile})`
+        `the daemon it started exited (code ${ended.code ?? "unknown"})${tail ? `: ${tail}` : ""} (log: ${daemon.logFile})`
       )
     }
     if (now > deadline) {
-      return yield* unavailable(`the daemon it started did not listen in time (log: ${logFile})`)
+      return yield* unavailable(`the daemon it started did not listen in time (log: ${daemon.logFile})`)
     }
     yield* Effect.sleep(POLL_INTERVAL)
   }

@@ -1,33 +1,18 @@
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
 import { SocketServer } from "@effect/platform"
 import { NodeSocketServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { DaemonStartError } from "../domain/errors.js"
+import { probeSocketPath, type SocketProbe } from "./spawn.js"
 
-/** What answers on a socket path: a server, a dead socket file (a crash's leftover), or nothing. */
-export type SocketProbe = "live" | "stale" | "absent"
+export type { SocketProbe } from "./spawn.js"
 
-/**
- * Connects once, bounded by `timeoutMs`. A connect that neither succeeds nor fails in time counts
- * as live: something holds the path, and replacing it could cut off a daemon that is only slow.
- */
+/** `probeSocketPath` (spawn.ts) as an effect: connects once, bounded by `timeoutMs`; slow counts as live. */
 export const probeSocket = (socketPath: string, timeoutMs = 1000): Effect.Effect<SocketProbe> =>
   Effect.async<SocketProbe>((resume) => {
-    const conn = net.createConnection({ path: socketPath })
-    const done = (result: SocketProbe) => {
-      clearTimeout(timer)
-      conn.destroy()
-      resume(Effect.succeed(result))
-    }
-    const timer = setTimeout(() => done("live"), timeoutMs)
-    conn.once("connect", () => done("live"))
-    conn.once("error", (error: NodeJS.ErrnoException) => done(error.code === "ENOENT" ? "absent" : "stale"))
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      conn.destroy()
-    })
+    const cancel = probeSocketPath(socketPath, timeoutMs, (result) => resume(Effect.succeed(result)))
+    return Effect.sync(cancel)
   })
 
 /** A group name from /etc/group, or a numeric gid. */

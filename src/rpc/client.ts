@@ -1,18 +1,14 @@
-import * as path from "node:path"
 import { Socket } from "@effect/platform"
 import { NodeSocket } from "@effect/platform-node"
 import type { RpcGroup } from "@effect/rpc"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Context, type Duration, Layer } from "effect"
-import { defaultStateDir } from "../layers/state/state-paths.js"
+import { defaultSocketPath } from "../daemon/spawn.js"
 import { BangerApi } from "./api.js"
 
-export const SOCKET_FILE = "banger.sock"
-
-/** `$BANGER_SOCKET`, else `<state>/banger.sock` (state dir as for the CLI: `$BANGER_STATE_DIR` or the default). */
-export const defaultSocketPath = (stateDir?: string, env: NodeJS.ProcessEnv = process.env): string =>
-  env.BANGER_SOCKET || path.join(path.resolve(stateDir ?? defaultStateDir(env)), SOCKET_FILE)
+// Part of this module's public API; defined where bin/banger can load it without effect.
+export { defaultSocketPath } from "../daemon/spawn.js"
 
 export type BangerClientShape = RpcClient.RpcClient<RpcGroup.Rpcs<typeof BangerApi>, RpcClientError>
 

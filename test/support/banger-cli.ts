@@ -25,6 +25,8 @@ export interface CliOptions {
   /** Run as another user: `setpriv` to this uid/gid with no supplementary groups. */
   readonly asUser?: { readonly uid: number; readonly gid: number }
   readonly timeoutMs?: number
+  /** Working directory; default the checkout's root. */
+  readonly cwd?: string
   /** For the daemon helpers: arguments after `daemon`. */
   readonly extraArgs?: ReadonlyArray<string>
 }
@@ -77,7 +79,7 @@ export const startBanger = (args: ReadonlyArray<string>, options: CliOptions = {
   const command = options.asUser ? "setpriv" : bin
   const argv = options.asUser ? [...setpriv(options.asUser), process.execPath, bin, ...args] : [...args]
   const child = spawn(command, argv, {
-    cwd: path.dirname(path.dirname(bin)),
+    cwd: options.cwd ?? path.dirname(path.dirname(bin)),
     env: { ...process.env, BANGER_NO_AUTOSTART: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto"
-import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Layer } from "effect"
 
@@ -56,14 +55,6 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)
   }
-}
-
-/** `/var/lib/banger` for root, else `$XDG_DATA_HOME/banger` (`~/.local/share/banger`). */
-export const defaultStateDir = (env: NodeJS.ProcessEnv = process.env): string => {
-  if (env.BANGER_STATE_DIR) return env.BANGER_STATE_DIR
-  if (process.getuid?.() === 0) return "/var/lib/banger"
-  const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), ".local", "share")
-  return path.join(dataHome, "banger")
 }
 
 export class StatePaths extends Context.Tag("banger/StatePaths")<StatePaths, StatePathsShape>() {
