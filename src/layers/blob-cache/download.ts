@@ -1,9 +1,10 @@
 import { writeSync } from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as fs from "node:fs/promises"
-import { Effect, Stream } from "effect"
+import { Effect } from "effect"
 import { DigestMismatch, FilesystemError, type RegistryError } from "../../domain/errors.js"
 import type { Descriptor } from "../../domain/oci.js"
+import type { OnChunk } from "../registry/blob-stream.js"
 import { type DigestAlgorithm, newHasher } from "../registry/digest.js"
 
 /** Progress is reported at most this often (plus once at the end): callers render it, not log it. */
@@ -34,12 +35,13 @@ const tempFile = (path: string) =>
   )
 
 /**
- * Streams `source` into `tempPath` while hashing and counting, then renames it to `finalPath`
- * only if size and digest match the descriptor. Stops reading the moment more bytes arrive than
- * the descriptor declares. Scoped: an error or interruption leaves no temp file behind.
+ * Reads the blob (`read` hands its chunks to a callback, see RegistryClient.readBlob) into
+ * `tempPath` while hashing and counting, then renames it to `finalPath` only if size and digest
+ * match the descriptor. Stops reading the moment more bytes arrive than the descriptor declares.
+ * Scoped: an error or interruption leaves no temp file behind.
  */
 export const downloadVerified = Effect.fn("blobCache.download")(function* (options: {
-  readonly source: Stream.Stream<Uint8Array, RegistryError>
+  readonly read: <E>(onChunk: OnChunk<E>) => Effect.Effect<void, RegistryError | E>
   readonly descriptor: Descriptor
   readonly algorithm: DigestAlgorithm
   readonly tempPath: string
@@ -53,7 +55,7 @@ export const downloadVerified = Effect.fn("blobCache.download")(function* (optio
   const hasher = newHasher(options.algorithm)
   let received = 0
   let reported = 0
-  yield* Stream.runForEach(options.source, (chunk) =>
+  yield* options.read((chunk) =>
     Effect.gen(function* () {
       received += chunk.length
       if (received > descriptor.size) {
