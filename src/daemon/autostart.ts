@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Clock, Duration, Effect } from "effect"
 import { DaemonNotRunning, DaemonUnavailable } from "../domain/errors.js"
+import { DAEMON_NODE_FLAGS } from "./node-flags.js"
 import { probeSocket } from "./socket.js"
 
 export const DAEMON_LOG_FILE = "daemon.log"
@@ -14,7 +15,8 @@ export interface EnsureDaemonOptions {
   readonly autostart: boolean
   /**
    * The banger entry to start, before its arguments. Default: this process's own node and entry
-   * file (`process.execPath`, `process.argv[1]`), so the daemon is the same build as the CLI.
+   * file (`process.execPath`, `process.argv[1]`), so the daemon is the same build as the CLI, with
+   * the daemon's V8 flags (node-flags.ts).
    */
   readonly command?: ReadonlyArray<string> | undefined
   /** How long a started daemon may take to answer. Default 15 s. */
@@ -47,7 +49,7 @@ export const ensureDaemon = Effect.fn("ensureDaemon")(function* (options: Ensure
   }
   const unavailable = (reason: string) => new DaemonUnavailable({ socket: options.socket, reason })
   const logFile = path.join(options.stateDir, DAEMON_LOG_FILE)
-  const [executable, ...entry] = options.command ?? [process.execPath, process.argv[1]!]
+  const [executable, ...entry] = options.command ?? [process.execPath, ...DAEMON_NODE_FLAGS, process.argv[1]!]
   const args = [...entry, "--state-dir", options.stateDir, "daemon", "--socket", options.socket]
   const child = yield* Effect.try({
     try: () => {
