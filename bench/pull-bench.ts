@@ -2,7 +2,7 @@
  * Cold and warm `banger image pull` of a ~200 MB rootfs image from a local registry, side by side
  * with the peer toolchain on the same image: `skopeo copy` + `umoci unpack` + `mkfs.ext4 -d`.
  *
- *   npm run bench -- [--runs 5] [--banger-only] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]
+ *   npm run bench -- [--runs 5] [--banger-only] [--out FILE] [--cpu-prof DIR] [--mem-trace DIR] [--kernel K] [--initrd I]
  *
  * Cold: empty blob cache (banger: fresh state dir; toolchain: empty OCI layout). Warm: every layer
  * already cached (banger: same state dir, another --name; toolchain: skopeo into the same layout, so
@@ -41,12 +41,13 @@ interface Options {
   readonly bandwidth: number | undefined
   readonly out: string | undefined
   readonly cpuProf: string | undefined
+  readonly memTrace: string | undefined
   readonly kernel: string | undefined
   readonly initrd: string | undefined
 }
 
 const usage =
-  "usage: npm run bench -- [--runs N] [--banger-only] [--fs loop|ram|tmp] [--no-build] [--banger PATH] [--bandwidth MBPS] [--out FILE] [--cpu-prof DIR] [--kernel K] [--initrd I]"
+  "usage: npm run bench -- [--runs N] [--banger-only] [--fs loop|ram|tmp] [--no-build] [--banger PATH] [--bandwidth MBPS] [--out FILE] [--cpu-prof DIR] [--mem-trace DIR] [--kernel K] [--initrd I]"
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   const options: { -readonly [K in keyof Options]: Options[K] } = {
@@ -58,6 +59,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     bandwidth: undefined,
     out: undefined,
     cpuProf: undefined,
+    memTrace: undefined,
     kernel: undefined,
     initrd: undefined
   }
@@ -100,6 +102,9 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
         break
       case "--cpu-prof":
         options.cpuProf = path.resolve(value())
+        break
+      case "--mem-trace":
+        options.memTrace = path.resolve(value())
         break
       case "--kernel":
         options.kernel = path.resolve(value())
@@ -650,7 +655,29 @@ interface BangerContext {
   daemonPid?: number | undefined
 }
 
-const runBanger = async (context: BangerContext, name: string, cpuProf: string | undefined) => {
+interface Tracing {
+  readonly cpuProf: string | undefined
+  readonly memTrace: string | undefined
+}
+
+/** Through the environment, so that a daemon the CLI starts is traced too (the hooks write on exit). */
+const tracingEnv = (tracing: Tracing): Record<string, string> | undefined => {
+  const hooks: Array<string> = []
+  const env: Record<string, string> = {}
+  if (tracing.cpuProf) {
+    hooks.push("cpu-profile.mjs")
+    env.BANGER_BENCH_CPU_PROF = tracing.cpuProf
+  }
+  if (tracing.memTrace) {
+    hooks.push("mem-trace.mjs")
+    env.BANGER_BENCH_MEM_TRACE = tracing.memTrace
+  }
+  if (hooks.length === 0) return undefined
+  env.NODE_OPTIONS = hooks.map((hook) => `--import=${pathToFileURL(path.join(repoRoot, "bench", hook)).href}`).join(" ")
+  return env
+}
+
+const runBanger = async (context: BangerContext, name: string, tracing: Tracing) => {
   const args = [
     context.bin,
     "--state-dir",
@@ -665,13 +692,7 @@ const runBanger = async (context: BangerContext, name: string, cpuProf: string |
     ...(context.initrd ? ["--initrd", context.initrd] : []),
     "--json"
   ]
-  // Through the environment, so that a daemon the CLI starts is profiled too (it writes on exit).
-  const env = cpuProf
-    ? {
-        NODE_OPTIONS: `--import=${pathToFileURL(path.join(repoRoot, "bench", "cpu-profile.mjs")).href}`,
-        BANGER_BENCH_CPU_PROF: cpuProf
-      }
-    : undefined
+  const env = tracingEnv(tracing)
   const result = check(
     `banger image pull (${name})`,
     await watch(process.execPath, args, { stateDir: context.stateDir, daemonPid: context.daemonPid, env })
@@ -835,6 +856,7 @@ const main = async () => {
     if (built.status !== 0) throw new Error("npm run build failed")
   }
   if (options.cpuProf) await fs.mkdir(options.cpuProf, { recursive: true })
+  if (options.memTrace) await fs.mkdir(options.memTrace, { recursive: true })
   const layers = await benchLayers()
   const uncompressed = layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0)
   const compressed = layers.reduce((sum, layer) => sum + layer.size, 0)
@@ -894,7 +916,7 @@ const main = async () => {
       current = banger
       const toolchain = { ref, ociDir: path.join(workDir, "oci"), workDir }
       const bangerCold = async () => {
-        const { sample, sizeBytes } = await runBanger(banger, "bench-cold", options.cpuProf)
+        const { sample, sizeBytes } = await runBanger(banger, "bench-cold", options)
         samples.bangerCold.push(sample)
         imageSize = sizeBytes
         log(
@@ -902,7 +924,7 @@ const main = async () => {
         )
       }
       const bangerWarm = async () => {
-        const { sample } = await runBanger(banger, "bench-warm", options.cpuProf)
+        const { sample } = await runBanger(banger, "bench-warm", options)
         samples.bangerWarm.push(sample)
         log(
           `run ${run + 1} banger warm     ${seconds(sample.wallMs)}  rss ${mib(sample.peakRss)}  (${formatParts(sample.parts)})`

@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import { Clock, Duration, Effect } from "effect"
 import { DaemonNotRunning, DaemonUnavailable } from "../domain/errors.js"
 import { claimEarlyDaemon } from "./early-start.js"
+import { DAEMON_NODE_FLAGS } from "./node-flags.js"
 import { probeSocket } from "./socket.js"
 import { spawnDaemon } from "./spawn.js"
 
@@ -49,7 +50,7 @@ export const ensureDaemon = Effect.fn("ensureDaemon")(function* (options: Ensure
     return yield* new DaemonNotRunning({ socket: options.socket, reason: "start it with: banger daemon" })
   }
   const unavailable = (reason: string) => new DaemonUnavailable({ socket: options.socket, reason })
-  const [executable, ...entry] = options.command ?? [process.execPath, process.argv[1]!]
+  const [executable, ...entry] = options.command ?? [process.execPath, ...DAEMON_NODE_FLAGS, process.argv[1]!]
   const daemon =
     early ??
     (yield* Effect.try({

@@ -25,6 +25,7 @@ import {
   type OperationResult,
   OperationStatus
 } from "../rpc/schemas.js"
+import { collectGarbageSoon } from "./collect-garbage.js"
 
 /** Short random hex ids: unique enough per state dir, easy to type. */
 export const newOperationId = () => randomBytes(6).toString("hex")
@@ -195,6 +196,7 @@ const make = (config: OperationsConfig) =>
         )
         yield* saveLogged(final)
         yield* Effect.logInfo(`operation ${id} (${final.kind} ${final.target}) ${final.state}`)
+        yield* collectGarbageSoon
       })
 
     const begin: OperationsShape["begin"] = (spec) =>

@@ -3,8 +3,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Exit, Layer, Stream } from "effect"
-import type { Platform } from "../../src/domain/reference.js"
+import { ConfigProvider, Effect, Exit, Layer } from "effect"
+import type { Descriptor } from "../../src/domain/oci.js"
+import type { ImageReference, Platform } from "../../src/domain/reference.js"
 import { RegistryClient, type RegistryClientOptions } from "../../src/layers/registry/registry-client.js"
 import { type BuiltLayer, buildLayer, sha256 } from "../support/layers.js"
 import {
@@ -35,8 +36,14 @@ const withClient = <A, E>(
   options?: RegistryClientOptions
 ) => Effect.flatMap(RegistryClient, use).pipe(Effect.provide(clientLayer(options)))
 
-const collect = <E>(stream: Stream.Stream<Uint8Array, E>) =>
-  Stream.runCollect(stream).pipe(Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks))))
+/** A whole blob, read through the client's chunk callback. */
+const collect = (client: RegistryClient["Type"], reference: ImageReference, descriptor: Descriptor) =>
+  Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    return client
+      .readBlob(reference, descriptor, (chunk) => Effect.sync(() => void chunks.push(chunk)))
+      .pipe(Effect.map(() => Buffer.concat(chunks)))
+  })
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Exit.isSuccess(exit)) throw new Error("expected a failure, got success")
@@ -105,7 +112,7 @@ describe("manifests and layers", () => {
       const reference = imageRef(plain, "test/oci", { tag: "v1" })
       const resolved = yield* withClient((client) => client.resolve(reference, amd64))
       const blobs = yield* withClient((client) =>
-        Effect.forEach(resolved.layers, (layer) => collect(client.blob(reference, layer)))
+        Effect.forEach(resolved.layers, (layer) => collect(client, reference, layer))
       )
       expect(blobs.map((blob) => sha256(blob))).toEqual([gzipLayer.digest, zstdLayer.digest, tarLayer.digest])
     })
@@ -133,9 +140,7 @@ describe("manifests and layers", () => {
       yield* Effect.promise(() => pushImage(plain, "test/from-file", "v1", { layers: [fromFile] }))
       const reference = imageRef(plain, "test/from-file", { tag: "v1" })
       const blob = yield* withClient((client) =>
-        Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
-          collect(client.blob(reference, resolved.layers[0]!))
-        )
+        Effect.flatMap(client.resolve(reference, amd64), (resolved) => collect(client, reference, resolved.layers[0]!))
       )
       expect(sha256(blob)).toBe(layer.digest)
     }).pipe(Effect.scoped)
@@ -407,7 +412,7 @@ describe("basic auth", () => {
       const blob = yield* withClient(
         (client) =>
           Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
-            collect(client.blob(reference, resolved.layers[0]!))
+            collect(client, reference, resolved.layers[0]!)
           ),
         { dockerConfigPath: config.path }
       )
@@ -489,7 +494,7 @@ describe("basic auth", () => {
       const blob = yield* withClient(
         (client) =>
           Effect.flatMap(client.resolve(reference, amd64), (resolved) =>
-            collect(client.blob(reference, resolved.layers[0]!))
+            collect(client, reference, resolved.layers[0]!)
           ),
         { dockerConfigPath: proxyConfig.path }
       )
@@ -519,7 +524,7 @@ describe("token auth", () => {
   const reference = () => imageRef(registry, "private/tokened", { tag: "v1" })
   const pullAll = (client: RegistryClient["Type"]) =>
     Effect.flatMap(client.resolve(reference(), amd64), (resolved) =>
-      Effect.forEach(resolved.layers, (layer) => Effect.map(collect(client.blob(reference(), layer)), sha256))
+      Effect.forEach(resolved.layers, (layer) => Effect.map(collect(client, reference(), layer), sha256))
     )
 
   it.live("gets a bearer token with basic credentials and reuses it for the session", () =>
@@ -610,7 +615,7 @@ describe("unreliable connections", () => {
   it.live("resumes a blob with a Range request when the connection drops mid-body", () =>
     Effect.gen(function* () {
       const proxy = yield* proxied({ fault: "cut", faultCount: 2 })
-      const blob = yield* withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())))
+      const blob = yield* withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()))
       expect(sha256(blob)).toBe(zstdLayer.digest)
       const gets = proxy.requests.filter((request) => request.server === "proxy")
       expect(gets.map((request) => request.faulted)).toEqual([true, true, false])
@@ -626,7 +631,7 @@ describe("unreliable connections", () => {
       const proxy = yield* proxied({ fault: "cut", faultAfterBytes: 0 })
       const error = failureOf(
         yield* Effect.exit(
-          withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())), { attempts: 3 })
+          withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()), { attempts: 3 })
         )
       )
       expect(error._tag).toBe("RegistryError")
@@ -652,14 +657,14 @@ describe("unreliable connections", () => {
   it.live("retries 5xx with backoff, and gives up after the attempt budget", () =>
     Effect.gen(function* () {
       const flaky = yield* proxied({ fault: "unavailable", faultCount: 2 })
-      const blob = yield* withClient((client) => collect(client.blob(imageRef(flaky, "test/oci"), zstdDescriptor())))
+      const blob = yield* withClient((client) => collect(client, imageRef(flaky, "test/oci"), zstdDescriptor()))
       expect(sha256(blob)).toBe(zstdLayer.digest)
       expect(flaky.blobGets()).toBe(3)
 
       const down = yield* proxied({ fault: "unavailable" })
       const error = failureOf(
         yield* Effect.exit(
-          withClient((client) => collect(client.blob(imageRef(down, "test/oci"), zstdDescriptor())), { attempts: 3 })
+          withClient((client) => collect(client, imageRef(down, "test/oci"), zstdDescriptor()), { attempts: 3 })
         )
       )
       expect(error.message).toContain(`${down.host} answered HTTP 503 (UNAVAILABLE: try again later)`)
@@ -673,17 +678,43 @@ describe("unreliable connections", () => {
       const proxy = yield* proxied()
       const missing = { ...zstdDescriptor(), digest: sha256(Buffer.from("not pushed")) }
       const error = failureOf(
-        yield* Effect.exit(withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), missing))))
+        yield* Effect.exit(withClient((client) => collect(client, imageRef(proxy, "test/oci"), missing)))
       )
       expect(error.message).toContain(`not found: blob ${missing.digest}`)
       expect(proxy.blobGets()).toBe(1)
     }).pipe(Effect.scoped)
   )
 
+  it.live("a body that keeps coming is not idle, however long it takes, nor is the time spent handling it", () =>
+    Effect.gen(function* () {
+      // Eight pieces 100 ms apart (~0.7 s in all) under a 300 ms idle timeout.
+      const proxy = yield* proxied({ fault: "trickle" })
+      const blob = yield* withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()), {
+        idleTimeout: "300 millis"
+      })
+      expect(sha256(blob)).toBe(zstdLayer.digest)
+      // Each chunk handled for longer than the idle timeout.
+      const slow = yield* withClient(
+        (client) =>
+          Effect.suspend(() => {
+            const chunks: Array<Uint8Array> = []
+            return client
+              .readBlob(imageRef(proxy, "test/oci"), zstdDescriptor(), (chunk) =>
+                Effect.as(Effect.sleep("400 millis"), void chunks.push(chunk))
+              )
+              .pipe(Effect.map(() => Buffer.concat(chunks)))
+          }),
+        { idleTimeout: "300 millis" }
+      )
+      expect(sha256(slow)).toBe(zstdLayer.digest)
+      expect(proxy.blobGets()).toBe(2)
+    }).pipe(Effect.scoped)
+  )
+
   it.live("treats a stalled body as a dropped connection", () =>
     Effect.gen(function* () {
       const proxy = yield* proxied({ fault: "stall", faultCount: 1 })
-      const blob = yield* withClient((client) => collect(client.blob(imageRef(proxy, "test/oci"), zstdDescriptor())), {
+      const blob = yield* withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()), {
         idleTimeout: "300 millis"
       })
       expect(sha256(blob)).toBe(zstdLayer.digest)

@@ -46,7 +46,7 @@ export const fixtureImage: ResolvedImage = {
 export const registryMock = (calls: Calls, image: ResolvedImage = fixtureImage) =>
   Layer.succeed(RegistryClient, {
     resolve: () => Effect.sync(() => void calls.resolve++).pipe(Effect.as(image)),
-    blob: () => Effect.dieMessage("registryMock.blob: the pipeline should go through the blob cache")
+    readBlob: () => Effect.dieMessage("registryMock.readBlob: the pipeline should go through the blob cache")
   } as RegistryClient["Type"])
 
 export const blobCacheMock = (calls: Calls, dir: string) =>

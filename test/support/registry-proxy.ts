@@ -7,6 +7,7 @@
  * - "cut":      sends the headers and part of the body, then destroys the connection.
  * - "stall":    sends part of the body, then goes silent with the connection open.
  * - "corrupt":  flips one byte in the middle of the body (same length).
+ * - "trickle":  sends the whole body, but in `trickleParts` pieces `trickleIntervalMs` apart.
  * - "unavailable": answers 503 without asking the registry.
  *
  * `faultCount` limits how many blob GETs are broken (the rest pass through; default: all).
@@ -21,7 +22,7 @@ import { randomBytes } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 
-export type BlobFault = "none" | "redirect" | "cut" | "stall" | "corrupt" | "unavailable"
+export type BlobFault = "none" | "redirect" | "cut" | "stall" | "corrupt" | "trickle" | "unavailable"
 
 export interface ProxyOptions {
   readonly fault?: BlobFault
@@ -29,6 +30,9 @@ export interface ProxyOptions {
   readonly faultCount?: number
   /** For "cut" and "stall": bytes of body sent first (default: half). */
   readonly faultAfterBytes?: number
+  /** For "trickle": how many pieces (default 8) and the pause before each but the first (default 100 ms). */
+  readonly trickleParts?: number
+  readonly trickleIntervalMs?: number
   /**
    * Manifest GETs: return replacement bytes to serve instead of the registry's (a lying mirror),
    * or undefined to pass the original through. `reference` is the tag or digest requested.
@@ -210,6 +214,17 @@ export const startRegistryProxy = async (
         if (corrupt.length > 0) corrupt[corrupt.length >> 1] = corrupt[corrupt.length >> 1]! ^ 0xff
         response.writeHead(upstreamResponse.statusCode ?? 200, upstreamResponse.headers)
         return response.end(corrupt)
+      }
+      if (fault === "trickle") {
+        const parts = options.trickleParts ?? 8
+        response.writeHead(upstreamResponse.statusCode ?? 200, upstreamResponse.headers)
+        for (let part = 0; part < parts; part++) {
+          if (part > 0) await new Promise((resolve) => setTimeout(resolve, options.trickleIntervalMs ?? 100))
+          response.write(
+            body.subarray(Math.floor((body.length * part) / parts), Math.floor((body.length * (part + 1)) / parts))
+          )
+        }
+        return response.end()
       }
       // cut / stall: full-length headers, partial body.
       const partial = Math.min(options.faultAfterBytes ?? body.length >> 1, body.length)

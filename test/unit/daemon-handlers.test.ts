@@ -1,8 +1,8 @@
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, type Duration, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Chunk, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
 import { Operations } from "../../src/daemon/operations.js"
-import { Ext4Error, ImageNotFound } from "../../src/domain/errors.js"
+import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
 import { Image } from "../../src/domain/image.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
@@ -228,6 +228,39 @@ describe("Operations", () => {
       const final = yield* operations.cancel(begun.id)
       expect(final.state).toBe("succeeded")
       expect(final.result?.name).toBe("late")
+    }).pipe(Effect.provide(operationsIn()), Effect.scoped)
+  )
+
+  it.live("every operation that ends, however it ends, is followed by one full GC when node exposes gc", () =>
+    Effect.gen(function* () {
+      const holder = globalThis as { gc?: () => void }
+      const exposed = holder.gc
+      let collections = 0
+      holder.gc = () => void collections++
+      yield* Effect.addFinalizer(() => Effect.sync(() => void (holder.gc = exposed)))
+      const operations = yield* Operations
+      // Until the status is final, then a moment for the scheduled GC.
+      const ended = (id: string) =>
+        operations
+          .status(id)
+          .pipe(
+            Effect.repeat({ until: (status) => status.state !== "running", schedule: Schedule.spaced("5 millis") }),
+            Effect.zipRight(Effect.sleep("20 millis"))
+          )
+      yield* Effect.flatMap(
+        operations.begin({ kind: "image.pull", target: "a", run: () => Effect.succeed(image("a")) }),
+        (begun) => ended(begun.id)
+      )
+      expect(collections).toBe(1)
+      yield* Effect.flatMap(
+        operations.begin({
+          kind: "image.pull",
+          target: "b",
+          run: () => Effect.fail(new OperationFailed({ id: "b", reason: "no" }))
+        }),
+        (begun) => ended(begun.id)
+      )
+      expect(collections).toBe(2)
     }).pipe(Effect.provide(operationsIn()), Effect.scoped)
   )
 

@@ -52,7 +52,7 @@ export const makeBlobCache = Effect.gen(function* () {
         }
         return yield* Effect.scoped(
           downloadVerified({
-            source: registry.blob(reference, descriptor),
+            read: (onChunk) => registry.readBlob(reference, descriptor, onChunk),
             descriptor,
             algorithm,
             tempPath: paths.tempPath(paths.blobTmp, "blob"),

@@ -1,7 +1,7 @@
 import { Config, type Duration, Effect, Option } from "effect"
 import type { ImageReference } from "../../domain/reference.js"
 import { makeAuthenticator } from "./auth.js"
-import { makeBlobStreamer } from "./blob-stream.js"
+import { makeBlobReader } from "./blob-stream.js"
 import { dockerConfigPath } from "./docker-config.js"
 import { apiHost, parseInsecureRegistries, registryBaseUrl } from "./hosts.js"
 import { makeHttp, type RegistryTarget } from "./http.js"
@@ -52,7 +52,7 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
     configPath
   )
   const resolver = makeResolver(transport, { attempts, baseDelay })
-  const streamBlob = makeBlobStreamer(transport, {
+  const readBlob = makeBlobReader(transport, {
     attempts,
     maxResumes: 10,
     baseDelay,
@@ -69,6 +69,6 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
 
   return {
     resolve: (reference, platform) => resolver.resolve(targetFor(reference), reference, platform),
-    blob: (reference, descriptor) => streamBlob(targetFor(reference), descriptor)
+    readBlob: (reference, descriptor, onChunk) => readBlob(targetFor(reference), descriptor, onChunk)
   } satisfies RegistryClientShape
 })

@@ -1,8 +1,9 @@
 import type { HttpClient } from "@effect/platform"
-import { Context, Effect, Layer, type Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { DigestMismatch, PlatformNotFound, RegistryError } from "../../domain/errors.js"
 import type { Descriptor, ResolvedImage } from "../../domain/oci.js"
 import type { ImageReference, Platform } from "../../domain/reference.js"
+import type { OnChunk } from "./blob-stream.js"
 import { makeRegistryClient, optionsFromEnv, type RegistryClientOptions } from "./make-registry-client.js"
 
 /** OCI distribution client: resolves a reference to one platform's manifest and streams blobs. */
@@ -12,10 +13,15 @@ export interface RegistryClientShape {
     platform: Platform
   ) => Effect.Effect<ResolvedImage, RegistryError | PlatformNotFound | DigestMismatch>
   /**
-   * The raw blob bytes (compressed as stored), streamed; a dropped connection resumes with a Range
-   * request. Digest checking is the caller's job (see BlobCache).
+   * The raw blob bytes (compressed as stored), handed to `onChunk` in order as they arrive (a chunk
+   * is the caller's to keep); a dropped connection resumes with a Range request. Digest checking is
+   * the caller's job (see BlobCache).
    */
-  readonly blob: (reference: ImageReference, descriptor: Descriptor) => Stream.Stream<Uint8Array, RegistryError>
+  readonly readBlob: <E>(
+    reference: ImageReference,
+    descriptor: Descriptor,
+    onChunk: OnChunk<E>
+  ) => Effect.Effect<void, RegistryError | E>
 }
 
 export class RegistryClient extends Context.Tag("banger/RegistryClient")<RegistryClient, RegistryClientShape>() {

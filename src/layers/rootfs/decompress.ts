@@ -1,17 +1,20 @@
 /**
- * A layer blob as a stream of uncompressed bytes. gzip runs in-process (node zlib); zstd runs as a
- * `zstd -dc` child, because Node 20's zlib has none. The child lives in the stream's scope: when
- * the stream ends, fails or is interrupted it is SIGKILLed if still running and always reaped.
+ * A layer blob as a pull of uncompressed chunks (see byte-reader). gzip runs in-process (node
+ * zlib); zstd runs as a `zstd -dc` child, because Node 20's zlib has none. Everything lives in the
+ * caller's scope: when it closes, the inflater is destroyed and the zstd child SIGKILLed if still
+ * running, and always reaped.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import type { Readable } from "node:stream"
 import * as zlib from "node:zlib"
-import { NodeStream } from "@effect/platform-node"
-import { Effect, Stream } from "effect"
+import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
+import { type BlobReader, fileReader } from "./blob-reader.js"
+import type { Pull } from "./byte-reader.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
+import { readablePull } from "./readable-pull.js"
 
 export interface CompressedBlob {
   readonly path: string
@@ -32,11 +35,20 @@ const openBlob = (blob: CompressedBlob) =>
     Effect.promise(() => handle.close())
   )
 
-const readFile = (handle: fs.FileHandle, blob: CompressedBlob) =>
-  NodeStream.fromReadable<FilesystemError, Uint8Array>(
-    () => handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }),
-    fileError(blob)
-  )
+/** Input and output chunks of a gzip layer, and the reads of an uncompressed one. */
+const CHUNK_SIZE = 256 * 1024
+
+/**
+ * Fresh buffers: the tar parser may keep what it is given across pulls (an extended header split
+ * over two chunks), so an uncompressed layer's reads cannot share one.
+ */
+const chunksOf = <E>(reader: BlobReader<E>): Pull<E> =>
+  Effect.suspend(() => {
+    const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
+    return Effect.map(reader.read(buffer), (bytesRead) =>
+      bytesRead === 0 ? undefined : [buffer.subarray(0, bytesRead)]
+    )
+  })
 
 type ZstdExit =
   | { readonly _tag: "Exited"; readonly code: number | null; readonly signal: NodeJS.Signals | null }
@@ -115,59 +127,92 @@ const checkExit = (zstd: ZstdProcess, blob: CompressedBlob) =>
     }
   })
 
-const zstdStream = (input: fs.FileHandle, blob: CompressedBlob) =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const zstd = yield* Effect.acquireRelease(spawnZstd(input), reap)
-      const output = NodeStream.fromReadable<InvalidLayer, Uint8Array>(
-        () => zstd.stdout,
-        (error) => new InvalidLayer({ layer: blob.name, reason: `zstd: ${reasonOf(error)}` })
-      )
-      // The exit status is part of the stream: a clean-looking but cut-short output must still fail.
-      return Stream.concat(output, Stream.drain(Stream.fromEffect(checkExit(zstd, blob))))
-    })
-  )
-
-const gunzip = <E>(compressed: Stream.Stream<Uint8Array, E>, blob: { readonly name: string }) =>
-  compressed.pipe(
-    NodeStream.pipeThroughDuplex(
-      // 256 KiB rather than zlib's 16 KiB: a sixteenth of the thread-pool jobs and stream steps.
-      () => zlib.createGunzip({ chunkSize: 256 * 1024 }),
-      (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
+const zstdPull = (input: fs.FileHandle, blob: CompressedBlob) =>
+  Effect.map(Effect.acquireRelease(spawnZstd(input), reap), (zstd): Pull<InvalidLayer | FilesystemError> => {
+    const output = readablePull(
+      zstd.stdout,
+      (error) => new InvalidLayer({ layer: blob.name, reason: `zstd: ${reasonOf(error)}` })
     )
-  )
+    // The exit status is part of the output: a clean-looking but cut-short output must still fail.
+    return Effect.flatMap(output.pull, (chunks) =>
+      chunks === undefined ? Effect.as(checkExit(zstd, blob), undefined) : Effect.succeed(chunks)
+    )
+  })
 
-// The blob is opened before any decompressor exists, so a missing or unreadable blob is reported as
-// such rather than as the decompressor's complaint about empty input.
-const fromFile = (blob: CompressedBlob): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError> =>
-  Stream.unwrapScoped(
-    Effect.map(openBlob(blob), (handle) => {
-      switch (blob.compression) {
-        case "none":
-          return readFile(handle, blob)
-        case "gzip":
-          return gunzip(readFile(handle, blob), blob)
-        case "zstd":
-          return zstdStream(handle, blob)
-      }
-    })
-  )
+/** Resolves once the inflater is done with `chunk` (it has decompressed all of it): false if it failed. */
+const write = (inflater: zlib.Gunzip, chunk: Uint8Array) =>
+  Effect.async<boolean>((resume) => {
+    inflater.write(chunk, (error) => resume(Effect.succeed(error == null)))
+  })
 
 /**
- * A blob still downloading is read as it arrives, except with zstd, whose child reads our
- * descriptor itself and would take the end of what is written so far for the end of the blob.
+ * gunzip fed one compressed chunk at a time from a single reused buffer, each written once the
+ * inflater has consumed the one before, so the blob is read no further ahead than the output is
+ * taken. (NodeStream.pipeThroughDuplex wrote whatever its input yielded without waiting: zlib had
+ * tens of MiB of a blob queued ahead of it.) Exported for its tests.
  */
-export const uncompressedStream = (
+export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: string }) =>
+  Effect.gen(function* () {
+    const inflater = yield* Effect.acquireRelease(
+      // 256 KiB rather than zlib's 16 KiB: a sixteenth of the thread-pool jobs and pulls.
+      Effect.sync(() => zlib.createGunzip({ chunkSize: CHUNK_SIZE })),
+      (inflater) => Effect.sync(() => inflater.destroy())
+    )
+    const output = readablePull<E | InvalidLayer>(
+      inflater,
+      (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
+    )
+    const input = Buffer.allocUnsafe(CHUNK_SIZE)
+    const feed = Effect.gen(function* () {
+      while (true) {
+        const bytesRead = yield* reader.read(input)
+        if (bytesRead === 0) {
+          inflater.end()
+          return
+        }
+        // A failed inflater reports why on its output side.
+        if (!(yield* write(inflater, input.subarray(0, bytesRead)))) return
+      }
+    })
+    // A failed read (a failed download) fails the output.
+    yield* Effect.forkScoped(Effect.catchAll(feed, (error) => Effect.sync(() => output.fail(error))))
+    return output.pull
+  })
+
+/** A complete blob, opened before any decompressor exists, so a missing or unreadable one is reported as such. */
+const fromFile = (
   blob: CompressedBlob
-): Stream.Stream<Uint8Array, InvalidLayer | FilesystemError | DownloadError> => {
+): Effect.Effect<Pull<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
+  Effect.flatMap(openBlob(blob), (handle) => {
+    switch (blob.compression) {
+      case "none":
+        return Effect.succeed(chunksOf(fileReader(handle, fileError(blob))))
+      case "gzip":
+        return gunzipPull(fileReader(handle, fileError(blob)), blob)
+      case "zstd":
+        return zstdPull(handle, blob)
+    }
+  })
+
+/** What reading an uncompressed layer can fail with. */
+export type UncompressedError = InvalidLayer | FilesystemError | DownloadError
+
+/**
+ * The layer's uncompressed chunks, in order, for as long as the scope lasts. A blob still
+ * downloading is read as it arrives, except with zstd, whose child reads our descriptor itself and
+ * would take the end of what is written so far for the end of the blob.
+ */
+export const openUncompressed = (
+  blob: CompressedBlob
+): Effect.Effect<Pull<UncompressedError>, UncompressedError, Scope.Scope> => {
   const download = blob.download
   if (download === undefined) return fromFile(blob)
   switch (blob.compression) {
     case "none":
-      return download.stream()
+      return Effect.map(download.reader(), chunksOf)
     case "gzip":
-      return gunzip(download.stream(), blob)
+      return Effect.flatMap(download.reader(), (reader) => gunzipPull(reader, blob))
     case "zstd":
-      return Stream.unwrap(Effect.map(download.done, (path) => fromFile({ ...blob, path, download: undefined })))
+      return Effect.flatMap(download.done, (path) => fromFile({ ...blob, path, download: undefined }))
   }
 }

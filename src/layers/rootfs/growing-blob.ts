@@ -6,13 +6,12 @@
  * digest is checked) reports the download's own failure instead of its own.
  */
 import * as fs from "node:fs/promises"
-import { Cause, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Effect, Exit, Option, type Scope } from "effect"
 import type { DigestMismatch, RegistryError } from "../../domain/errors.js"
 import { FilesystemError } from "../../domain/errors.js"
+import { type BlobReader, readAt } from "./blob-reader.js"
 
 export type DownloadError = RegistryError | DigestMismatch | FilesystemError
-
-const READ_SIZE = 256 * 1024
 
 /** The download's typed failure; an interrupted or dead download reads as a filesystem failure of the blob. */
 const failureOf = (exit: Exit.Failure<string, DownloadError>): DownloadError =>
@@ -83,42 +82,36 @@ export class GrowingBlob {
   )
 
   /**
-   * The compressed bytes, as they arrive. Fails with the download's failure (or a read error);
-   * ends when the verified blob has been read to its end.
+   * Reads the compressed bytes in order as they arrive, each into the caller's buffer. Fails with
+   * the download's failure (or a read error); gives 0 once the verified blob has been read to its
+   * end. The file stays open until the scope closes.
    */
-  readonly stream = (): Stream.Stream<Uint8Array, DownloadError> =>
-    Stream.unwrapScoped(
-      Effect.gen(this, function* () {
-        const handle = yield* Effect.acquireRelease(this.open(), (handle) => Effect.promise(() => handle.close()))
-        let position = 0
-        const next: Effect.Effect<Uint8Array, Option.Option<DownloadError>> = Effect.suspend(() => {
+  readonly reader = (): Effect.Effect<BlobReader<DownloadError>, DownloadError, Scope.Scope> =>
+    Effect.gen(this, function* () {
+      const handle = yield* Effect.acquireRelease(this.open(), (handle) => Effect.promise(() => handle.close()))
+      let position = 0
+      const read = (into: Uint8Array): Effect.Effect<number, DownloadError> =>
+        Effect.suspend(() => {
           const outcome = this.outcome
-          if (outcome !== undefined && Exit.isFailure(outcome)) return Effect.fail(Option.some(failureOf(outcome)))
+          if (outcome !== undefined && Exit.isFailure(outcome)) return Effect.fail(failureOf(outcome))
           const end = outcome === undefined ? this.written : this.size
           if (position >= end) {
-            if (outcome !== undefined) return Effect.fail(Option.none())
+            if (outcome !== undefined) return Effect.succeed(0)
             return Effect.flatMap(
               this.until(() => (this.outcome !== undefined || this.written > position ? true : undefined)),
-              () => next
+              () => read(into)
             )
           }
-          const length = Math.min(READ_SIZE, end - position)
-          return Effect.tryPromise({
-            try: () => handle.read(Buffer.allocUnsafe(length), 0, length, position),
-            catch: (error) => Option.some(this.readError(error))
-          }).pipe(
-            Effect.flatMap(({ bytesRead, buffer }) => {
-              if (bytesRead === 0) {
-                return Effect.fail(Option.some(this.readError(new Error(`unexpected end of file at ${position}`))))
-              }
+          return Effect.map(
+            readAt(handle, into, Math.min(into.length, end - position), position, (error) => this.readError(error)),
+            (bytesRead) => {
               position += bytesRead
-              return Effect.succeed(buffer.subarray(0, bytesRead))
-            })
+              return bytesRead
+            }
           )
         })
-        return Stream.repeatEffectOption(next)
-      })
-    )
+      return { read }
+    })
 
   private readError(error: unknown) {
     return new FilesystemError({

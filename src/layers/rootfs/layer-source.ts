@@ -4,11 +4,11 @@
  * bytes instead of filling the disk.
  */
 import { createHash } from "node:crypto"
-import { Chunk, Effect, Option, type Scope, Stream } from "effect"
+import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
-import { uncompressedStream } from "./decompress.js"
+import { openUncompressed } from "./decompress.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
 
 export interface LayerInput {
@@ -40,35 +40,29 @@ const parseDiffId = (layer: LayerInput) => {
   return Effect.succeed(algorithm!)
 }
 
-export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, InvalidLayer, Scope.Scope> =>
+export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>
   Effect.gen(function* () {
     const algorithm = yield* parseDiffId(layer)
     const hash = createHash(algorithm)
     let total = 0
-    const pull = yield* Stream.toPull(
-      uncompressedStream({
-        path: layer.path,
-        compression: layer.compression,
-        name: layer.digest,
-        download: layer.download
-      })
-    )
-    const metered = pull.pipe(
-      Effect.map(Chunk.toReadonlyArray),
-      Effect.catchAll(Option.match({ onNone: () => Effect.succeed(undefined), onSome: Effect.fail })),
-      Effect.tap((chunks) => {
-        if (chunks === undefined) return Effect.void
-        for (const chunk of chunks) {
-          total += chunk.length
-          hash.update(chunk)
-        }
-        return total > limit
-          ? Effect.fail(
-              new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
-            )
-          : Effect.void
-      })
-    )
+    const pull = yield* openUncompressed({
+      path: layer.path,
+      compression: layer.compression,
+      name: layer.digest,
+      download: layer.download
+    })
+    const metered = Effect.tap(pull, (chunks) => {
+      if (chunks === undefined) return Effect.void
+      for (const chunk of chunks) {
+        total += chunk.length
+        hash.update(chunk)
+      }
+      return total > limit
+        ? Effect.fail(
+            new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
+          )
+        : Effect.void
+    })
     const bytes = makeByteReader<LayerReadError>(
       metered,
       () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" })
