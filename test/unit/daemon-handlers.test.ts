@@ -237,7 +237,11 @@ describe("Operations", () => {
       const exposed = holder.gc
       let collections = 0
       holder.gc = () => void collections++
-      yield* Effect.addFinalizer(() => Effect.sync(() => void (holder.gc = exposed)))
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          holder.gc = exposed
+        })
+      )
       const operations = yield* Operations
       // Until the status is final, then a moment for the scheduled GC.
       const ended = (id: string) =>
