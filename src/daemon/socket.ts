@@ -73,9 +73,18 @@ export const listenUnixSocket = (options: ListenOptions) =>
       })
       yield* clearStaleSocket(options.path)
       yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(options.path, { force: true })))
+      // With a group, the socket is bound under a temporary name, given its group and mode, and
+      // only then renamed into place: nobody can find it before members of the group may use it.
+      // The name is fixed (one daemon per state dir, under its lock), so a crash leaves none behind.
+      const bindPath =
+        gid === undefined ? options.path : path.join(path.dirname(options.path), `.${path.basename(options.path)}.new`)
+      if (bindPath !== options.path) {
+        fs.rmSync(bindPath, { force: true })
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(bindPath, { force: true })))
+      }
       const server = yield* Effect.acquireUseRelease(
         Effect.sync(() => process.umask(0o177)),
-        () => NodeSocketServer.make({ path: options.path }),
+        () => NodeSocketServer.make({ path: bindPath }),
         (previous) => Effect.sync(() => process.umask(previous))
       ).pipe(
         Effect.mapError(
@@ -86,8 +95,9 @@ export const listenUnixSocket = (options: ListenOptions) =>
       yield* Effect.try({
         try: () => {
           if (gid !== undefined) {
-            fs.chownSync(options.path, -1, gid)
-            fs.chmodSync(options.path, 0o660)
+            fs.chownSync(bindPath, -1, gid)
+            fs.chmodSync(bindPath, 0o660)
+            fs.renameSync(bindPath, options.path)
           }
         },
         catch: (error) =>

@@ -57,6 +57,8 @@ describe("daemon socket access", () => {
         expect(stat.mode & 0o777).toBe(0o660)
         expect(stat.gid).toBe(NOBODY.gid)
         expect(connectAsNobody(daemon.socket)).toBe("CONNECTED")
+        // Bound under a temporary name and renamed into place once its group and mode are set.
+        expect(fs.readdirSync(path.dirname(daemon.socket)).filter((name) => name.endsWith(".new"))).toEqual([])
       },
       { extraArgs: ["--group", "nogroup"] }
     )
