@@ -179,6 +179,15 @@ export class FilesystemError extends Schema.TaggedError<FilesystemError>()("File
   }
 }
 
+/** A thrown system call error as a `FilesystemError` reason: its errno code, then its message. */
+export const describeSystemError = (error: unknown): string => {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code ? `${code}: ${error.message}` : error.message
+  }
+  return String(error)
+}
+
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   reason: Schema.String
 }) {

@@ -4,7 +4,6 @@ import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Ext4Error } from "../../src/domain/errors.js"
-import type { TreeEntry } from "../../src/domain/tree.js"
 import { Ext4Tools, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { crc32c } from "../../src/layers/ext4/image/crc32c.js"
 import { buildExtentTree, extentsOf, treeBlocksFor } from "../../src/layers/ext4/image/extents.js"
@@ -13,18 +12,7 @@ import { encodeDevice } from "../../src/layers/ext4/image/plan.js"
 import { encodeXattrs } from "../../src/layers/ext4/image/xattrs.js"
 import { parseListings } from "../support/debugfs/listing.js"
 import { expressible, quote } from "../support/debugfs/script.js"
-
-const entry = (path: string, type: TreeEntry["type"], extra: Partial<TreeEntry> = {}): TreeEntry => ({
-  path,
-  type,
-  mode: 0o644,
-  uid: 0,
-  gid: 0,
-  mtime: 1_700_000_000,
-  size: 0,
-  xattrs: [],
-  ...extra
-})
+import { entry } from "../support/tree-entry.js"
 
 describe("ext4 encoding", () => {
   it("computes CRC-32C", () => {

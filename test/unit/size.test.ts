@@ -10,22 +10,11 @@ import { ImageDraftFile } from "../../src/layers/ext4/image/draft.js"
 import { FileBlocks } from "../../src/layers/ext4/image/draft-contents.js"
 import { defaultInodesFor, geometryFor } from "../../src/layers/ext4/image/layout.js"
 import { chooseImageSize, parseSize } from "../../src/pipelines/pull/size.js"
+import { entry } from "../support/tree-entry.js"
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const GiB = 1024 * MiB
-
-const entry = (path: string, type: TreeEntry["type"], extra: Partial<TreeEntry> = {}): TreeEntry => ({
-  path,
-  type,
-  mode: type === "directory" ? 0o755 : 0o644,
-  uid: 0,
-  gid: 0,
-  mtime: 1_700_000_000,
-  size: 0,
-  xattrs: [],
-  ...extra
-})
 
 const rootOnly = [entry("", "directory")]
 

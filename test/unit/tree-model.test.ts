@@ -1,20 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { attach, makeRoot, toEntries } from "../../src/layers/rootfs/tree-model.js"
+import { attach, blankInode, makeRoot, toEntries } from "../../src/layers/rootfs/tree-model.js"
 
-const file = () => ({
-  type: "file" as const,
-  mode: 0o644,
-  uid: 0,
-  gid: 0,
-  mtime: 0,
-  size: 0,
-  linkTarget: undefined,
-  devMajor: undefined,
-  devMinor: undefined,
-  xattrs: [],
-  links: 0,
-  content: undefined
-})
+const file = () => blankInode("file", 0o644)
 
 describe("toEntries", () => {
   it("orders siblings by the bytes of their UTF-8 names", () => {

@@ -8,6 +8,7 @@ import type { FlatTree, TreeEntry } from "../../domain/tree.js"
 import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, OpenDraftOptions, PlannedImage } from "./ext4-tools.js"
 import { checkFilesystem } from "./fsck.js"
 import { ImageDraftFile } from "./image/draft.js"
+import type { Geometry } from "./image/layout.js"
 
 const TOOL = "ext4 writer"
 
@@ -45,12 +46,16 @@ const planned = (draft: ImageDraftFile, entries: ReadonlyArray<TreeEntry>, times
     const plan = yield* attempt("could not lay out the tree", () => draft.plan(entries, stamp))
     if (typeof plan === "string") return yield* failure(plan)
     let written = false
-    const misfit = (sizeBytes: number, inodes?: number) => {
+    /** The filesystem for this size, or why the tree cannot be written at it. */
+    const geometryFor = (sizeBytes: number, inodes?: number): Geometry | string => {
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0)
         return `size must be a positive whole number of bytes, got ${sizeBytes}`
       if (inodes !== undefined && (!Number.isSafeInteger(inodes) || inodes <= 0))
         return `inode count must be a positive whole number, got ${inodes}`
-      const geometry = plan.geometry(sizeBytes, inodes)
+      return plan.geometry(sizeBytes, inodes)
+    }
+    const misfit = (sizeBytes: number, inodes?: number) => {
+      const geometry = geometryFor(sizeBytes, inodes)
       return typeof geometry === "string" ? geometry : undefined
     }
     return {
@@ -63,12 +68,10 @@ const planned = (draft: ImageDraftFile, entries: ReadonlyArray<TreeEntry>, times
           if (label !== undefined && Buffer.byteLength(label) > 16) {
             return failure(`label "${label}" is longer than ext4's 16 bytes`)
           }
-          const problem = misfit(sizeBytes, inodes)
-          if (problem !== undefined) {
-            return failure(`the tree does not fit a ${sizeBytes}-byte image: ${problem}`)
+          const geometry = geometryFor(sizeBytes, inodes)
+          if (typeof geometry === "string") {
+            return failure(`the tree does not fit a ${sizeBytes}-byte image: ${geometry}`)
           }
-          const geometry = plan.geometry(sizeBytes, inodes)
-          if (typeof geometry === "string") return failure(geometry)
           written = true
           return attempt(`could not write ${draft.path}`, () => plan.write({ sizeBytes, geometry, label }))
         })

@@ -18,7 +18,7 @@ import { normalizeEntryPath } from "./entry-path.js"
 import { type LayerInput, type LayerReadError, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
 import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
-import { attach, detach, type Inode, isAttached, type TreeNode } from "./tree-model.js"
+import { attach, blankInode, detach, type Inode, isAttached, type TreeNode } from "./tree-model.js"
 import type { FileSink, TreeSink } from "./tree-sink.js"
 
 export interface TreeState {
@@ -41,35 +41,14 @@ class Refused {
 }
 
 const inodeFrom = (entry: TarEntry, type: EntryType, extra: Partial<Inode> = {}): Inode => ({
-  type,
-  mode: entry.mode,
+  ...blankInode(type, entry.mode, entry.mtime),
   uid: entry.uid,
   gid: entry.gid,
-  mtime: entry.mtime,
-  size: 0,
-  linkTarget: undefined,
-  devMajor: undefined,
-  devMinor: undefined,
   xattrs: entry.xattrs,
-  links: 0,
-  content: undefined,
   ...extra
 })
 
-const implicitDirectory = (mtime: number): Inode => ({
-  type: "directory",
-  mode: 0o755,
-  uid: 0,
-  gid: 0,
-  mtime,
-  size: 0,
-  linkTarget: undefined,
-  devMajor: undefined,
-  devMinor: undefined,
-  xattrs: [],
-  links: 0,
-  content: undefined
-})
+const implicitDirectory = (mtime: number): Inode => blankInode("directory", 0o755, mtime)
 
 /** A regular file whose contents are still being written. */
 interface OpenFile {

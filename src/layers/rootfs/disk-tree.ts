@@ -11,26 +11,18 @@
  */
 import * as fs from "node:fs"
 import { constants } from "node:fs"
-import { FilesystemError } from "../../domain/errors.js"
+import { describeSystemError, FilesystemError } from "../../domain/errors.js"
 
 /** A failed disk operation, thrown; the caller turns it back into its `FilesystemError`. */
 export class DiskFailure {
   constructor(readonly error: FilesystemError) {}
 }
 
-const describe = (error: unknown) => {
-  if (error instanceof Error) {
-    const code = (error as NodeJS.ErrnoException).code
-    return code ? `${code}: ${error.message}` : error.message
-  }
-  return String(error)
-}
-
 const attempt = <A>(path: string, operation: string, run: () => A): A => {
   try {
     return run()
   } catch (error) {
-    throw new DiskFailure(new FilesystemError({ path, reason: `${operation} failed: ${describe(error)}` }))
+    throw new DiskFailure(new FilesystemError({ path, reason: `${operation} failed: ${describeSystemError(error)}` }))
   }
 }
 

@@ -36,21 +36,23 @@ export class TreeNode {
   }
 }
 
-export const makeRoot = (): TreeNode =>
-  new TreeNode("", undefined, {
-    type: "directory",
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-    mtime: 0,
-    size: 0,
-    linkTarget: undefined,
-    devMajor: undefined,
-    devMinor: undefined,
-    xattrs: [],
-    links: 0,
-    content: undefined
-  })
+/** An inode with only its type, mode and mtime: root-owned, empty, no names yet. */
+export const blankInode = (type: EntryType, mode: number, mtime = 0): Inode => ({
+  type,
+  mode,
+  uid: 0,
+  gid: 0,
+  mtime,
+  size: 0,
+  linkTarget: undefined,
+  devMajor: undefined,
+  devMinor: undefined,
+  xattrs: [],
+  links: 0,
+  content: undefined
+})
+
+export const makeRoot = (): TreeNode => new TreeNode("", undefined, blankInode("directory", 0o755))
 
 /** Relative path of an attached node; "" for the root. */
 export const pathOf = (node: TreeNode): string => {

@@ -84,10 +84,6 @@ export class BlockAllocator {
     this.setBits(run, true)
   }
 
-  isUsed(block: number): boolean {
-    return block < this.used.length * 8 && (this.used[block >> 3]! & (1 << (block & 7))) !== 0
-  }
-
   /** `count` blocks: all of a freed run that holds them when there is one, else from the pointer. */
   allocate(count: number): ReadonlyArray<BlockRun> {
     if (count === 0) return []
@@ -105,22 +101,6 @@ export class BlockAllocator {
     }
     for (const run of runs) this.mark(run)
     return runs
-  }
-
-  /** Contiguous fresh blocks (never written, so they read as zeros): inode tables, bitmaps, the journal. */
-  allocateFresh(count: number): BlockRun {
-    const bumped = bumpContiguous(this.next, count, this.reserve)
-    this.next = bumped.next
-    this.mark(bumped.run)
-    return bumped.run
-  }
-
-  /** Fresh blocks that may be split around reserves (the journal). */
-  allocateFreshRuns(count: number): ReadonlyArray<BlockRun> {
-    const bumped = bump(this.next, count, this.reserve)
-    this.next = bumped.next
-    for (const run of bumped.runs) this.mark(run)
-    return bumped.runs
   }
 
   free(runs: ReadonlyArray<BlockRun>) {

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs"
 import { ContentFailure, type ContentSink, type ContentWriter, type StoredContent } from "../../../domain/content.js"
-import { FilesystemError } from "../../../domain/errors.js"
+import { describeSystemError, FilesystemError } from "../../../domain/errors.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { BLOCK_SIZE, divideUp } from "./format.js"
 
@@ -20,12 +20,6 @@ export class FileBlocks implements StoredContent {
 
 const BUFFER_BYTES = 1024 * 1024
 const ZEROS = new Uint8Array(BLOCK_SIZE)
-
-const describe = (error: unknown) => {
-  const code = (error as NodeJS.ErrnoException)?.code
-  const message = error instanceof Error ? error.message : String(error)
-  return code ? `${code}: ${message}` : message
-}
 
 export class DraftContents implements ContentSink {
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
@@ -46,7 +40,9 @@ export class DraftContents implements ContentSink {
         offset += fs.writeSync(this.fd, this.buffer, offset, this.bufferLength - offset, this.bufferStart + offset)
       }
     } catch (error) {
-      throw new ContentFailure(new FilesystemError({ path: this.path, reason: `write failed: ${describe(error)}` }))
+      throw new ContentFailure(
+        new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(error)}` })
+      )
     }
     this.bufferLength = 0
   }

@@ -5,7 +5,6 @@
  * metadata_csum_seed) that older guest kernels cannot mount.
  */
 export const BLOCK_SIZE = 4096
-export const BLOCK_SHIFT = 12
 export const BLOCKS_PER_GROUP = 32768
 export const INODE_SIZE = 256
 export const INODES_PER_BLOCK = BLOCK_SIZE / INODE_SIZE
