@@ -139,17 +139,35 @@ const zstdPull = (input: fs.FileHandle, blob: CompressedBlob) =>
     )
   })
 
-/** Resolves once the inflater is done with `chunk` (it has decompressed all of it): false if it failed. */
-const write = (inflater: zlib.Gunzip, chunk: Uint8Array) =>
-  Effect.async<boolean>((resume) => {
-    inflater.write(chunk, (error) => resume(Effect.succeed(error == null)))
+/**
+ * Hands `chunk` to the inflater now; the effect resolves once the inflater is done with it (it has
+ * decompressed all of it): false if it failed.
+ */
+const submit = (inflater: zlib.Gunzip, chunk: Uint8Array) =>
+  Effect.sync(() => {
+    let outcome: boolean | undefined
+    let waiting: ((ok: boolean) => void) | undefined
+    inflater.write(chunk, (error) => {
+      outcome = error == null
+      waiting?.(outcome)
+    })
+    return Effect.async<boolean>((resume) => {
+      if (outcome !== undefined) return resume(Effect.succeed(outcome))
+      waiting = (ok) => resume(Effect.succeed(ok))
+    })
   })
 
+/** Compressed chunks handed to the inflater at a time (see gunzipPull). */
+const INPUTS_IN_FLIGHT = 2
+
 /**
- * gunzip fed one compressed chunk at a time from a single reused buffer, each written once the
- * inflater has consumed the one before, so the blob is read no further ahead than the output is
- * taken. (NodeStream.pipeThroughDuplex wrote whatever its input yielded without waiting: zlib had
- * tens of MiB of a blob queued ahead of it.) Exported for its tests.
+ * gunzip fed compressed chunks from two reused buffers, a new one handed over once the inflater
+ * has consumed the one before the last, so the blob is read no further ahead than the output is
+ * taken. Two, not one: the inflater goes straight on to the next chunk on the thread pool instead of
+ * idling until the main thread has read and handed over more (bench image, warm pull: flatten
+ * 1.35 -> 1.15 s).
+ * (NodeStream.pipeThroughDuplex wrote whatever its input yielded without waiting: zlib had tens of
+ * MiB of a blob queued ahead of it.) Exported for its tests.
  */
 export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: string }) =>
   Effect.gen(function* () {
@@ -162,16 +180,19 @@ export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: stri
       inflater,
       (error) => new InvalidLayer({ layer: blob.name, reason: `gzip: ${reasonOf(error)}` })
     )
-    const input = Buffer.allocUnsafe(CHUNK_SIZE)
+    const inputs = Array.from({ length: INPUTS_IN_FLIGHT }, () => Buffer.allocUnsafe(CHUNK_SIZE))
     const feed = Effect.gen(function* () {
-      while (true) {
+      const consumed: Array<Effect.Effect<boolean>> = []
+      for (let next = 0; ; next = (next + 1) % inputs.length) {
+        // A failed inflater reports why on its output side.
+        if (consumed.length === inputs.length && !(yield* consumed.shift()!)) return
+        const input = inputs[next]!
         const bytesRead = yield* reader.read(input)
         if (bytesRead === 0) {
           inflater.end()
           return
         }
-        // A failed inflater reports why on its output side.
-        if (!(yield* write(inflater, input.subarray(0, bytesRead)))) return
+        consumed.push(yield* submit(inflater, input.subarray(0, bytesRead)))
       }
     })
     // A failed read (a failed download) fails the output.
