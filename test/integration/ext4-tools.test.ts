@@ -436,7 +436,7 @@ describe("Ext4Tools", () => {
         if (typeof geometry === "string") throw new Error(geometry)
         plan.write({ sizeBytes: 64 * MiB, geometry })
       } finally {
-        draft.close()
+        yield* Effect.promise(() => draft.close())
       }
       yield* tools.check(output)
       const image = yield* inspectImage(output)
@@ -451,6 +451,51 @@ describe("Ext4Tools", () => {
       }
       // debugfs lists the tree's blocks by level below the inode: ETB0 only for one level, ETB1 too for two.
       expect([depth("few"), depth("many")]).toEqual([0, 1])
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.live("writes contents back to the disk while they stream in, and syncs the image before it is done", () =>
+    Effect.gen(function* () {
+      const dir = scratch("writeback")
+      const output = path.join(dir, "big.ext4")
+      const tools = yield* Ext4Tools
+      // 200 MiB: past the 64 MiB after which a background writeback starts (one at a time: these
+      // writes do not wait for it, so it is still running as they pass the next 64 MiB).
+      const block = randomBytes(MiB)
+      const size = 200 * MiB
+      const digest = createHash("sha256")
+      const draft = ImageDraftFile.open(output, { uuid: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0" })
+      let writebacks = 0
+      try {
+        const writer = draft.contents.begin(size)
+        for (let index = 0; index < size / MiB; index++) {
+          const chunk = Buffer.from(block)
+          chunk.writeUInt32LE(index, 0)
+          digest.update(chunk)
+          writer.write(chunk)
+        }
+        const content = writer.finish()
+        writebacks = draft.contents.writebacks
+        const plan = draft.plan(
+          [{ ...treeRoot }, { ...treeRoot, path: "big", type: "file", mode: 0o644, size, content }],
+          1_700_000_000
+        )
+        if (typeof plan === "string") throw new Error(plan)
+        const geometry = plan.geometry(256 * MiB)
+        if (typeof geometry === "string") throw new Error(geometry)
+        plan.write({ sizeBytes: 256 * MiB, geometry })
+        yield* Effect.promise(() => draft.contents.sync())
+      } finally {
+        // Waits for a writeback still running: the descriptor is not closed under it.
+        yield* Effect.promise(() => draft.close())
+      }
+      expect(writebacks).toBeGreaterThanOrEqual(1)
+      yield* tools.check(output)
+      const [file] = yield* inspectImage(output).pipe(
+        Effect.map((image) => image.filter((entry) => entry.type === "file"))
+      )
+      const read = yield* readFileFromImage(output, file!.path)
+      expect(createHash("sha256").update(read).digest("hex")).toBe(digest.digest("hex"))
     }).pipe(Effect.provide(ToolsLive))
   )
 

@@ -91,8 +91,8 @@ const planOf = (entries: ReadonlyArray<TreeEntry>) => {
     if (typeof plan === "string") throw new Error(plan)
     return plan
   } finally {
-    draft.close()
-    fs.rmSync(dir, { recursive: true, force: true })
+    // Nothing is written, so no writeback holds the descriptor: the close finishes at once.
+    void draft.close().finally(() => fs.rmSync(dir, { recursive: true, force: true }))
   }
 }
 

@@ -73,7 +73,14 @@ const planned = (draft: ImageDraftFile, entries: ReadonlyArray<TreeEntry>, times
             return failure(`the tree does not fit a ${sizeBytes}-byte image: ${geometry}`)
           }
           written = true
-          return attempt(`could not write ${draft.path}`, () => plan.write({ sizeBytes, geometry, label }))
+          return attempt(`could not write ${draft.path}`, () => plan.write({ sizeBytes, geometry, label })).pipe(
+            Effect.zipRight(
+              Effect.tryPromise({
+                try: () => draft.contents.sync(),
+                catch: (error) => failure(`could not write ${draft.path}: ${describe(error)}`)
+              })
+            )
+          )
         })
     } satisfies PlannedImage
   })
@@ -85,10 +92,11 @@ export const openDraft = (options: OpenDraftOptions) =>
       ImageDraftFile.open(options.output, { uuid: options.uuid, maxBytes: options.maxBytes })
     ),
     (draft, exit) =>
-      Effect.sync(() => {
-        draft.close()
-        if (Exit.isFailure(exit)) fs.rmSync(options.output, { force: true })
-      })
+      Effect.promise(() => draft.close()).pipe(
+        Effect.andThen(() => {
+          if (Exit.isFailure(exit)) fs.rmSync(options.output, { force: true })
+        })
+      )
   ).pipe(
     Effect.map(
       (draft): ImageDraft => ({

@@ -20,11 +20,21 @@ export class FileBlocks implements StoredContent {
 
 const BUFFER_BYTES = 1024 * 1024
 const ZEROS = new Uint8Array(BLOCK_SIZE)
+/**
+ * Contents written between two background writebacks (see `startWriteback`). Bench image on a
+ * loop-mounted ext4: 64 MiB beat 8 MiB (cold pull 2.52 vs 2.70 s).
+ */
+const WRITEBACK_BYTES = 64 * 1024 * 1024
 
 export class DraftContents implements ContentSink {
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
   private bufferStart = 0
   private bufferLength = 0
+  private writtenSinceWriteback = 0
+  private writeback: Promise<void> | undefined
+  private writebacksStarted = 0
+  /** What a background writeback failed with: reported by `sync`, since the kernel reports it once. */
+  private writebackError: unknown
 
   constructor(
     private readonly fd: number,
@@ -44,7 +54,52 @@ export class DraftContents implements ContentSink {
         new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(error)}` })
       )
     }
+    this.writtenSinceWriteback += this.bufferLength
     this.bufferLength = 0
+    if (this.writtenSinceWriteback >= WRITEBACK_BYTES && this.writeback === undefined) this.startWriteback()
+  }
+
+  /**
+   * Has the kernel write what is written so far to the disk, on the thread pool, while the layers
+   * go on streaming in: the image must be on disk before it is published (see `sync`), and leaving
+   * it all to the end kept the pull waiting for the writeback of the whole image (bench image on a
+   * loop-mounted ext4: cold pull 2.84 -> 2.65 s, warm 2.47 -> 2.27 s).
+   */
+  private startWriteback() {
+    this.writtenSinceWriteback = 0
+    this.writebacksStarted++
+    this.writeback = new Promise((resolve) =>
+      fs.fdatasync(this.fd, (error) => {
+        if (error) this.writebackError ??= error
+        this.writeback = undefined
+        resolve()
+      })
+    )
+  }
+
+  /** Background writebacks started so far. */
+  get writebacks() {
+    return this.writebacksStarted
+  }
+
+  /** Once no background writeback uses the file descriptor any more. */
+  settled(): Promise<void> {
+    return this.writeback ?? Promise.resolve()
+  }
+
+  /** Everything written, on the disk; fails with what any writeback failed with. */
+  async sync(): Promise<void> {
+    this.flush()
+    await this.settled()
+    if (this.writebackError === undefined) {
+      await new Promise<void>((resolve, reject) =>
+        fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve()))
+      )
+      return
+    }
+    throw new ContentFailure(
+      new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(this.writebackError)}` })
+    )
   }
 
   /** Writes `bytes` at byte `position` of the image, through the buffer. */

@@ -71,7 +71,9 @@ export class ImageDraftFile {
     return new ImageDraftFile(path, fd, uuid, options.maxBytes)
   }
 
-  close() {
+  /** Closes the file once no background writeback uses its descriptor. */
+  async close() {
+    await this.contents.settled()
     fs.closeSync(this.fd)
   }
 
