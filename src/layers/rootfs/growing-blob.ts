@@ -83,8 +83,10 @@ export class GrowingBlob {
 
   /**
    * Reads the compressed bytes in order as they arrive, each into the caller's buffer. Fails with
-   * the download's failure (or a read error); gives 0 once the verified blob has been read to its
-   * end. The file stays open until the scope closes.
+   * the download's failure (or a read error); gives 0 once all `size` bytes have been read, which
+   * can be before the download has checked, synced and renamed the blob: its verdict comes through
+   * `done`, which the pull waits for before it publishes anything. The file stays open until the
+   * scope closes.
    */
   readonly reader = (): Effect.Effect<BlobReader<DownloadError>, DownloadError, Scope.Scope> =>
     Effect.gen(this, function* () {
@@ -96,7 +98,9 @@ export class GrowingBlob {
           if (outcome !== undefined && Exit.isFailure(outcome)) return Effect.fail(failureOf(outcome))
           const end = outcome === undefined ? this.written : this.size
           if (position >= end) {
-            if (outcome !== undefined) return Effect.succeed(0)
+            // All `size` bytes are written once `written` gets there (the downloader takes no more):
+            // the end, without waiting for the download to sync and rename the blob.
+            if (outcome !== undefined || position >= this.size) return Effect.succeed(0)
             return Effect.flatMap(
               this.until(() => (this.outcome !== undefined || this.written > position ? true : undefined)),
               () => read(into)
