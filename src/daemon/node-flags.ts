@@ -1,5 +1,7 @@
 /**
- * The V8 flags the CLI starts its daemon with (see autostart.ts).
+ * How the CLI starts its daemon (spawn.ts): V8 flags, and glibc malloc settings in its environment.
+ *
+ * The V8 flags:
  *
  * `--max-semi-space-size=2`: a young generation of 2 × 2 MiB instead of the up to 2 × 16 MiB V8
  * grows it to in the first pull. A pull's garbage is short-lived chunks; a small young generation
@@ -13,3 +15,18 @@
  * too (scripts/bundle.mjs), and bin/banger picks the cache named after its own flags.
  */
 export const DAEMON_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=2", "--expose-gc"]
+
+/**
+ * glibc malloc settings (mallopt(3)'s environment variables), unless the environment the daemon
+ * is started from sets them itself. A pull mallocs and frees its data by the hundred MiB (zlib's
+ * 256 KiB output chunks, stream buffers, 1 MiB write buffers): with glibc's defaults, chunks from
+ * 128 KiB up could be fresh mmaps, and freed heap went back to the kernel once 128 KiB was free at
+ * its top, so much of that data was written into newly faulted, zeroed pages. Allocations below
+ * 8 MiB now come from the heap, which keeps up to 128 MiB free before trimming. Bench image, A/B
+ * on a tmpfs state dir: cold pull 2.44 -> 2.30 s, warm 1.68 -> 1.57 s (and 2.86 -> 2.74 s, 1.99 ->
+ * 1.89 s in a slower spell).
+ */
+export const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(8 * 1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024)
+}
