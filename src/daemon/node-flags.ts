@@ -22,11 +22,12 @@ export const DAEMON_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=
  * 256 KiB output chunks, stream buffers, 1 MiB write buffers): with glibc's defaults, chunks from
  * 128 KiB up could be fresh mmaps, and freed heap went back to the kernel once 128 KiB was free at
  * its top, so much of that data was written into newly faulted, zeroed pages. Allocations below
- * 8 MiB now come from the heap, which keeps up to 128 MiB free before trimming. Bench image, A/B
- * on a tmpfs state dir: cold pull 2.44 -> 2.30 s, warm 1.68 -> 1.57 s (and 2.86 -> 2.74 s, 1.99 ->
- * 1.89 s in a slower spell).
+ * 1 MiB now come from the heap, which keeps up to 32 MiB free before trimming. Bench image, A/B
+ * on a tmpfs state dir (cold / warm pull, daemon peak RSS): glibc's defaults 2.44 / 1.68 s; 8 MiB
+ * and 128 MiB 2.30 / 1.57 s but 166-178 MiB; these 2.25-2.38 / 1.52-1.60 s, 135-152 MiB; a
+ * trim threshold of 8 MiB 2.34 / 1.58 s, 132-139 MiB.
  */
 export const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = {
-  MALLOC_MMAP_THRESHOLD_: String(8 * 1024 * 1024),
-  MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024)
+  MALLOC_MMAP_THRESHOLD_: String(1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024)
 }
