@@ -5,10 +5,14 @@ import { Effect } from "effect"
  * with --expose-gc, see node-flags.ts). A pull leaves ~20 MiB of dead tree and plan in the old
  * generation, which V8 otherwise keeps until its next full GC: in the middle of the next pull
  * (back-to-back pulls of the bench image peaked at 155-164 MiB instead of 131-145 MiB) or, in a
- * daemon left idle, for as long as nothing allocates. Scheduled, not run inline, so the final
- * status goes out first; it takes ~10-30 ms.
+ * daemon left idle, for as long as nothing allocates. It takes 30-60 ms, so it waits a moment:
+ * the final status reaches the client over several hops, and a GC scheduled for the next turn of
+ * the event loop (setImmediate) ran before them and kept `banger image pull` waiting (bench image:
+ * 98-130 ms from the last stage to the CLI's exit, 61-89 ms with this delay).
  */
+const DELAY_MS = 100
+
 export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
   const gc = (globalThis as { readonly gc?: () => void }).gc
-  if (typeof gc === "function") setImmediate(gc)
+  if (typeof gc === "function") setTimeout(gc, DELAY_MS).unref()
 })
