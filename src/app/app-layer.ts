@@ -16,7 +16,10 @@ import { recoverState } from "../pipelines/pull/recover.js"
 export const appLayer = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
   const store = Store.layer.pipe(Layer.provide(paths))
-  const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layerUndici))
+  // node:http rather than undici: undici's HTTP parser is WebAssembly, which every fresh daemon
+  // compiled (twice, as V8 tiered it up) during its first download (bench image, A/B: cold pull
+  // 2.39 -> 2.33 s; the same registry tests pass on both).
+  const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
   const services = Layer.mergeAll(paths, store, registry, blobCache, rootfs, Ext4Tools.layer, PublishLock.layer)
