@@ -10,9 +10,9 @@ import { Effect } from "effect"
  * the event loop (setImmediate) ran before them and kept `banger image pull` waiting (bench image:
  * 98-130 ms from the last stage to the CLI's exit, 61-89 ms with this delay).
  */
-const DELAY_MS = 100
+export const GC_DELAY_MS = 100
 
 export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
   const gc = (globalThis as { readonly gc?: () => void }).gc
-  if (typeof gc === "function") setTimeout(gc, DELAY_MS).unref()
+  if (typeof gc === "function") setTimeout(gc, GC_DELAY_MS).unref()
 })

@@ -1,6 +1,7 @@
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import { GC_DELAY_MS } from "../../src/daemon/collect-garbage.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
 import { Image } from "../../src/domain/image.js"
@@ -243,13 +244,13 @@ describe("Operations", () => {
         })
       )
       const operations = yield* Operations
-      // Until the status is final, then a moment for the scheduled GC.
+      // Until the status is final, then the scheduled GC's delay and a moment more.
       const ended = (id: string) =>
         operations
           .status(id)
           .pipe(
             Effect.repeat({ until: (status) => status.state !== "running", schedule: Schedule.spaced("5 millis") }),
-            Effect.zipRight(Effect.sleep("20 millis"))
+            Effect.zipRight(Effect.sleep(GC_DELAY_MS + 150))
           )
       yield* Effect.flatMap(
         operations.begin({ kind: "image.pull", target: "a", run: () => Effect.succeed(image("a")) }),
