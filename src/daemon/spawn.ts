@@ -23,9 +23,15 @@ export const defaultStateDir = (env: NodeJS.ProcessEnv = process.env): string =>
   return path.join(dataHome, "banger")
 }
 
-/** `$BANGER_SOCKET`, else `<state>/banger.sock` (state dir as for the CLI: `$BANGER_STATE_DIR` or the default). */
+/**
+ * `$BANGER_SOCKET`, else `<state>/banger.sock` (state dir as for the CLI: `$BANGER_STATE_DIR` or the
+ * default); absolute either way, resolved against the working directory: a daemon the CLI starts
+ * runs in `/`, so a relative path would name another socket there.
+ */
 export const defaultSocketPath = (stateDir?: string, env: NodeJS.ProcessEnv = process.env): string =>
-  env.BANGER_SOCKET || path.join(path.resolve(stateDir ?? defaultStateDir(env)), SOCKET_FILE)
+  env.BANGER_SOCKET
+    ? path.resolve(env.BANGER_SOCKET)
+    : path.join(path.resolve(stateDir ?? defaultStateDir(env)), SOCKET_FILE)
 
 /** The daemon a CLI command talks to: its state dir (absolute) and socket. */
 export interface DaemonTarget {

@@ -103,6 +103,20 @@ describe("bin/banger starts the daemon early", () => {
     expect(log(stateDir)).not.toMatch(/already running|stopped/)
   })
 
+  it("a relative BANGER_SOCKET is resolved against the caller's directory too", async () => {
+    const stateDir = freshStateDir()
+    const cwd = path.dirname(stateDir)
+    const env = { ...autostart.env, BANGER_SOCKET: "banger.sock" }
+    const result = await runBanger(["--state-dir", stateDir, "kernel", "list", "--json"], { ...autostart, env, cwd })
+    expect(result.code).toBe(0)
+    expect(daemonPids(stateDir)).toHaveLength(1)
+    // The daemon serves the socket the caller named, and the next command finds it there.
+    expect(fs.statSync(path.join(cwd, "banger.sock")).isSocket()).toBe(true)
+    const again = await runBanger(["--state-dir", stateDir, "kernel", "list", "--json"], { ...autostart, env, cwd })
+    expect(again.code).toBe(0)
+    expect(daemonPids(stateDir)).toHaveLength(1)
+  })
+
   it("help and version start no daemon and create no state dir", async () => {
     const stateDir = freshStateDir()
     // (`banger --state-dir DIR --help` is a usage error of the CLI's parser: the state dir comes from the env there.)
