@@ -12,8 +12,9 @@ export interface EnsureDaemonOptions {
   /** False with `BANGER_NO_AUTOSTART=1`: fail instead of starting a daemon. */
   readonly autostart: boolean
   /**
-   * The banger entry to start, before its arguments. Default: this process's own node and entry
-   * file (`process.execPath`, `process.argv[1]`), so the daemon is the same build as the CLI.
+   * The banger entry to start, before its arguments. Default: this process's own node with the
+   * daemon's V8 flags and its entry file (`process.execPath`, `DAEMON_NODE_FLAGS`,
+   * `process.argv[1]`), so the daemon is the same build as the CLI.
    */
   readonly command?: ReadonlyArray<string> | undefined
   /** How long a started daemon may take to answer. Default 15 s. */

@@ -50,9 +50,7 @@ export class DraftContents implements ContentSink {
         offset += fs.writeSync(this.fd, this.buffer, offset, this.bufferLength - offset, this.bufferStart + offset)
       }
     } catch (error) {
-      throw new ContentFailure(
-        new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(error)}` })
-      )
+      throw this.writeFailure(error)
     }
     this.writtenSinceWriteback += this.bufferLength
     this.bufferLength = 0
@@ -97,8 +95,12 @@ export class DraftContents implements ContentSink {
       )
       return
     }
-    throw new ContentFailure(
-      new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(this.writebackError)}` })
+    throw this.writeFailure(this.writebackError)
+  }
+
+  private writeFailure(error: unknown) {
+    return new ContentFailure(
+      new FilesystemError({ path: this.path, reason: `write failed: ${describeSystemError(error)}` })
     )
   }
 
