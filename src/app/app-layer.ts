@@ -1,6 +1,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { Layer } from "effect"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
+import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
@@ -22,7 +23,16 @@ export const appLayer = (stateDir: string) => {
   const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
-  const services = Layer.mergeAll(paths, store, registry, blobCache, rootfs, Ext4Tools.layer, PublishLock.layer)
+  const services = Layer.mergeAll(
+    paths,
+    store,
+    registry,
+    blobCache,
+    rootfs,
+    Ext4Tools.layer,
+    PublishLock.layer,
+    DiskCopy.layer
+  )
   const recovery = Layer.effectDiscard(recoverState()).pipe(Layer.provide(services))
   return Layer.merge(services, recovery)
 }

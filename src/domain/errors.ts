@@ -252,3 +252,28 @@ export class DaemonStartError extends Schema.TaggedError<DaemonStartError>()("Da
     return `daemon cannot start: ${this.reason}`
   }
 }
+
+/** The catalog file is missing, not JSON, or breaks a rule; `entry` and `field` say where. */
+export class CatalogInvalid extends Schema.TaggedError<CatalogInvalid>()("CatalogInvalid", {
+  path: Schema.String,
+  /** `kernels[2]` or `images[0] (dev)`; empty for the file as a whole. */
+  entry: Schema.String,
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    const where = [this.entry, this.field].filter((part) => part !== "").join(".")
+    return `invalid catalog ${this.path}: ${where ? `${where}: ` : ""}${this.reason}`
+  }
+}
+
+/** A name given where a catalog entry was expected matches none. */
+export class CatalogEntryNotFound extends Schema.TaggedError<CatalogEntryNotFound>()("CatalogEntryNotFound", {
+  kind: Schema.Literal("kernel", "image"),
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `no ${this.kind} "${this.name}" in the catalog: ${this.reason}`
+  }
+}

@@ -174,7 +174,8 @@ const splitDomain = (name: string): { readonly domain: string | undefined; reado
   return isHost ? { domain: first, path: name.slice(slash + 1) } : { domain: undefined, path: name }
 }
 
-const parse = (input: string): Either.Either<ImageReference, string> => {
+/** `parseReference` without the Effect: the reference, or why it is not one. */
+export const parseReferenceEither = (input: string): Either.Either<ImageReference, string> => {
   if (input.length === 0) return Either.left("reference is empty")
   // docker refuses these: a bare 64-hex string is an image ID, and accepting it as a name would be ambiguous.
   if (/^[a-f0-9]{64}$/.test(input)) {
@@ -220,7 +221,7 @@ const parse = (input: string): Either.Either<ImageReference, string> => {
 
 /** Parses and normalizes a docker-style image reference: `debian` → `docker.io/library/debian:latest`. */
 export const parseReference = Effect.fn("parseReference")(function* (input: string) {
-  const parsed = parse(input)
+  const parsed = parseReferenceEither(input)
   if (Either.isLeft(parsed)) return yield* new InvalidReference({ reference: input, reason: parsed.left })
   return parsed.right
 })
