@@ -4,7 +4,7 @@ import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "ef
 import { runDaemon, serveUntilSignal } from "../daemon/run.js"
 import { daemonTarget } from "../daemon/spawn.js"
 import { DaemonStartError } from "../domain/errors.js"
-import { rootCommand } from "./root-command.js"
+import { requestedCatalog, rootCommand } from "./root-command.js"
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
@@ -47,6 +47,7 @@ export const makeDaemonCommand = () =>
         const ttl = parseDuration(options.operationTtl)
         if (Either.isLeft(ttl)) return yield* new DaemonStartError({ reason: `--op-ttl: ${ttl.left}` })
         const daemon = runDaemon({
+          catalog: requestedCatalog(root.catalog),
           stateDir,
           socket,
           group: Option.getOrUndefined(options.group),

@@ -3,6 +3,7 @@ import { Context, Effect, Option } from "effect"
 import type { Image } from "../domain/image.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
+import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
 import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
@@ -32,7 +33,7 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
       const names = yield* NameReservations
       const identity = yield* DaemonIdentity
       const store = yield* Store
-      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem>()
+      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath>()
 
       const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
         const name = yield* pullTargetName(payload)

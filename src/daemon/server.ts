@@ -1,9 +1,11 @@
 import type { FileSystem } from "@effect/platform"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
+import { builtinCatalogPath } from "../app/catalog-path.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { OperationStore } from "../layers/store/operation-store.js"
 import type { Store } from "../layers/store/store.js"
+import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { BangerApi } from "../rpc/api.js"
 import { DaemonInfo } from "../rpc/schemas.js"
 import { VERSION } from "../version.js"
@@ -21,6 +23,8 @@ export interface DaemonConfig {
   /** How long finished operations are kept before the pruner drops them. */
   readonly operationTtl: Duration.DurationInput
   readonly pruneEvery?: Duration.DurationInput | undefined
+  /** The catalog used when a request names none; default the one shipped in the package. */
+  readonly catalog?: string | undefined
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
@@ -55,7 +59,8 @@ export const daemonLayer = <R, E>(
   const operations = Operations.layer({ ttl: config.operationTtl, pruneEvery: config.pruneEvery }).pipe(
     Layer.provide(OperationStore.layer)
   )
-  const core = Layer.mergeAll(operations, NameReservations.layer, identity).pipe(
+  const catalog = DefaultCatalogPath.layer(config.catalog ?? builtinCatalogPath())
+  const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog).pipe(
     Layer.provideMerge(services),
     Layer.provide(lock)
   )

@@ -16,8 +16,17 @@ export class Image extends Schema.Class<Image>("Image")({
   initrd: Schema.NullOr(Schema.String),
   modules: Schema.NullOr(Schema.String),
   sizeBytes: Schema.Number,
-  createdAt: Schema.String
+  createdAt: Schema.String,
+  /** The stored kernel (`banger kernel list`) the boot artifacts were copied from; null for paths. */
+  kernelName: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
 }) {}
+
+/**
+ * How a kernel file is packed, read from its magic: `elf` (an uncompressed vmlinux, what
+ * Firecracker boots) or `bzImage` (QEMU only).
+ */
+export const KernelFormat = Schema.Literal("elf", "bzImage")
+export type KernelFormat = typeof KernelFormat.Type
 
 /** A kernel triple kept in the local kernel store. */
 export class Kernel extends Schema.Class<Kernel>("Kernel")({
@@ -25,7 +34,14 @@ export class Kernel extends Schema.Class<Kernel>("Kernel")({
   kernel: Schema.String,
   initrd: Schema.NullOr(Schema.String),
   modules: Schema.NullOr(Schema.String),
-  createdAt: Schema.String
+  createdAt: Schema.String,
+  /** Normalized reference it was pulled from; null for registered kernels. */
+  ref: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  manifestDigest: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** `6.1.0-28-cloud-amd64`: from the modules dir or the image's `Linux version` string. */
+  version: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** Null only for kernels recorded before formats were (see KernelFormat). */
+  format: Schema.optionalWith(Schema.NullOr(KernelFormat), { default: () => null })
 }) {}
 
 /** Resolved, validated boot artifacts: absolute paths that exist. */

@@ -19,6 +19,7 @@ import { Image } from "../../src/domain/image.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
+import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { PullProgress, reportStage } from "../../src/pipelines/pull/progress.js"
 import { PublishLock, publishImage } from "../../src/pipelines/pull/publish.js"
 import type { PullRequest } from "../../src/pipelines/pull/pull.js"
@@ -171,7 +172,12 @@ export const handlerClient = <R>(
   stateDir: string,
   services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem, unknown>,
   pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem>,
-  options: { readonly operationTtl?: Duration.DurationInput; readonly pruneEvery?: Duration.DurationInput } = {}
+  options: {
+    readonly operationTtl?: Duration.DurationInput
+    readonly pruneEvery?: Duration.DurationInput
+    /** The daemon's default catalog (a path that does not exist unless given). */
+    readonly catalog?: string
+  } = {}
 ) =>
   Effect.gen(function* () {
     const identity = Layer.succeed(
@@ -182,7 +188,10 @@ export const handlerClient = <R>(
       ttl: options.operationTtl ?? "1 hour",
       pruneEvery: options.pruneEvery
     }).pipe(Layer.provide(OperationStore.layer))
-    const core = Layer.mergeAll(operations, NameReservations.layer, identity).pipe(Layer.provideMerge(services))
+    const catalog = DefaultCatalogPath.layer(options.catalog ?? path.join(stateDir, "no-catalog.json"))
+    const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog).pipe(
+      Layer.provideMerge(services)
+    )
     const context = yield* Layer.build(handlersLayer(pull).pipe(Layer.provideMerge(core))).pipe(Effect.orDie)
     const client = yield* RpcTest.makeClient(BangerApi).pipe(Effect.provide(context))
     return { client, operations: Context.get(context, Operations) }

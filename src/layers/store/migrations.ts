@@ -43,5 +43,17 @@ export const migrations = {
     )`
     yield* sql`CREATE INDEX operations_state ON operations (state)`
     yield* sql`CREATE INDEX operations_ended_at ON operations (ended_at)`
+  }),
+  /**
+   * Kernels pulled as OCI images remember where from, and what they are (`format` decides which
+   * hypervisor can boot them); images remember the stored kernel they were paired with.
+   */
+  "0003_kernel_sources": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE kernels ADD COLUMN ref TEXT`
+    yield* sql`ALTER TABLE kernels ADD COLUMN manifest_digest TEXT`
+    yield* sql`ALTER TABLE kernels ADD COLUMN version TEXT`
+    yield* sql`ALTER TABLE kernels ADD COLUMN format TEXT`
+    yield* sql`ALTER TABLE images ADD COLUMN kernel_name TEXT`
   })
 }

@@ -38,6 +38,7 @@ interface ImageRow {
   readonly modules: string | null
   readonly size_bytes: number
   readonly created_at: string
+  readonly kernel_name: string | null
 }
 
 interface KernelRow {
@@ -46,6 +47,10 @@ interface KernelRow {
   readonly initrd: string | null
   readonly modules: string | null
   readonly created_at: string
+  readonly ref: string | null
+  readonly manifest_digest: string | null
+  readonly version: string | null
+  readonly format: string | null
 }
 
 const imageFromRow = (row: ImageRow) =>
@@ -61,7 +66,8 @@ const imageFromRow = (row: ImageRow) =>
     initrd: row.initrd,
     modules: row.modules,
     sizeBytes: row.size_bytes,
-    createdAt: row.created_at
+    createdAt: row.created_at,
+    kernelName: row.kernel_name
   })
 
 const kernelFromRow = (row: KernelRow) =>
@@ -70,7 +76,11 @@ const kernelFromRow = (row: KernelRow) =>
     kernel: row.kernel,
     initrd: row.initrd,
     modules: row.modules,
-    createdAt: row.created_at
+    createdAt: row.created_at,
+    ref: row.ref,
+    manifestDigest: row.manifest_digest,
+    version: row.version,
+    format: row.format === "elf" || row.format === "bzImage" ? row.format : null
   })
 
 const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.message })
@@ -102,7 +112,8 @@ const makeStore = Effect.gen(function* () {
         initrd: image.initrd,
         modules: image.modules,
         size_bytes: image.sizeBytes,
-        created_at: image.createdAt
+        created_at: image.createdAt,
+        kernel_name: image.kernelName
       })}`.pipe(
         insertUnlessTaken(
           () => new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })
@@ -134,7 +145,11 @@ const makeStore = Effect.gen(function* () {
         kernel: kernel.kernel,
         initrd: kernel.initrd,
         modules: kernel.modules,
-        created_at: kernel.createdAt
+        created_at: kernel.createdAt,
+        ref: kernel.ref,
+        manifest_digest: kernel.manifestDigest,
+        version: kernel.version,
+        format: kernel.format
       })}`.pipe(
         insertUnlessTaken(
           () => new KernelNameTaken({ name: kernel.name, reason: "another kernel with this name was registered first" })
