@@ -59,7 +59,7 @@ export const BangerError = Schema.Union(
 )
 export type BangerError = typeof BangerError.Type
 
-export const OperationKind = Schema.Literal("image.pull")
+export const OperationKind = Schema.Literal("image.pull", "kernel.pull", "image.register", "image.promote")
 export type OperationKind = typeof OperationKind.Type
 
 export const OperationState = Schema.Literal("running", "succeeded", "failed", "cancelled")
