@@ -1,5 +1,16 @@
 import { Schema } from "effect"
 
+/** How the image runs, from its OCI config: what banger's built-in init starts in the VM. */
+export class ImageRuntime extends Schema.Class<ImageRuntime>("ImageRuntime")({
+  entrypoint: Schema.Array(Schema.String),
+  cmd: Schema.Array(Schema.String),
+  env: Schema.Array(Schema.String),
+  workingDir: Schema.String,
+  user: Schema.String
+}) {
+  static readonly empty = new ImageRuntime({ entrypoint: [], cmd: [], env: [], workingDir: "", user: "" })
+}
+
 export const ImageName = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/), Schema.brand("ImageName"))
 
 /** A managed (pulled) or registered image as recorded in the state database. */
@@ -18,7 +29,9 @@ export class Image extends Schema.Class<Image>("Image")({
   sizeBytes: Schema.Number,
   createdAt: Schema.String,
   /** The stored kernel (`banger kernel list`) the boot artifacts were copied from; null for paths. */
-  kernelName: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+  kernelName: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** Pulled images: their OCI config's Entrypoint, Cmd, Env, WorkingDir, User; registered ones: empty. */
+  runtime: Schema.optionalWith(ImageRuntime, { default: () => ImageRuntime.empty })
 }) {}
 
 /**

@@ -29,12 +29,23 @@ export interface LayerDescriptor extends Descriptor {
   readonly diffId: string
 }
 
+/** How the image's own config says to run it (OCI `config`); empty when it says nothing. */
+export interface RuntimeConfig {
+  readonly entrypoint: ReadonlyArray<string>
+  readonly cmd: ReadonlyArray<string>
+  /** `KEY=value` entries, in order. */
+  readonly env: ReadonlyArray<string>
+  readonly workingDir: string
+  readonly user: string
+}
+
 /** What the pipeline needs from a registry to build a rootfs. */
 export interface ResolvedImage {
   /** Digest of the platform-specific manifest (the one listing the layers). */
   readonly manifestDigest: string
   readonly platform: Platform
   readonly config: Descriptor
+  readonly runtime: RuntimeConfig
   /** Bottom layer first. */
   readonly layers: ReadonlyArray<LayerDescriptor>
 }

@@ -161,7 +161,18 @@ beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "banger-exact-"))
   kernel = await findCloudKernel()
   const layers = [await buildLayer(layer1, "gzip"), await buildLayer(layer2, "zstd"), await buildLayer(layer3, "none")]
-  await pushImage(registry, "edge", "1", { layers })
+  await pushImage(registry, "edge", "1", {
+    layers,
+    config: {
+      config: {
+        Entrypoint: ["/usr/bin/edge"],
+        Cmd: null,
+        Env: ["PATH=/usr/bin:/bin", "EDGE=1"],
+        WorkingDir: "/srv/edge",
+        User: "edge"
+      }
+    }
+  })
 })
 
 afterAll(async () => {
@@ -196,6 +207,14 @@ describe("banger image pull: exact rootfs from a three-layer image", () => {
       platform: "linux/amd64"
     })
     expect(image.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    // The config's run settings are recorded for the VM's init; a null Cmd is an empty one.
+    expect(image.runtime).toEqual({
+      entrypoint: ["/usr/bin/edge"],
+      cmd: [],
+      env: ["PATH=/usr/bin:/bin", "EDGE=1"],
+      workingDir: "/srv/edge",
+      user: "edge"
+    })
     expect(fs.readdirSync(path.dirname(image.rootfs)).sort()).toEqual(["initrd.img", "kernel", "rootfs.ext4"])
     expect(fs.readFileSync(image.kernel).equals(fs.readFileSync(kernel.kernel))).toBe(true)
     expect(leftovers(state)).toEqual(nothingLeft)

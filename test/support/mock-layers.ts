@@ -32,6 +32,7 @@ export const fixtureImage: ResolvedImage = {
   manifestDigest: `sha256:${"a".repeat(64)}`,
   platform: { os: "linux", architecture: "amd64" },
   config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${"c".repeat(64)}`, size: 10 },
+  runtime: { entrypoint: ["/entry"], cmd: ["serve", "--port", "80"], env: ["A=1"], workingDir: "/srv", user: "1000" },
   layers: [
     {
       mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",

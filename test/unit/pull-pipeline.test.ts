@@ -49,6 +49,14 @@ describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
         expect(fs.readFileSync(image.kernel, "utf8")).toBe("kernel bytes")
         const row = yield* Effect.flatMap(Store, (store) => store.images.find("debian-bookworm"))
         expect(Option.getOrThrow(row).id).toBe(image.id)
+        // The image config's run settings survive the round trip through the database.
+        expect(Option.getOrThrow(row).runtime).toEqual({
+          entrypoint: ["/entry"],
+          cmd: ["serve", "--port", "80"],
+          env: ["A=1"],
+          workingDir: "/srv",
+          user: "1000"
+        })
         expect(fs.readdirSync(paths.images)).toEqual([image.id])
         expect(fs.readdirSync(dir).sort()).toEqual(["kernel", "rootfs.ext4"])
         expect(listTmp(paths.tmp)).toEqual([])

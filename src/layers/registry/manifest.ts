@@ -37,7 +37,19 @@ export const ImageConfig = Schema.Struct({
   os: Schema.String,
   architecture: Schema.String,
   variant: Schema.optional(Schema.String),
-  rootfs: Schema.Struct({ type: Schema.String, diff_ids: Schema.Array(Digest) })
+  rootfs: Schema.Struct({ type: Schema.String, diff_ids: Schema.Array(Digest) }),
+  /** How a container of the image runs; null-valued fields appear in the wild (`"Cmd": null`). */
+  config: Schema.optional(
+    Schema.NullOr(
+      Schema.Struct({
+        Entrypoint: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+        Cmd: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+        Env: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+        WorkingDir: Schema.optional(Schema.NullOr(Schema.String)),
+        User: Schema.optional(Schema.NullOr(Schema.String))
+      })
+    )
+  )
 })
 export type ImageConfig = typeof ImageConfig.Type
 

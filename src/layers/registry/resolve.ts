@@ -145,6 +145,13 @@ export const makeResolver = (
       manifestDigest: digestOf(selected.bytes),
       platform: selected.platform ?? toPlatform(config),
       config: descriptorOf(manifest.config),
+      runtime: {
+        entrypoint: config.config?.Entrypoint ?? [],
+        cmd: config.config?.Cmd ?? [],
+        env: config.config?.Env ?? [],
+        workingDir: config.config?.WorkingDir ?? "",
+        user: config.config?.User ?? ""
+      },
       layers: yield* layersOf(target, manifest, config.rootfs.diff_ids)
     } satisfies ResolvedImage
   })

@@ -55,5 +55,10 @@ export const migrations = {
     yield* sql`ALTER TABLE kernels ADD COLUMN version TEXT`
     yield* sql`ALTER TABLE kernels ADD COLUMN format TEXT`
     yield* sql`ALTER TABLE images ADD COLUMN kernel_name TEXT`
+  }),
+  /** Pulled images remember how their OCI config says to run them (the built-in init uses it). */
+  "0005_image_runtime": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE images ADD COLUMN runtime TEXT`
   })
 }

@@ -2,9 +2,9 @@ import * as fs from "node:fs"
 import { SqlClient, type SqlError } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors.js"
-import { Image, Kernel } from "../../domain/image.js"
+import { Image, ImageRuntime, Kernel } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
 import { migrations } from "./migrations.js"
 
@@ -39,6 +39,7 @@ interface ImageRow {
   readonly size_bytes: number
   readonly created_at: string
   readonly kernel_name: string | null
+  readonly runtime: string | null
 }
 
 interface KernelRow {
@@ -67,7 +68,8 @@ const imageFromRow = (row: ImageRow) =>
     modules: row.modules,
     sizeBytes: row.size_bytes,
     createdAt: row.created_at,
-    kernelName: row.kernel_name
+    kernelName: row.kernel_name,
+    runtime: row.runtime === null ? ImageRuntime.empty : decodeRuntime(row.runtime)
   })
 
 const kernelFromRow = (row: KernelRow) =>
@@ -82,6 +84,10 @@ const kernelFromRow = (row: KernelRow) =>
     version: row.version,
     format: row.format === "elf" || row.format === "bzImage" ? row.format : null
   })
+
+const runtimeJson = Schema.parseJson(ImageRuntime)
+const decodeRuntime = Schema.decodeSync(runtimeJson)
+const encodeRuntime = Schema.encodeSync(runtimeJson)
 
 const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.message })
 
@@ -113,7 +119,8 @@ const makeStore = Effect.gen(function* () {
         modules: image.modules,
         size_bytes: image.sizeBytes,
         created_at: image.createdAt,
-        kernel_name: image.kernelName
+        kernel_name: image.kernelName,
+        runtime: encodeRuntime(image.runtime)
       })}`.pipe(
         insertUnlessTaken(
           () => new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })

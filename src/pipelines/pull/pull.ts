@@ -1,6 +1,6 @@
 import * as path from "node:path"
 import { DateTime, Effect } from "effect"
-import { Image } from "../../domain/image.js"
+import { Image, ImageRuntime } from "../../domain/image.js"
 import { formatPlatform } from "../../domain/reference.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { buildRootfs } from "./build-rootfs.js"
@@ -71,7 +71,8 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
         initrd: relocate(boot.initrd, staging.dir, finalDir) ?? null,
         modules: relocate(boot.modules, staging.dir, finalDir) ?? null,
         sizeBytes,
-        createdAt: DateTime.formatIso(yield* DateTime.now)
+        createdAt: DateTime.formatIso(yield* DateTime.now),
+        runtime: new ImageRuntime(fetched.resolved.runtime)
       })
       return yield* publishImage(staging.dir, finalDir, image)
     })
