@@ -277,3 +277,31 @@ export class CatalogEntryNotFound extends Schema.TaggedError<CatalogEntryNotFoun
     return `no ${this.kind} "${this.name}" in the catalog: ${this.reason}`
   }
 }
+
+export class VmNameTaken extends Schema.TaggedError<VmNameTaken>()("VmNameTaken", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM "${this.name}" already exists: ${this.reason}`
+  }
+}
+
+export class VmNotFound extends Schema.TaggedError<VmNotFound>()("VmNotFound", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM "${this.name}" not found: ${this.reason}`
+  }
+}
+
+/** A request that cannot be honoured in the VM's current state or on this host (too much memory, still running...). */
+export class VmRefused extends Schema.TaggedError<VmRefused>()("VmRefused", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM "${this.name}": ${this.reason}`
+  }
+}

@@ -60,5 +60,31 @@ export const migrations = {
   "0005_image_runtime": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE images ADD COLUMN runtime TEXT`
+  }),
+  /** VMs: the row is the daemon's memory of what it started (reconciled with live processes on start). */
+  "0006_vms": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE vms (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      image TEXT NOT NULL,
+      image_id TEXT NOT NULL,
+      vmm TEXT NOT NULL,
+      vmm_reason TEXT NOT NULL,
+      accel TEXT NOT NULL,
+      cpus INTEGER NOT NULL,
+      memory_mib INTEGER NOT NULL,
+      disk_bytes INTEGER NOT NULL,
+      dir TEXT NOT NULL,
+      state TEXT NOT NULL,
+      pid INTEGER,
+      pid_start_time TEXT,
+      running_accel TEXT,
+      last_exit TEXT,
+      created_at TEXT NOT NULL,
+      started_at TEXT,
+      stopped_at TEXT
+    )`
+    yield* sql`CREATE INDEX vms_image_id ON vms (image_id)`
   })
 }

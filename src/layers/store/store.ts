@@ -7,6 +7,7 @@ import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors
 import { Image, ImageRuntime, Kernel } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
 import { migrations } from "./migrations.js"
+import { makeVmRows, type VmRowsShape } from "./vm-rows.js"
 
 export interface StoreShape {
   readonly images: {
@@ -23,6 +24,7 @@ export interface StoreShape {
     readonly list: Effect.Effect<ReadonlyArray<Kernel>, StoreError>
     readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
   }
+  readonly vms: VmRowsShape
 }
 
 interface ImageRow {
@@ -177,7 +179,7 @@ const makeStore = Effect.gen(function* () {
         Effect.mapError(storeError)
       )
   }
-  return { images, kernels } satisfies StoreShape
+  return { images, kernels, vms: yield* makeVmRows } satisfies StoreShape
 })
 
 const runMigrations = Migrator.make({})({ loader: Migrator.fromRecord(migrations) })
