@@ -30,6 +30,9 @@ export class Vm extends Schema.Class<Vm>("Vm")({
   pidStartTime: Schema.NullOr(Schema.String),
   /** The accel the running VMM actually uses, and why. */
   runningAccel: Schema.NullOr(Schema.Literal("kvm", "tcg")),
+  accelReason: Schema.NullOr(Schema.String),
+  /** Firecracker's API socket or QEMU's QMP socket of the running VMM. */
+  controlSocket: Schema.NullOr(Schema.String),
   /** How the last run ended (`powered off`, `killed`, `VMM exited (code 1)`...); null while running. */
   lastExit: Schema.NullOr(Schema.String),
   createdAt: Schema.String,

@@ -24,6 +24,8 @@ const vm = (name: string, overrides: Partial<ConstructorParameters<typeof Vm>[0]
     pid: 4242,
     pidStartTime: "123456",
     runningAccel: "tcg",
+    accelReason: "--accel auto: KVM guests do not run on this host",
+    controlSocket: "/state/vms/x/qmp.sock",
     lastExit: null,
     createdAt: "2026-12-05T00:00:00.000Z",
     startedAt: "2026-12-05T00:00:01.000Z",

@@ -80,6 +80,8 @@ export const migrations = {
       pid INTEGER,
       pid_start_time TEXT,
       running_accel TEXT,
+      accel_reason TEXT,
+      control_socket TEXT,
       last_exit TEXT,
       created_at TEXT NOT NULL,
       started_at TEXT,

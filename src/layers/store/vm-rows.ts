@@ -31,6 +31,8 @@ interface VmRow {
   readonly pid: number | null
   readonly pid_start_time: string | null
   readonly running_accel: "kvm" | "tcg" | null
+  readonly accel_reason: string | null
+  readonly control_socket: string | null
   readonly last_exit: string | null
   readonly created_at: string
   readonly started_at: string | null
@@ -54,6 +56,8 @@ const fromRow = (row: VmRow) =>
     pid: row.pid,
     pidStartTime: row.pid_start_time,
     runningAccel: row.running_accel,
+    accelReason: row.accel_reason,
+    controlSocket: row.control_socket,
     lastExit: row.last_exit,
     createdAt: row.created_at,
     startedAt: row.started_at,
@@ -76,6 +80,8 @@ const toRow = (vm: Vm): VmRow => ({
   pid: vm.pid,
   pid_start_time: vm.pidStartTime,
   running_accel: vm.runningAccel,
+  accel_reason: vm.accelReason,
+  control_socket: vm.controlSocket,
   last_exit: vm.lastExit,
   created_at: vm.createdAt,
   started_at: vm.startedAt,
