@@ -8,6 +8,10 @@ export interface StatePathsShape {
   readonly database: string
   readonly images: string
   readonly kernels: string
+  /** One directory per VM: work disk, console log, VMM sockets. */
+  readonly vms: string
+  /** Host-wide facts banger learned (e.g. that KVM guests do not run here). */
+  readonly host: string
   /** Root of the content-addressed blob store (`<alg>/<hex>` below it). */
   readonly blobs: string
   readonly tmp: string
@@ -18,6 +22,7 @@ export interface StatePathsShape {
   readonly imageDir: (id: string) => string
   readonly stagingDir: (id: string) => string
   readonly kernelDir: (name: string) => string
+  readonly vmDir: (id: string) => string
   readonly blobPath: (digest: string) => string
   /**
    * A fresh path for a temp tree or file under `dir`, named `<pid>-<label>-<random>` so the
@@ -36,6 +41,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const absolute = path.resolve(root)
   const images = path.join(absolute, "images")
   const kernels = path.join(absolute, "kernels")
+  const vms = path.join(absolute, "vms")
   const blobs = path.join(absolute, "cache", "blobs")
   const tmp = path.join(absolute, "tmp")
   const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
@@ -44,6 +50,8 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     database: path.join(absolute, "banger.db"),
     images,
     kernels,
+    vms,
+    host: path.join(absolute, "host"),
     blobs,
     tmp,
     blobTmp,
@@ -51,6 +59,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     imageDir: (id) => path.join(images, id),
     stagingDir: (id) => path.join(images, `${id}.staging`),
     kernelDir: (name) => path.join(kernels, name),
+    vmDir: (id) => path.join(vms, id),
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)
