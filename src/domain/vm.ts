@@ -17,6 +17,10 @@ export class Vm extends Schema.Class<Vm>("Vm")({
   vmm: Schema.Literal("firecracker", "qemu"),
   /** Why this VMM: the user's `--vmm`, or what the host and kernel allowed. */
   vmmReason: Schema.String,
+  /** Of the image's kernel, read when the VM was created: Firecracker boots only `elf`. */
+  kernelFormat: Schema.Literal("elf", "bzImage"),
+  /** `init=` for images booted with banger's built-in init; null boots the image's own /sbin/init. */
+  init: Schema.NullOr(Schema.String),
   /** `auto` is resolved at each start (kvm, or tcg where KVM guests do not run). */
   accel: Schema.Literal("kvm", "tcg", "auto"),
   cpus: Schema.Int,

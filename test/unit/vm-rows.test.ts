@@ -15,6 +15,8 @@ const vm = (name: string, overrides: Partial<ConstructorParameters<typeof Vm>[0]
     imageId: "img1",
     vmm: "qemu",
     vmmReason: "no firecracker binary",
+    kernelFormat: "bzImage",
+    init: "/.banger/init",
     accel: "auto",
     cpus: 2,
     memoryMib: 1024,

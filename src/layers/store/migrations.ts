@@ -71,6 +71,8 @@ export const migrations = {
       image_id TEXT NOT NULL,
       vmm TEXT NOT NULL,
       vmm_reason TEXT NOT NULL,
+      kernel_format TEXT NOT NULL,
+      init TEXT,
       accel TEXT NOT NULL,
       cpus INTEGER NOT NULL,
       memory_mib INTEGER NOT NULL,

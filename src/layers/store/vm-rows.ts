@@ -22,6 +22,8 @@ interface VmRow {
   readonly image_id: string
   readonly vmm: "firecracker" | "qemu"
   readonly vmm_reason: string
+  readonly kernel_format: "elf" | "bzImage"
+  readonly init: string | null
   readonly accel: "kvm" | "tcg" | "auto"
   readonly cpus: number
   readonly memory_mib: number
@@ -47,6 +49,8 @@ const fromRow = (row: VmRow) =>
     imageId: row.image_id,
     vmm: row.vmm,
     vmmReason: row.vmm_reason,
+    kernelFormat: row.kernel_format,
+    init: row.init,
     accel: row.accel,
     cpus: row.cpus,
     memoryMib: row.memory_mib,
@@ -71,6 +75,8 @@ const toRow = (vm: Vm): VmRow => ({
   image_id: vm.imageId,
   vmm: vm.vmm,
   vmm_reason: vm.vmmReason,
+  kernel_format: vm.kernelFormat,
+  init: vm.init,
   accel: vm.accel,
   cpus: vm.cpus,
   memory_mib: vm.memoryMib,
