@@ -1,6 +1,19 @@
 import { Context, Effect, Layer, Schema } from "effect"
 
-export const PullStage = Schema.Literal("resolve", "fetch", "flatten", "size", "mkfs", "stage-boot", "publish")
+export const PullStage = Schema.Literal(
+  "resolve",
+  "fetch",
+  "flatten",
+  "size",
+  "mkfs",
+  "stage-boot",
+  "publish",
+  // A VM's create and start.
+  "work-disk",
+  "configure",
+  "boot",
+  "ready"
+)
 export type PullStage = typeof PullStage.Type
 
 /** What a pull reports as it goes; a Schema so the daemon can stream it to clients. */
