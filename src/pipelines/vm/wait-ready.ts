@@ -14,6 +14,8 @@ export interface WaitReadyOptions {
   readonly name: string
   readonly consoleLog: string
   readonly timeout: Duration.DurationInput
+  /** Where this boot's output starts in the log (earlier boots' lines do not count). */
+  readonly fromByte?: number | undefined
   /** Whether the VMM still runs; checked between reads, so a guest that died fails at once. */
   readonly alive: Effect.Effect<boolean>
 }
@@ -33,6 +35,7 @@ export const waitReady = Effect.fn("vm.waitReady")(function* (options: WaitReady
       const file = yield* fs
         .open(options.consoleLog, { flag: "r" })
         .pipe(Effect.mapError((error) => new FilesystemError({ path: options.consoleLog, reason: error.message })))
+      if (options.fromByte) yield* file.seek(options.fromByte, "start")
       const decoder = new TextDecoder()
       let seen = ""
       const readMore = Effect.gen(function* () {

@@ -1,0 +1,80 @@
+import * as path from "node:path"
+import { FileSystem } from "@effect/platform"
+import { DateTime, Effect } from "effect"
+import type { Image } from "../../domain/image.js"
+import { Vm } from "../../domain/vm.js"
+import type { VmProcess } from "../../domain/vmm.js"
+import { Vmm } from "../../layers/vmm/vmm.js"
+import { reportStage } from "../pull/progress.js"
+import { bootArgs } from "./boot-args.js"
+import { CONSOLE_LOG } from "./vm-dir.js"
+import { waitReady } from "./wait-ready.js"
+import { WORK_DISK_NAME } from "./work-disk.js"
+
+/** Generous: a systemd Debian under TCG on a busy two-core host takes a minute or more. */
+export const READY_TIMEOUT = "5 minutes"
+
+/** The row's process fields as the Vmm service wants them back. */
+export const vmProcessOf = (vm: Vm): VmProcess | undefined =>
+  vm.pid === null || vm.pidStartTime === null || vm.controlSocket === null
+    ? undefined
+    : {
+        vmId: vm.id,
+        backend: vm.vmm,
+        pid: vm.pid,
+        startTime: vm.pidStartTime,
+        controlSocket: vm.controlSocket,
+        consoleLog: path.join(vm.dir, CONSOLE_LOG),
+        accel: vm.runningAccel ?? "tcg",
+        accelReason: vm.accelReason ?? "",
+        timings: { spawnedMs: 0, startedMs: 0 }
+      }
+
+/**
+ * Starts the VMM on the VM's work disk and waits for the guest's ready line. The VMM belongs to
+ * the caller's scope until then: a failure or a cancel kills it. Returns the row as running.
+ */
+export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
+  const vmm = yield* Vmm
+  const fs = yield* FileSystem.FileSystem
+  const consoleLog = path.join(vm.dir, CONSOLE_LOG)
+  // Only this boot's output counts: the log keeps every earlier boot for `vm logs`.
+  const fromByte = yield* fs.stat(consoleLog).pipe(
+    Effect.map((info) => Number(info.size)),
+    Effect.orElseSucceed(() => 0)
+  )
+  yield* reportStage("boot")
+  const proc = yield* vmm.launch({
+    vmId: vm.id,
+    backend: vm.vmm,
+    accel: vm.accel,
+    cpus: vm.cpus,
+    memoryMib: vm.memoryMib,
+    kernel: image.kernel,
+    kernelFormat: vm.kernelFormat,
+    initrd: image.initrd ?? undefined,
+    bootArgs: bootArgs({ vmm: vm.vmm, init: vm.init ?? undefined }),
+    rootDisk: path.join(vm.dir, WORK_DISK_NAME),
+    runDir: vm.dir,
+    consoleLog
+  })
+  yield* reportStage("ready")
+  yield* waitReady({
+    name: vm.name,
+    consoleLog,
+    fromByte,
+    timeout: READY_TIMEOUT,
+    alive: Effect.map(vmm.inspect(proc), (inspection) => inspection.state !== "gone")
+  })
+  return new Vm({
+    ...vm,
+    state: "running",
+    pid: proc.pid,
+    pidStartTime: proc.startTime,
+    runningAccel: proc.accel,
+    accelReason: proc.accelReason,
+    controlSocket: proc.controlSocket,
+    lastExit: null,
+    startedAt: DateTime.formatIso(yield* DateTime.now)
+  })
+})

@@ -1,0 +1,130 @@
+import { DateTime, Effect, Option } from "effect"
+import { ImageNotFound, VmRefused } from "../../domain/errors.js"
+import type { Image } from "../../domain/image.js"
+import { Vm } from "../../domain/vm.js"
+import { HostResources } from "../../layers/host/host-resources.js"
+import { Store } from "../../layers/store/store.js"
+import { Vmm } from "../../layers/vmm/vmm.js"
+import { loadCatalog } from "../catalog/load-catalog.js"
+import { inspectKernelFile, type KernelFileInfo } from "../kernel/inspect-kernel.js"
+import { reportStage } from "../pull/progress.js"
+import { pullImage } from "../pull/pull.js"
+import { bootVm } from "./boot.js"
+import { chooseVmm, type VmmChoice } from "./choose-vmm.js"
+import { configureGuest } from "./configure-guest.js"
+import { type VmSizing, validateSizing, validateVmName } from "./validate.js"
+import { acquireVmDir, newVmId } from "./vm-dir.js"
+import { createWorkDisk } from "./work-disk.js"
+
+export interface CreateVmRequest extends VmSizing {
+  readonly name: string
+  /** A local image, else a catalog image (pulled on first use); default the catalog's default. */
+  readonly image?: string | undefined
+  readonly vmm?: VmmChoice | undefined
+  readonly accel?: "kvm" | "tcg" | "auto" | undefined
+  /** False for `--no-start`: the VM is made, configured and recorded stopped. */
+  readonly start: boolean
+  readonly catalog?: string | undefined
+}
+
+/**
+ * The image a VM is made from: local by name, else the catalog's entry of that name, pulled here
+ * (its progress is this operation's). Anything else is not guessed at as a registry reference.
+ */
+export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested: string | undefined, catalog?: string) {
+  const store = yield* Store
+  const name = requested ?? (yield* loadCatalog(catalog)).defaultImage.name
+  const local = yield* store.images.find(name)
+  if (Option.isSome(local)) return local.value
+  const entry = (yield* loadCatalog(catalog)).findImage(name)
+  if (entry === undefined) {
+    return yield* new ImageNotFound({
+      name,
+      reason: "not a local image nor a catalog image (pull it first with banger image pull, or see banger catalog list)"
+    })
+  }
+  return yield* pullImage({ reference: entry.name, catalog })
+})
+
+/**
+ * `banger vm create`: validate → image → VMM choice → work disk → guest configuration → boot →
+ * ready → record. Everything made lives in this scope until the row is recorded: any failure or
+ * cancel removes the disk and directory and kills the VMM.
+ */
+export const createVm = Effect.fn("vm.create")(function* (request: CreateVmRequest) {
+  const store = yield* Store
+  const host = yield* HostResources
+  const vmm = yield* Vmm
+  const name = yield* validateVmName(request.name)
+  const sizing = yield* validateSizing(name, request)
+  const image = yield* resolveVmImage(request.image, request.catalog)
+  const kernel = yield* inspectKernelFile(image.kernel)
+  const kvm = yield* vmm.kvmStatus
+  const decision = chooseVmm(request.vmm, kernel.format, {
+    firecracker: yield* host.firecrackerAvailable,
+    kvmUsable: kvm.usable
+  })
+  if (decision._tag === "Refused") return yield* new VmRefused({ name, reason: decision.reason })
+
+  // Once booted and recorded, a cancel must not roll back: the row and the VM stay together.
+  return yield* Effect.scoped(
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const vm = yield* restore(makeVm(name, request, image, kernel, decision, sizing))
+        yield* store.vms.insert(vm)
+        return vm
+      })
+    )
+  )
+})
+
+/** Everything but the row: the directory, disk and VMM belong to the caller's scope. */
+const makeVm = Effect.fn("vm.make")(function* (
+  name: string,
+  request: CreateVmRequest,
+  image: Image,
+  kernel: KernelFileInfo,
+  decision: { readonly vmm: VmmChoice; readonly reason: string },
+  sizing: { readonly cpus: number; readonly memoryMib: number; readonly diskBytes: number }
+) {
+  const id = newVmId()
+  const dir = yield* acquireVmDir(id)
+  yield* reportStage("work-disk")
+  const disk = yield* createWorkDisk({ rootfs: image.rootfs, vmDir: dir, sizeBytes: sizing.diskBytes })
+  yield* reportStage("configure")
+  const guest = yield* configureGuest({
+    disk,
+    name,
+    config: image.runtime,
+    modules:
+      image.modules === null || kernel.release === undefined
+        ? undefined
+        : { version: kernel.release, dir: image.modules }
+  })
+  const created = new Vm({
+    id,
+    name,
+    image: image.name,
+    imageId: image.id,
+    vmm: decision.vmm,
+    vmmReason: decision.reason,
+    kernelFormat: kernel.format,
+    init: guest.init._tag === "ImageInit" ? null : "/.banger/init",
+    accel: request.accel ?? "auto",
+    cpus: sizing.cpus,
+    memoryMib: sizing.memoryMib,
+    diskBytes: sizing.diskBytes,
+    dir,
+    state: "stopped",
+    pid: null,
+    pidStartTime: null,
+    runningAccel: null,
+    accelReason: null,
+    controlSocket: null,
+    lastExit: null,
+    createdAt: DateTime.formatIso(yield* DateTime.now),
+    startedAt: null,
+    stoppedAt: null
+  })
+  return request.start ? yield* bootVm(created, image) : created
+})
