@@ -112,14 +112,17 @@ export const requireSuccess = (status: OperationStatus) =>
     : Effect.fail(status.error ?? new OperationFailed({ id: status.id, reason: `ended ${status.state}` }))
 
 /**
- * `banger image pull` through the daemon: begins the operation, then (unless `detach`) follows
- * it with the live progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for
- * its rollback before the CLI exits.
+ * An operation through the daemon: `begin` starts it, then (unless `detach`) it is followed with
+ * the live progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for its
+ * rollback before the CLI exits.
  */
-export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: boolean }) =>
+export const operationViaDaemon = <E, R>(
+  begin: Effect.Effect<OperationStatus, E | RpcClientError, R>,
+  options: { readonly detach: boolean }
+) =>
   Effect.gen(function* () {
     const client = yield* BangerClient
-    const begun = yield* viaDaemon(client.image.pull(payload))
+    const begun = yield* viaDaemon(begin)
     if (options.detach) return { _tag: "Detached", operation: begun } as const
     const relay = yield* progressRelay
     const final = yield* followOperation(begun.id, relay).pipe(
@@ -132,6 +135,10 @@ export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: 
     )
     return { _tag: "Finished", image: yield* requireSuccess(final) } as const
   }).pipe(Effect.provide(stderrPullProgress))
+
+/** `banger image pull` through the daemon (see `operationViaDaemon`). */
+export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: boolean }) =>
+  Effect.flatMap(BangerClient, (client) => operationViaDaemon(client.image.pull(payload), options))
 
 /** How the CLI prints a detached pull: the id for people, the status for scripts. */
 export const printDetached = (operation: OperationStatus, json: boolean) =>

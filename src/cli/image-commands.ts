@@ -5,9 +5,10 @@ import { InvalidKernelInput } from "../domain/errors.js"
 import type { Image } from "../domain/image.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerClient } from "../rpc/client.js"
-import { absolutePath, printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
+import { absolutePath, operationViaDaemon, printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
+import { requestedCatalog, rootCommand } from "./root-command.js"
 
 const imageFields = (image: Image) =>
   [
@@ -157,10 +158,67 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
         yield* Console.log(`deleted ${image.name}`)
       })
     )
-  ).pipe(Command.withDescription("delete an image and its artifacts"))
+  ).pipe(
+    Command.withDescription("delete an image: a managed one with its files, a registered one leaving its files alone")
+  )
+
+  const register = Command.make(
+    "register",
+    {
+      name: Args.text({ name: "NAME" }),
+      rootfs: Options.file("rootfs", { exists: "either" }).pipe(
+        Options.withDescription("ext4 root filesystem image; it stays where it is")
+      ),
+      ...kernelOptions,
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const root = yield* rootCommand
+          const client = yield* BangerClient
+          const kernel = yield* kernelSource(options)
+          const outcome = yield* operationViaDaemon(
+            client.image.register({
+              name: options.name,
+              rootfs: path.resolve(options.rootfs),
+              kernel,
+              catalog: requestedCatalog(root.catalog)
+            }),
+            { detach: false }
+          )
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          if (options.json) return yield* printJson(outcome.image)
+          yield* Console.log(`registered ${outcome.image.name} (unmanaged) → ${outcome.image.rootfs}`)
+        })
+      )
+  ).pipe(Command.withDescription("record an existing ext4 rootfs as an image, leaving its files where they are"))
+
+  const promote = Command.make(
+    "promote",
+    {
+      name: Args.text({ name: "NAME" }),
+      detach: Options.boolean("detach").pipe(
+        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
+      ),
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const client = yield* BangerClient
+          const outcome = yield* operationViaDaemon(client.image.promote({ name: options.name }), {
+            detach: options.detach
+          })
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          if (options.json) return yield* printJson(outcome.image)
+          yield* Console.log(`promoted ${outcome.image.name} → ${outcome.image.rootfs}`)
+        })
+      )
+  ).pipe(Command.withDescription("copy a registered image's files into the store and manage them from now on"))
 
   return Command.make("image").pipe(
     Command.withDescription("manage images"),
-    Command.withSubcommands([pull, list, show, remove])
+    Command.withSubcommands([pull, list, show, remove, register, promote])
   )
 }

@@ -1,17 +1,23 @@
 import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
+import { ImageBusy } from "../domain/errors.js"
 import type { Image } from "../domain/image.js"
+import type { DiskCopy } from "../layers/disk/disk-copy.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
+import { checkPromotable, promoteImage } from "../pipelines/image/promote.js"
+import { registerImage } from "../pipelines/image/register.js"
+import { inspectRootfs } from "../pipelines/image/source-files.js"
 import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
+import { validateImageName } from "../pipelines/pull/parse-reference.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
 import { ensureNameFree } from "../pipelines/pull/publish.js"
 import type { PullRequest } from "../pipelines/pull/pull.js"
 import { resolveKernelInputs } from "../pipelines/pull/resolve-kernel.js"
 import { BangerApi } from "../rpc/api.js"
-import type { BangerError, DaemonInfo, PullPayload } from "../rpc/schemas.js"
+import type { BangerError, DaemonInfo, PullPayload, RegisterPayload } from "../rpc/schemas.js"
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
@@ -33,7 +39,9 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
       const names = yield* NameReservations
       const identity = yield* DaemonIdentity
       const store = yield* Store
-      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath>()
+      const context = yield* Effect.context<
+        R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath | DiskCopy
+      >()
 
       const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
         const name = yield* pullTargetName(payload)
@@ -59,11 +67,74 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         )
       })
 
+      /** Fails with ImageBusy when a running operation holds the image's name. */
+      const refuseBusy = (name: string) =>
+        Effect.flatMap(names.holder(name), (holder) =>
+          Option.isSome(holder)
+            ? Effect.fail(
+                new ImageBusy({ name, operation: holder.value, reason: "another operation is working on it" })
+              )
+            : Effect.void
+        )
+
+      const beginRegister = Effect.fn("image.register")(function* (payload: RegisterPayload) {
+        const name = yield* validateImageName(payload.name)
+        const id = newOperationId()
+        yield* names.reserve(name, id)
+        return yield* Effect.gen(function* () {
+          yield* ensureNameFree(name)
+          yield* inspectRootfs(payload.rootfs)
+          yield* resolveKernelInputs(payload.kernel)
+          return yield* operations.begin({
+            id,
+            kind: "image.register",
+            target: name,
+            run: (progress) =>
+              registerImage({ ...payload, name }).pipe(
+                Effect.provideService(PullProgress, progress),
+                Effect.provide(context)
+              ),
+            // The INSERT may land just as a cancel does; the reserved name makes a row under it ours.
+            settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none())),
+            onEnd: names.release(name)
+          })
+        }).pipe(
+          Effect.onError(() => names.release(name)),
+          Effect.provide(context)
+        )
+      })
+
+      const beginPromote = Effect.fn("image.promote")(function* (name: string) {
+        const id = newOperationId()
+        yield* names.reserve(name, id).pipe(Effect.catchTag("ImageNameTaken", () => refuseBusy(name)))
+        return yield* Effect.gen(function* () {
+          yield* checkPromotable(name)
+          return yield* operations.begin({
+            id,
+            kind: "image.promote",
+            target: name,
+            run: (progress) =>
+              promoteImage(name).pipe(Effect.provideService(PullProgress, progress), Effect.provide(context)),
+            // The commit is uninterruptible: a cancel seen after it finds the image managed.
+            settleInterrupted: store.images.find(name).pipe(
+              Effect.map(Option.filter((image) => image.managed)),
+              Effect.orElseSucceed(() => Option.none())
+            ),
+            onEnd: names.release(name)
+          })
+        }).pipe(
+          Effect.onError(() => names.release(name)),
+          Effect.provide(context)
+        )
+      })
+
       return BangerApi.of({
         "image.pull": beginPull,
         "image.list": () => listImages,
         "image.show": ({ name }) => showImage(name),
-        "image.delete": ({ name }) => deleteImage(name),
+        "image.delete": ({ name }) => Effect.zipRight(refuseBusy(name), deleteImage(name)),
+        "image.register": beginRegister,
+        "image.promote": ({ name }) => beginPromote(name),
         "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),
         "kernel.list": () => listKernels,
         "kernel.show": ({ name }) => showKernel(name),

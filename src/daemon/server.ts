@@ -2,6 +2,7 @@ import type { FileSystem } from "@effect/platform"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
 import { builtinCatalogPath } from "../app/catalog-path.js"
+import type { DiskCopy } from "../layers/disk/disk-copy.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { OperationStore } from "../layers/store/operation-store.js"
 import type { Store } from "../layers/store/store.js"
@@ -28,7 +29,7 @@ export interface DaemonConfig {
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
-export type DaemonServices = Store | StatePaths | FileSystem.FileSystem
+export type DaemonServices = Store | StatePaths | FileSystem.FileSystem | DiskCopy
 
 /**
  * The whole daemon as one layer, started in this order: the state-dir lock; the services (which

@@ -2,6 +2,7 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import {
   FilesystemError,
+  ImageBusy,
   ImageNotFound,
   InvalidKernelInput,
   InvalidName,
@@ -17,7 +18,8 @@ import {
   Kernel,
   KernelRegisterPayload,
   OperationStatus,
-  PullPayload
+  PullPayload,
+  RegisterPayload
 } from "./schemas.js"
 
 const byName = { name: Schema.String }
@@ -31,7 +33,15 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("image.pull", { payload: PullPayload, success: OperationStatus, error: BangerError }),
   Rpc.make("image.list", { success: Schema.Array(Image), error: StoreError }),
   Rpc.make("image.show", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
-  Rpc.make("image.delete", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
+  Rpc.make("image.delete", {
+    payload: byName,
+    success: Image,
+    error: Schema.Union(ImageNotFound, ImageBusy, StoreError)
+  }),
+  /** Records an unmanaged image (its files stay put); an operation, since `--kernel-ref` may pull a kernel. */
+  Rpc.make("image.register", { payload: RegisterPayload, success: OperationStatus, error: BangerError }),
+  /** Copies an unmanaged image's files into the store and makes it managed, as an operation. */
+  Rpc.make("image.promote", { payload: byName, success: OperationStatus, error: BangerError }),
   Rpc.make("kernel.register", {
     payload: KernelRegisterPayload,
     success: Kernel,

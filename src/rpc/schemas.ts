@@ -22,6 +22,16 @@ export const PullPayload = Schema.Struct({
 })
 export type PullPayload = typeof PullPayload.Type
 
+/** `image.register`; `rootfs` and kernel paths absolute, as for pulls. */
+export const RegisterPayload = Schema.Struct({
+  name: Schema.String,
+  rootfs: Schema.String,
+  kernel: Schema.optional(KernelSourceSchema),
+  /** The client's `--catalog`, for a `--kernel-ref` that names a catalog kernel. */
+  catalog: Schema.optional(Schema.String)
+})
+export type RegisterPayload = typeof RegisterPayload.Type
+
 export const KernelRegisterPayload = Schema.Struct({
   name: Schema.String,
   kernel: Schema.String,
@@ -55,7 +65,11 @@ export const BangerError = Schema.Union(
   Errors.StoreError,
   Errors.OperationNotFound,
   Errors.OperationFailed,
-  Errors.OperationCancelled
+  Errors.OperationCancelled,
+  Errors.InvalidRootfs,
+  Errors.ImageSourceChanged,
+  Errors.ImageNotPromotable,
+  Errors.ImageBusy
 )
 export type BangerError = typeof BangerError.Type
 

@@ -16,6 +16,7 @@ import { NameReservations } from "../../src/daemon/name-reservations.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { daemonLayer } from "../../src/daemon/server.js"
 import { Image } from "../../src/domain/image.js"
+import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
@@ -39,7 +40,13 @@ export const tempDir = (prefix = "bgd-") =>
 /** StatePaths, Store, PublishLock and the Node platform over `stateDir`, swept on build like appLayer. */
 export const testServices = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
-  const services = Layer.mergeAll(paths, Store.layer.pipe(Layer.provide(paths)), PublishLock.layer, NodeContext.layer)
+  const services = Layer.mergeAll(
+    paths,
+    Store.layer.pipe(Layer.provide(paths)),
+    PublishLock.layer,
+    DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
+    NodeContext.layer
+  )
   return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
 }
 
@@ -170,8 +177,8 @@ export const connect = (socket: string) =>
 /** The daemon's handlers without a socket: `RpcTest.makeClient(BangerApi)` over them, for handler tests. */
 export const handlerClient = <R>(
   stateDir: string,
-  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem, unknown>,
-  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem>,
+  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem | DiskCopy, unknown>,
+  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem | DiskCopy>,
   options: {
     readonly operationTtl?: Duration.DurationInput
     readonly pruneEvery?: Duration.DurationInput

@@ -12,6 +12,7 @@ import { Ext4Error } from "../../src/domain/errors.js"
 import type { ResolvedImage } from "../../src/domain/oci.js"
 import type { TreeEntry } from "../../src/domain/tree.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools, type Ext4ToolsShape, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
@@ -128,6 +129,7 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     rootfsFixture(calls).pipe(Layer.provide(paths)),
     ext4,
     PublishLock.layer,
+    DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
     NodeContext.layer
   )
 }

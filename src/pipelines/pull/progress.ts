@@ -12,7 +12,10 @@ export const PullStage = Schema.Literal(
   "work-disk",
   "configure",
   "boot",
-  "ready"
+  "ready",
+  // Register and promote: "inspect" their sources, "copy" them into the store.
+  "inspect",
+  "copy"
 )
 export type PullStage = typeof PullStage.Type
 

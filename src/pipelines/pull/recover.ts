@@ -27,7 +27,7 @@ export const recoverState = Effect.fn("recoverState")(function* () {
       Effect.catchAll((error) => Effect.logWarning(`recovery could not remove ${target}: ${error.message}`))
     )
 
-  const known = yield* store.images.ids
+  const known = yield* store.images.managedIds
   for (const name of yield* listDir(fs, paths.images)) {
     const dir = path.join(paths.images, name)
     const id = name.endsWith(".staging") ? undefined : name
