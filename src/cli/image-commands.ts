@@ -166,9 +166,8 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
     "register",
     {
       name: Args.text({ name: "NAME" }),
-      rootfs: Options.file("rootfs", { exists: "either" }).pipe(
-        Options.withDescription("ext4 root filesystem image; it stays where it is")
-      ),
+      // Text, not Options.file: the daemon checks the path, so every refusal reads the same.
+      rootfs: Options.text("rootfs").pipe(Options.withDescription("ext4 root filesystem image; it stays where it is")),
       ...kernelOptions,
       json
     },
