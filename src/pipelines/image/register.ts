@@ -1,6 +1,6 @@
 import { DateTime, Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { Image } from "../../domain/image.js"
+import { Image, type KernelInputs, type SourceStamps } from "../../domain/image.js"
 import { Store } from "../../layers/store/store.js"
 import { validateImageName } from "../pull/parse-reference.js"
 import { reportStage } from "../pull/progress.js"
@@ -22,20 +22,14 @@ const stamp = (file: string) =>
     Effect.mapError((error) => new FilesystemError({ path: file, reason: `cannot stat: ${error.message}` }))
   )
 
-/**
- * `banger image register`: records an unmanaged image whose files stay where they are. Nothing is
- * copied; the row (one INSERT, whose UNIQUE name decides races) is the only thing written.
- */
-export const registerImage = Effect.fn("registerImage")(function* (request: RegisterRequest) {
+/** The unmanaged image's row: paths as given, the stamps promote will compare against. */
+const recordImage = Effect.fn("recordImage")(function* (
+  request: RegisterRequest,
+  name: string,
+  kernel: KernelInputs,
+  sources: SourceStamps
+) {
   const store = yield* Store
-  yield* reportStage("inspect")
-  const name = yield* validateImageName(request.name)
-  const rootfs = yield* inspectRootfs(request.rootfs)
-  const kernel = yield* resolveKernelInputs(request.kernel)
-  const kernelStamp = yield* stamp(kernel.kernel)
-  const initrdStamp = kernel.initrd === undefined ? null : yield* stamp(kernel.initrd)
-
-  yield* reportStage("publish")
   const image = new Image({
     id: newImageId(),
     name,
@@ -47,11 +41,31 @@ export const registerImage = Effect.fn("registerImage")(function* (request: Regi
     kernel: kernel.kernel,
     initrd: kernel.initrd ?? null,
     modules: kernel.modules ?? null,
-    sizeBytes: rootfs.size,
+    sizeBytes: sources.rootfs.size,
     createdAt: DateTime.formatIso(yield* DateTime.now),
     kernelName: request.kernel?._tag === "Stored" ? request.kernel.name : null,
-    sources: { rootfs, kernel: kernelStamp, initrd: initrdStamp }
+    sources
   })
   yield* store.images.insert(image)
   return image
+})
+
+/**
+ * `banger image register`: records an unmanaged image whose files stay where they are. Nothing is
+ * copied; the row (one INSERT, whose UNIQUE name decides races) is the only thing written.
+ */
+export const registerImage = Effect.fn("registerImage")(function* (request: RegisterRequest) {
+  yield* reportStage("inspect")
+  const name = yield* validateImageName(request.name)
+  const rootfs = yield* inspectRootfs(request.rootfs)
+  // Scoped: work the kernel step does for this call (a pulled catalog kernel) is undone if the rest fails.
+  return yield* Effect.scoped(
+    Effect.gen(function* () {
+      const kernel = yield* resolveKernelInputs(request.kernel)
+      const kernelStamp = yield* stamp(kernel.kernel)
+      const initrdStamp = kernel.initrd === undefined ? null : yield* stamp(kernel.initrd)
+      yield* reportStage("publish")
+      return yield* recordImage(request, name, kernel, { rootfs, kernel: kernelStamp, initrd: initrdStamp })
+    })
+  )
 })
