@@ -6,7 +6,7 @@ import { daemonTarget } from "../daemon/spawn.js"
 import { type DaemonNotRunning, DaemonUnavailable, OperationFailed } from "../domain/errors.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
 import { BangerClient } from "../rpc/client.js"
-import type { OperationStatus, PullPayload } from "../rpc/schemas.js"
+import { Image, type OperationStatus, type PullPayload } from "../rpc/schemas.js"
 import { printJson } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
 
@@ -112,11 +112,11 @@ export const requireSuccess = (status: OperationStatus) =>
     : Effect.fail(status.error ?? new OperationFailed({ id: status.id, reason: `ended ${status.state}` }))
 
 /**
- * An operation through the daemon: `begin` starts it, then (unless `detach`) it is followed with
- * the live progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for its
- * rollback before the CLI exits.
+ * An operation begun through the daemon (`begin`), then (unless `detach`) followed with the live
+ * progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for its rollback
+ * before the CLI exits.
  */
-export const operationViaDaemon = <E, R>(
+export const runOperation = <E, R>(
   begin: Effect.Effect<OperationStatus, E | RpcClientError, R>,
   options: { readonly detach: boolean }
 ) =>
@@ -133,12 +133,20 @@ export const operationViaDaemon = <E, R>(
         )
       )
     )
-    return { _tag: "Finished", image: yield* requireSuccess(final) } as const
+    return { _tag: "Finished", result: yield* requireSuccess(final) } as const
   }).pipe(Effect.provide(stderrPullProgress))
 
-/** `banger image pull` through the daemon (see `operationViaDaemon`). */
+/** `banger image pull` through the daemon (see `runOperation`); a finished pull answers its image. */
 export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: boolean }) =>
-  Effect.flatMap(BangerClient, (client) => operationViaDaemon(client.image.pull(payload), options))
+  Effect.gen(function* () {
+    const client = yield* BangerClient
+    const outcome = yield* runOperation(client.image.pull(payload), options)
+    if (outcome._tag === "Detached") return outcome
+    if (!(outcome.result instanceof Image)) {
+      return yield* new OperationFailed({ id: "-", reason: "the pull did not answer an image" })
+    }
+    return { _tag: "Finished", image: outcome.result } as const
+  })
 
 /** How the CLI prints a detached pull: the id for people, the status for scripts. */
 export const printDetached = (operation: OperationStatus, json: boolean) =>

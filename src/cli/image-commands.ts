@@ -1,11 +1,13 @@
 import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Console, Effect, Option } from "effect"
-import { InvalidKernelInput } from "../domain/errors.js"
-import type { Image } from "../domain/image.js"
+import { InvalidKernelInput, OperationFailed } from "../domain/errors.js"
+import { Image } from "../domain/image.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerClient } from "../rpc/client.js"
-import { absolutePath, operationViaDaemon, printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
+import type { OperationStatus } from "../rpc/schemas.js"
+import { absolutePath, printDetached, pullViaDaemon, runOperation, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
 import { requestedCatalog, rootCommand } from "./root-command.js"
@@ -73,6 +75,20 @@ const kernelSource = (options: {
     modules: absolutePath(options.modules)
   })
 }
+
+/** An image operation (register, promote) through the daemon; a finished one answers its image. */
+const imageOperation = <E, R>(
+  begin: Effect.Effect<OperationStatus, E | RpcClientError, R>,
+  options: { readonly detach: boolean }
+) =>
+  Effect.gen(function* () {
+    const outcome = yield* runOperation(begin, options)
+    if (outcome._tag === "Detached") return outcome
+    if (!(outcome.result instanceof Image)) {
+      return yield* new OperationFailed({ id: "-", reason: "the operation did not answer an image" })
+    }
+    return { _tag: "Finished", image: outcome.result } as const
+  })
 
 export const makeImageCommand = (json: Options.Options<boolean>) => {
   const pull = Command.make(
@@ -177,7 +193,7 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
           const root = yield* rootCommand
           const client = yield* BangerClient
           const kernel = yield* kernelSource(options)
-          const outcome = yield* operationViaDaemon(
+          const outcome = yield* imageOperation(
             client.image.register({
               name: options.name,
               rootfs: path.resolve(options.rootfs),
@@ -206,7 +222,7 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
       withDaemon(
         Effect.gen(function* () {
           const client = yield* BangerClient
-          const outcome = yield* operationViaDaemon(client.image.promote({ name: options.name }), {
+          const outcome = yield* imageOperation(client.image.promote({ name: options.name }), {
             detach: options.detach
           })
           if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
