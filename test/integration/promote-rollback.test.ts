@@ -2,7 +2,7 @@
  * Promote's rollback, on the real pipeline over a real state dir, SQLite file and GNU cp: the copy
  * is made to pause, or the world to change, at a chosen point, which the CLI cannot time reliably.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
@@ -13,7 +13,9 @@ import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { promoteImage } from "../../src/pipelines/image/promote.js"
 import { registerImage } from "../../src/pipelines/image/register.js"
+import { LEASE_FILE } from "../../src/pipelines/pull/lease.js"
 import { PullProgress } from "../../src/pipelines/pull/progress.js"
+import { recoverState } from "../../src/pipelines/pull/recover.js"
 import { listDir, tempDir } from "../support/daemon-harness.js"
 import { findCloudKernel } from "../support/qemu.js"
 
@@ -46,7 +48,14 @@ const setup = (after: (env: { rootfs: string; store: Store["Type"] }) => Effect.
     )
     const images = path.join(stateDir, "images")
     const row = Effect.flatMap(Store, (handle) => handle.images.find("mine")).pipe(Effect.provide(context))
-    return { rootfs, images, registered, row, promote: promoteImage("mine").pipe(Effect.provide(context)) }
+    return {
+      rootfs,
+      images,
+      registered,
+      row,
+      promote: promoteImage("mine").pipe(Effect.provide(context)),
+      recover: recoverState().pipe(Effect.provide(context))
+    }
   })
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>) =>
@@ -92,5 +101,25 @@ describe("image promote rollback", () => {
       expect(listDir(env.images)).toEqual([])
       expect(Option.isNone(yield* env.row)).toBe(true)
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "a crash between the commit's rename and its UPDATE: the next start removes the dir, the image stays unmanaged",
+    () =>
+      Effect.gen(function* () {
+        const env = yield* setup(() => Effect.void)
+        // What the rename left: the image's final dir, leased by a process that is gone.
+        const dir = path.join(env.images, env.registered.id)
+        fs.mkdirSync(dir, { recursive: true })
+        fs.writeFileSync(path.join(dir, "rootfs.ext4"), "partial")
+        const gone = spawnSync(process.execPath, ["-e", "0"]).pid!
+        fs.writeFileSync(path.join(dir, LEASE_FILE), String(gone))
+        const report = yield* env.recover
+        expect(report.removed).toEqual([dir])
+        expect(listDir(env.images)).toEqual([])
+        expect(Option.getOrThrow(yield* env.row)).toEqual(env.registered)
+        // And the image can still be promoted.
+        expect((yield* env.promote).managed).toBe(true)
+      }).pipe(Effect.scoped)
   )
 })
