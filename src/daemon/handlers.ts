@@ -1,23 +1,28 @@
 import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
-import type { Image } from "../domain/image.js"
+import type { Image, Kernel } from "../domain/image.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
+import { ensureKernelNameFree } from "../pipelines/kernel/kernel-staging.js"
 import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
+import { type KernelPullRequest, kernelPullTarget } from "../pipelines/kernel/pull-kernel.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
-import { ensureNameFree } from "../pipelines/pull/publish.js"
-import type { PullRequest } from "../pipelines/pull/pull.js"
-import { resolveKernelInputs } from "../pipelines/pull/resolve-kernel.js"
+import { ensureNameFree, type PublishLock } from "../pipelines/pull/publish.js"
+import { imagePullTarget, type PullRequest } from "../pipelines/pull/pull.js"
+import { checkKernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerApi } from "../rpc/api.js"
-import type { BangerError, DaemonInfo, PullPayload } from "../rpc/schemas.js"
+import type { BangerError, DaemonInfo, KernelPullPayload, PullPayload } from "../rpc/schemas.js"
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
 
 /** The pull pipeline as the daemon runs it (`pullImage`; tests pass one over mocked services). */
 export type PullFunction<R> = (request: PullRequest) => Effect.Effect<Image, BangerError, R | PullProgress>
+
+/** The kernel pull pipeline as the daemon runs it (`pullKernel`; tests may pass one over mocked services). */
+export type KernelPullFunction<R> = (request: KernelPullRequest) => Effect.Effect<Kernel, BangerError, R | PullProgress>
 
 /** Who this daemon is, for `daemon.info`. */
 export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
@@ -26,14 +31,16 @@ export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonI
  * The API's handlers over the pipelines. A pull is checked and its name reserved here, so bad
  * input and a taken name fail the `image.pull` call itself; the rest runs as an operation.
  */
-export const handlersLayer = <R>(pull: PullFunction<R>) =>
+export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFunction<R>) =>
   BangerApi.toLayer(
     Effect.gen(function* () {
       const operations = yield* Operations
       const names = yield* NameReservations
       const identity = yield* DaemonIdentity
       const store = yield* Store
-      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath>()
+      const context = yield* Effect.context<
+        R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath | PublishLock
+      >()
 
       const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
         const name = yield* pullTargetName(payload)
@@ -41,7 +48,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         yield* names.reserve(name, id)
         return yield* Effect.gen(function* () {
           yield* ensureNameFree(name)
-          yield* resolveKernelInputs(payload.kernel)
+          const target = yield* imagePullTarget(payload)
+          yield* checkKernelSource(target.kernel, payload.catalog)
           return yield* operations.begin({
             id,
             kind: "image.pull",
@@ -59,6 +67,23 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         )
       })
 
+      // Kernel names are not reserved: two pulls of one kernel name race to publish, and the
+      // loser fails with KernelNameTaken (image pulls needing it then use the winner's).
+      const beginKernelPull = Effect.fn("kernel.pull")(function* (payload: KernelPullPayload) {
+        const target = yield* kernelPullTarget(payload)
+        yield* ensureKernelNameFree(target.name)
+        return yield* operations.begin({
+          kind: "kernel.pull",
+          target: target.name,
+          run: (progress) =>
+            pullKernel({ ...payload, name: target.name }).pipe(
+              Effect.provideService(PullProgress, progress),
+              Effect.provide(context)
+            ),
+          settleInterrupted: store.kernels.find(target.name).pipe(Effect.orElseSucceed(() => Option.none()))
+        })
+      }, Effect.provide(context))
+
       return BangerApi.of({
         "image.pull": beginPull,
         "image.list": () => listImages,
@@ -67,7 +92,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),
         "kernel.list": () => listKernels,
         "kernel.show": ({ name }) => showKernel(name),
-        "kernel.delete": ({ name }) => deleteKernel(name),
+        "kernel.delete": ({ name, force }) => deleteKernel(name, force ?? false),
+        "kernel.pull": beginKernelPull,
         "op.status": ({ id }) => operations.status(id),
         "op.watch": ({ id }) => operations.watch(id),
         "op.cancel": ({ id }) => operations.cancel(id),

@@ -8,7 +8,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Layer } from "effect"
 import { serveUntilSignal } from "../../src/daemon/run.js"
 import { daemonLayer } from "../../src/daemon/server.js"
-import { fakePull, testServices } from "./daemon-harness.js"
+import { fakeKernelPull, fakePull, testServices } from "./daemon-harness.js"
 
 const env = process.env
 const stateDir = env.FIXTURE_STATE_DIR!
@@ -24,7 +24,8 @@ const daemon = daemonLayer(
     layers: Number(env.FIXTURE_LAYERS ?? 2),
     steps: Number(env.FIXTURE_STEPS ?? 5),
     stepDelay: `${Number(env.FIXTURE_STEP_MS ?? 20)} millis`
-  })
+  }),
+  fakeKernelPull
 )
 
 NodeRuntime.runMain(serveUntilSignal(Layer.launch(daemon)))

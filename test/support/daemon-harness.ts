@@ -15,12 +15,14 @@ import { DaemonIdentity, handlersLayer, type PullFunction } from "../../src/daem
 import { NameReservations } from "../../src/daemon/name-reservations.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { daemonLayer } from "../../src/daemon/server.js"
-import { Image } from "../../src/domain/image.js"
+import { Image, Kernel } from "../../src/domain/image.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
 import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
-import { PullProgress, reportStage } from "../../src/pipelines/pull/progress.js"
+import { acquireKernelStaging, publishKernel } from "../../src/pipelines/kernel/kernel-staging.js"
+import type { KernelPullRequest } from "../../src/pipelines/kernel/pull-kernel.js"
+import { PullProgress, reportPhase, reportStage } from "../../src/pipelines/pull/progress.js"
 import { PublishLock, publishImage } from "../../src/pipelines/pull/publish.js"
 import type { PullRequest } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
@@ -117,6 +119,35 @@ export const fakePull =
       )
     })
 
+/**
+ * A kernel pull that needs no registry: stages a tiny ELF-headed kernel file and publishes it
+ * through the real kernel staging and publish steps.
+ */
+export const fakeKernelPull = (request: KernelPullRequest) =>
+  Effect.gen(function* () {
+    const paths = yield* StatePaths
+    const name = request.name ?? "fake-kernel"
+    yield* reportPhase("kernel", name)
+    yield* reportStage("resolve")
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const staging = yield* acquireKernelStaging()
+        fs.writeFileSync(path.join(staging, "kernel"), Buffer.from([0x7f, 0x45, 0x4c, 0x46]))
+        yield* reportStage("publish")
+        const kernel = new Kernel({
+          name,
+          kernel: path.join(paths.kernelDir(name), "kernel"),
+          initrd: null,
+          modules: null,
+          createdAt: new Date().toISOString(),
+          ref: `example.test/${request.reference}`,
+          format: "elf"
+        })
+        return yield* publishKernel(staging, kernel)
+      })
+    )
+  })
+
 /** A kernel file the pull payloads can point at (`kernel: { _tag: "Paths", kernel }`). */
 export const writeKernel = (dir: string) => {
   const kernel = path.join(dir, "vmlinuz")
@@ -155,7 +186,8 @@ export const startInProcessDaemon = (
         pruneEvery: options.pruneEvery
       },
       testServices(stateDir),
-      fakePull(options)
+      fakePull(options),
+      fakeKernelPull
     )
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
@@ -170,8 +202,8 @@ export const connect = (socket: string) =>
 /** The daemon's handlers without a socket: `RpcTest.makeClient(BangerApi)` over them, for handler tests. */
 export const handlerClient = <R>(
   stateDir: string,
-  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem, unknown>,
-  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem>,
+  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem | PublishLock, unknown>,
+  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem | PublishLock | DefaultCatalogPath>,
   options: {
     readonly operationTtl?: Duration.DurationInput
     readonly pruneEvery?: Duration.DurationInput
@@ -192,7 +224,9 @@ export const handlerClient = <R>(
     const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog).pipe(
       Layer.provideMerge(services)
     )
-    const context = yield* Layer.build(handlersLayer(pull).pipe(Layer.provideMerge(core))).pipe(Effect.orDie)
+    const context = yield* Layer.build(handlersLayer(pull, fakeKernelPull).pipe(Layer.provideMerge(core))).pipe(
+      Effect.orDie
+    )
     const client = yield* RpcTest.makeClient(BangerApi).pipe(Effect.provide(context))
     return { client, operations: Context.get(context, Operations) }
   })

@@ -17,6 +17,7 @@ import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
+import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { PublishLock } from "../../src/pipelines/pull/publish.js"
 
 export interface Calls {
@@ -128,6 +129,8 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     rootfsFixture(calls).pipe(Layer.provide(paths)),
     ext4,
     PublishLock.layer,
-    NodeContext.layer
+    NodeContext.layer,
+    // No catalog file: plain names are references (see catalogForLookup).
+    DefaultCatalogPath.layer(path.join(root, "no-catalog.json"))
   )
 }
