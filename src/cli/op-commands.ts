@@ -36,6 +36,7 @@ const statusFields = (status: OperationStatus) =>
     ["kind", status.kind],
     ["target", status.target],
     ["state", status.state],
+    ["phase", status.phase === null ? null : `${status.phase.phase} ${status.phase.name}`],
     ["stage", status.stage],
     ["progress", formatProgress(status)],
     ["started", status.startedAt],

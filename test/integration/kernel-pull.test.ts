@@ -9,7 +9,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { expectOneLineError, runBanger, startBanger, withBangerDaemon } from "../support/banger-cli.js"
+import {
+  expectOneLineError,
+  runBanger,
+  startBanger,
+  startBangerDaemon,
+  withBangerDaemon
+} from "../support/banger-cli.js"
 import { elfVmlinux } from "../support/kernel-files.js"
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
@@ -285,6 +291,38 @@ describe("banger kernel pull", () => {
     }
     expect(kernelDirs(state)).toEqual([])
     expect(imageRows(state)).toEqual([])
+    expect(leftovers(state)).toEqual(nothingLeft)
+  }, 240_000)
+
+  it("a daemon killed mid kernel pull: the next one sweeps the kernel staging dir", async () => {
+    const state = path.join(work, "state-crash")
+    const proxy = await startRegistryProxy(registry, { fault: "stall" })
+    try {
+      const daemon = await startBangerDaemon(state)
+      const detached = await runBanger([
+        "--state-dir",
+        state,
+        "kernel",
+        "pull",
+        `${proxy.host}/kernels/bz:1`,
+        "--detach"
+      ])
+      expect(detached.code, detached.stderr).toBe(0)
+      const deadline = Date.now() + 60_000
+      while (!kernelDirs(state).some((name) => name.startsWith(".staging-"))) {
+        if (Date.now() > deadline) throw new Error("the kernel pull never staged")
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      await daemon.kill()
+    } finally {
+      await proxy.stop()
+    }
+    expect(kernelDirs(state).filter((name) => name.startsWith(".staging-"))).toHaveLength(1)
+    await withBangerDaemon(state, async () => {
+      const ops = JSON.parse((await runBanger(["--state-dir", state, "op", "list", "--json"])).stdout)
+      expect(ops.map((op: { kind: string; state: string }) => `${op.kind} ${op.state}`)).toEqual(["kernel.pull failed"])
+    })
+    expect(kernelDirs(state)).toEqual([])
     expect(leftovers(state)).toEqual(nothingLeft)
   }, 240_000)
 })

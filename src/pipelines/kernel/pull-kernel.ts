@@ -2,7 +2,7 @@ import * as path from "node:path"
 import { DateTime, Effect } from "effect"
 import type { CatalogKernel } from "../../domain/catalog.js"
 import { Kernel } from "../../domain/image.js"
-import type { ImageReference } from "../../domain/reference.js"
+import type { ImageReference, Platform } from "../../domain/reference.js"
 import { RootfsBuilder } from "../../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { lookupCatalog } from "../catalog/catalog-name.js"
@@ -34,7 +34,7 @@ export interface KernelPullRequest {
 export interface KernelPullTarget {
   readonly reference: ImageReference
   readonly name: string
-  readonly platform: string | undefined
+  readonly platform: Platform
 }
 
 /** What a kernel pull will fetch and publish as: a catalog entry wins over a reference of one word. */
@@ -42,7 +42,8 @@ export const kernelPullTarget = Effect.fn("kernelPullTarget")(function* (request
   const entry = yield* lookupCatalog(request.reference, request.catalog, (catalog, name) => catalog.findKernel(name))
   const reference = yield* parseReference(entry?.ref ?? request.reference)
   const name = yield* validateImageName(request.name ?? entry?.name ?? defaultImageName(reference))
-  return { reference, name, platform: request.platform } satisfies KernelPullTarget
+  const platform = request.platform === undefined ? defaultPlatform : yield* parsePlatform(request.platform)
+  return { reference, name, platform } satisfies KernelPullTarget
 })
 
 /** A catalog kernel as a pull target under its own name. */
@@ -50,7 +51,7 @@ export const catalogKernelTarget = Effect.fn("catalogKernelTarget")(function* (e
   return {
     reference: yield* parseReference(entry.ref),
     name: entry.name,
-    platform: undefined
+    platform: defaultPlatform
   } satisfies KernelPullTarget
 })
 
@@ -62,7 +63,6 @@ export const catalogKernelTarget = Effect.fn("catalogKernelTarget")(function* (e
 export const pullKernelTarget = Effect.fn("pullKernelTarget")(function* (target: KernelPullTarget) {
   const builder = yield* RootfsBuilder
   const paths = yield* StatePaths
-  const platform = target.platform === undefined ? defaultPlatform : yield* parsePlatform(target.platform)
   const shown = target.reference.normalized
   yield* ensureKernelNameFree(target.name)
   yield* reportPhase("kernel", target.name)
@@ -70,7 +70,7 @@ export const pullKernelTarget = Effect.fn("pullKernelTarget")(function* (target:
   return yield* Effect.scoped(
     Effect.gen(function* () {
       const staging = yield* acquireKernelStaging()
-      const fetched = yield* fetchImage(target.reference, platform)
+      const fetched = yield* fetchImage(target.reference, target.platform)
       yield* reportStage("flatten")
       const tree = yield* Effect.raceFirst(
         builder.flatten(fetched.layers),
