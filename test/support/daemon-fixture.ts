@@ -17,7 +17,9 @@ const daemon = daemonLayer(
     stateDir,
     socket: env.FIXTURE_SOCKET!,
     group: env.FIXTURE_GROUP || undefined,
-    operationTtl: `${Number(env.FIXTURE_OP_TTL_MS ?? 3_600_000)} millis`
+    operationTtl: `${Number(env.FIXTURE_OP_TTL_MS ?? 3_600_000)} millis`,
+    // No catalog: plain names like "debian" stay references, whatever the built-in catalog lists.
+    catalog: `${stateDir}/no-catalog.json`
   },
   testServices(stateDir),
   fakePull({

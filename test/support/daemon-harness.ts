@@ -183,7 +183,9 @@ export const startInProcessDaemon = (
         socket,
         group: options.group,
         operationTtl: options.operationTtl ?? "1 hour",
-        pruneEvery: options.pruneEvery
+        pruneEvery: options.pruneEvery,
+        // No catalog: plain names like "debian" stay references, whatever the built-in catalog lists.
+        catalog: path.join(stateDir, "no-catalog.json")
       },
       testServices(stateDir),
       fakePull(options),
