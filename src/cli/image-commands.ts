@@ -24,6 +24,7 @@ const imageFields = (image: Image) =>
     ["kernel", image.kernel],
     ["initrd", image.initrd],
     ["modules", image.modules],
+    ["kernel name", image.kernelName],
     ["size", `${formatBytes(image.sizeBytes)} (${image.sizeBytes} bytes)`],
     ["created", image.createdAt]
   ] as const
@@ -39,7 +40,7 @@ const kernelOptions = {
     Options.optional
   ),
   kernelRef: Options.text("kernel-ref").pipe(
-    Options.withDescription("a kernel registered with `banger kernel register`"),
+    Options.withDescription("a kernel in the local store, else a catalog kernel (pulled on first use)"),
     Options.optional
   )
 }
@@ -94,7 +95,11 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
   const pull = Command.make(
     "pull",
     {
-      reference: Args.text({ name: "REF" }).pipe(Args.withDescription("image reference, e.g. debian:bookworm")),
+      reference: Args.text({ name: "REF|CATALOG_NAME" }).pipe(
+        Args.withDescription(
+          "image reference (debian:bookworm), or a catalog image's exact name (pulled with its kernel)"
+        )
+      ),
       name: Options.text("name").pipe(
         Options.withDescription("image name (default: from the reference)"),
         Options.optional
@@ -114,13 +119,15 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
       withDaemon(
         Effect.gen(function* () {
           const kernel = yield* kernelSource(options)
+          const root = yield* rootCommand
           const outcome = yield* pullViaDaemon(
             {
               reference: options.reference,
               name: Option.getOrUndefined(options.name),
               size: Option.getOrUndefined(options.size),
               platform: Option.getOrUndefined(options.platform),
-              kernel
+              kernel,
+              catalog: requestedCatalog(root.catalog)
             },
             { detach: options.detach }
           )

@@ -347,3 +347,34 @@ export class ImageBusy extends Schema.TaggedError<ImageBusy>()("ImageBusy", {
     return `image "${this.name}" is busy: ${this.reason} (operation ${this.operation})`
   }
 }
+
+/** A file given or found as a kernel is neither an ELF vmlinux nor a bzImage (read from its magic). */
+export class NotAKernel extends Schema.TaggedError<NotAKernel>()("NotAKernel", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.path} is not a kernel image: ${this.reason}`
+  }
+}
+
+/** A kernel OCI image holds no kernel, or several, or an ambiguous initrd / modules tree. */
+export class KernelImageInvalid extends Schema.TaggedError<KernelImageInvalid>()("KernelImageInvalid", {
+  reference: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.reference} is not a usable kernel image: ${this.reason}`
+  }
+}
+
+/** `kernel delete` of a kernel that images were made with (see images.kernel_name). */
+export class KernelInUse extends Schema.TaggedError<KernelInUse>()("KernelInUse", {
+  name: Schema.String,
+  images: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    return `kernel "${this.name}" is used by image(s) ${this.images.join(", ")}: ${this.reason}`
+  }
+}

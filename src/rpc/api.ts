@@ -6,8 +6,10 @@ import {
   ImageNotFound,
   InvalidKernelInput,
   InvalidName,
+  KernelInUse,
   KernelNameTaken,
   KernelNotFound,
+  NotAKernel,
   OperationNotFound,
   StoreError
 } from "../domain/errors.js"
@@ -16,6 +18,8 @@ import {
   DaemonInfo,
   Image,
   Kernel,
+  KernelDeletePayload,
+  KernelPullPayload,
   KernelRegisterPayload,
   OperationStatus,
   PullPayload,
@@ -45,11 +49,17 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("kernel.register", {
     payload: KernelRegisterPayload,
     success: Kernel,
-    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError)
+    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError, NotAKernel)
   }),
   Rpc.make("kernel.list", { success: Schema.Array(Kernel), error: StoreError }),
   Rpc.make("kernel.show", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
-  Rpc.make("kernel.delete", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
+  Rpc.make("kernel.delete", {
+    payload: KernelDeletePayload,
+    success: Kernel,
+    error: Schema.Union(KernelNotFound, KernelInUse, StoreError)
+  }),
+  /** Like `image.pull`: answers the new operation's status at once (kind "kernel.pull"). */
+  Rpc.make("kernel.pull", { payload: KernelPullPayload, success: OperationStatus, error: BangerError }),
   Rpc.make("op.status", {
     payload: byId,
     success: OperationStatus,

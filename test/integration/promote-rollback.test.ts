@@ -11,12 +11,13 @@ import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
+import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { promoteImage } from "../../src/pipelines/image/promote.js"
 import { registerImage } from "../../src/pipelines/image/register.js"
 import { LEASE_FILE } from "../../src/pipelines/pull/lease.js"
 import { PullProgress } from "../../src/pipelines/pull/progress.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
-import { listDir, tempDir } from "../support/daemon-harness.js"
+import { listDir, tempDir, testServices } from "../support/daemon-harness.js"
 import { findCloudKernel } from "../support/qemu.js"
 
 /** The real DiskCopy, then `after` once a copy of the file named `rootfs.ext4` is complete. */
@@ -42,7 +43,14 @@ const setup = (after: (env: { rootfs: string; store: Store["Type"] }) => Effect.
     const disk = Layer.unwrapEffect(Effect.map(Store, (handle) => diskCopyThen(after({ rootfs, store: handle })))).pipe(
       Layer.provide(store)
     )
-    const context = yield* Layer.build(Layer.mergeAll(paths, store, disk, PullProgress.silent, NodeContext.layer))
+    // The state's real services, with the copy wrapped (last in the merge, so it wins).
+    const services = Layer.mergeAll(
+      testServices(stateDir),
+      DefaultCatalogPath.layer(path.join(stateDir, "no-catalog.json")),
+      PullProgress.silent,
+      disk
+    )
+    const context = yield* Layer.build(services)
     const registered = yield* registerImage({ name: "mine", rootfs, kernel: { _tag: "Paths", kernel } }).pipe(
       Effect.provide(context)
     )

@@ -18,6 +18,7 @@ import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
+import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { PublishLock } from "../../src/pipelines/pull/publish.js"
 
 export interface Calls {
@@ -130,6 +131,8 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     ext4,
     PublishLock.layer,
     DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
-    NodeContext.layer
+    NodeContext.layer,
+    // No catalog file: plain names are references (see catalogForLookup).
+    DefaultCatalogPath.layer(path.join(root, "no-catalog.json"))
   )
 }

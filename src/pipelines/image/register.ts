@@ -1,10 +1,10 @@
 import { DateTime, Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { Image, type KernelInputs, type SourceStamps } from "../../domain/image.js"
+import { Image, type SourceStamps } from "../../domain/image.js"
 import { Store } from "../../layers/store/store.js"
 import { validateImageName } from "../pull/parse-reference.js"
 import { reportStage } from "../pull/progress.js"
-import { type KernelSource, resolveKernelInputs } from "../pull/resolve-kernel.js"
+import { type KernelSource, type ResolvedKernelInputs, resolveKernelInputs } from "../pull/resolve-kernel.js"
 import { newImageId } from "../pull/staging.js"
 import { inspectRootfs, stampFile } from "./source-files.js"
 
@@ -26,7 +26,7 @@ const stamp = (file: string) =>
 const recordImage = Effect.fn("recordImage")(function* (
   request: RegisterRequest,
   name: string,
-  kernel: KernelInputs,
+  kernel: ResolvedKernelInputs,
   sources: SourceStamps
 ) {
   const store = yield* Store
@@ -43,7 +43,7 @@ const recordImage = Effect.fn("recordImage")(function* (
     modules: kernel.modules ?? null,
     sizeBytes: sources.rootfs.size,
     createdAt: DateTime.formatIso(yield* DateTime.now),
-    kernelName: request.kernel?._tag === "Stored" ? request.kernel.name : null,
+    kernelName: kernel.kernelName ?? null,
     sources
   })
   yield* store.images.insert(image)
@@ -61,7 +61,7 @@ export const registerImage = Effect.fn("registerImage")(function* (request: Regi
   // Scoped: work the kernel step does for this call (a pulled catalog kernel) is undone if the rest fails.
   return yield* Effect.scoped(
     Effect.gen(function* () {
-      const kernel = yield* resolveKernelInputs(request.kernel)
+      const kernel = yield* resolveKernelInputs(request.kernel, request.catalog)
       const kernelStamp = yield* stamp(kernel.kernel)
       const initrdStamp = kernel.initrd === undefined ? null : yield* stamp(kernel.initrd)
       yield* reportStage("publish")
