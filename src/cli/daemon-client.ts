@@ -6,7 +6,14 @@ import { daemonTarget } from "../daemon/spawn.js"
 import { type DaemonNotRunning, DaemonUnavailable, OperationFailed } from "../domain/errors.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
 import { BangerClient } from "../rpc/client.js"
-import type { OperationStatus, PullPayload } from "../rpc/schemas.js"
+import {
+  Image,
+  Kernel,
+  type KernelPullPayload,
+  type OperationResult,
+  type OperationStatus,
+  type PullPayload
+} from "../rpc/schemas.js"
 import { printJson } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
 
@@ -77,9 +84,17 @@ export const viaDaemonStream = <A, E, R>(stream: Stream.Stream<A, E | RpcClientE
 export const progressRelay = Effect.gen(function* () {
   const progress = yield* PullProgress
   let stage: string | null = null
+  let phase: string | null = null
   const seen = new Map<number, number>()
   return (status: OperationStatus) =>
     Effect.gen(function* () {
+      const now = status.phase === null ? null : `${status.phase.phase} ${status.phase.name}`
+      if (status.phase !== null && now !== phase) {
+        phase = now
+        stage = null
+        seen.clear()
+        yield* progress.report({ _tag: "PhaseStarted", ...status.phase })
+      }
       if (status.stage !== null && status.stage !== stage) {
         stage = status.stage
         yield* progress.report({ _tag: "StageStarted", stage: status.stage as never })
@@ -112,14 +127,17 @@ export const requireSuccess = (status: OperationStatus) =>
     : Effect.fail(status.error ?? new OperationFailed({ id: status.id, reason: `ended ${status.state}` }))
 
 /**
- * `banger image pull` through the daemon: begins the operation, then (unless `detach`) follows
- * it with the live progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for
- * its rollback before the CLI exits.
+ * An operation begun through the daemon (`begin`), then (unless `detach`) followed with the live
+ * progress on stderr. An interrupt (Ctrl-C) cancels the operation and waits for its rollback
+ * before the CLI exits.
  */
-export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: boolean }) =>
+export const runOperation = <E, R>(
+  begin: Effect.Effect<OperationStatus, E | RpcClientError, R>,
+  options: { readonly detach: boolean }
+) =>
   Effect.gen(function* () {
     const client = yield* BangerClient
-    const begun = yield* viaDaemon(client.image.pull(payload))
+    const begun = yield* viaDaemon(begin)
     if (options.detach) return { _tag: "Detached", operation: begun } as const
     const relay = yield* progressRelay
     const final = yield* followOperation(begun.id, relay).pipe(
@@ -130,8 +148,36 @@ export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: 
         )
       )
     )
-    return { _tag: "Finished", image: yield* requireSuccess(final) } as const
+    return { _tag: "Finished", result: yield* requireSuccess(final) } as const
   }).pipe(Effect.provide(stderrPullProgress))
+
+/** `banger image pull` through the daemon (see `runOperation`); a finished pull answers its image. */
+export const pullViaDaemon = (payload: PullPayload, options: { readonly detach: boolean }) =>
+  Effect.gen(function* () {
+    const client = yield* BangerClient
+    const outcome = yield* runOperation(client.image.pull(payload), options)
+    if (outcome._tag === "Detached") return outcome
+    if (!(outcome.result instanceof Image)) {
+      return yield* new OperationFailed({ id: "-", reason: "the pull did not answer an image" })
+    }
+    return { _tag: "Finished", image: outcome.result } as const
+  })
+
+/** `banger kernel pull` through the daemon (see `runOperation`); a finished pull answers its kernel. */
+export const kernelPullViaDaemon = (payload: KernelPullPayload, options: { readonly detach: boolean }) =>
+  Effect.gen(function* () {
+    const client = yield* BangerClient
+    const outcome = yield* runOperation(client.kernel.pull(payload), options)
+    if (outcome._tag === "Detached") return outcome
+    if (!(outcome.result instanceof Kernel)) {
+      return yield* new OperationFailed({ id: "-", reason: "the pull did not answer a kernel" })
+    }
+    return { _tag: "Finished", kernel: outcome.result } as const
+  })
+
+/** One line saying what a finished operation made. */
+export const describeResult = (result: OperationResult) =>
+  result instanceof Image ? `${result.name} → ${result.rootfs}` : `kernel ${result.name} → ${result.kernel}`
 
 /** How the CLI prints a detached pull: the id for people, the status for scripts. */
 export const printDetached = (operation: OperationStatus, json: boolean) =>

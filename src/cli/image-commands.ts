@@ -1,13 +1,16 @@
 import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Console, Effect, Option } from "effect"
-import { InvalidKernelInput } from "../domain/errors.js"
-import type { Image } from "../domain/image.js"
+import { InvalidKernelInput, OperationFailed } from "../domain/errors.js"
+import { Image } from "../domain/image.js"
 import type { KernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerClient } from "../rpc/client.js"
-import { absolutePath, printDetached, pullViaDaemon, viaDaemon } from "./daemon-client.js"
+import type { OperationStatus } from "../rpc/schemas.js"
+import { absolutePath, printDetached, pullViaDaemon, runOperation, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
+import { requestedCatalog, rootCommand } from "./root-command.js"
 
 const imageFields = (image: Image) =>
   [
@@ -21,6 +24,7 @@ const imageFields = (image: Image) =>
     ["kernel", image.kernel],
     ["initrd", image.initrd],
     ["modules", image.modules],
+    ["kernel name", image.kernelName],
     ["size", `${formatBytes(image.sizeBytes)} (${image.sizeBytes} bytes)`],
     ["created", image.createdAt]
   ] as const
@@ -36,7 +40,7 @@ const kernelOptions = {
     Options.optional
   ),
   kernelRef: Options.text("kernel-ref").pipe(
-    Options.withDescription("a kernel registered with `banger kernel register`"),
+    Options.withDescription("a kernel in the local store, else a catalog kernel (pulled on first use)"),
     Options.optional
   )
 }
@@ -73,11 +77,29 @@ const kernelSource = (options: {
   })
 }
 
+/** An image operation (register, promote) through the daemon; a finished one answers its image. */
+const imageOperation = <E, R>(
+  begin: Effect.Effect<OperationStatus, E | RpcClientError, R>,
+  options: { readonly detach: boolean }
+) =>
+  Effect.gen(function* () {
+    const outcome = yield* runOperation(begin, options)
+    if (outcome._tag === "Detached") return outcome
+    if (!(outcome.result instanceof Image)) {
+      return yield* new OperationFailed({ id: "-", reason: "the operation did not answer an image" })
+    }
+    return { _tag: "Finished", image: outcome.result } as const
+  })
+
 export const makeImageCommand = (json: Options.Options<boolean>) => {
   const pull = Command.make(
     "pull",
     {
-      reference: Args.text({ name: "REF" }).pipe(Args.withDescription("image reference, e.g. debian:bookworm")),
+      reference: Args.text({ name: "REF|CATALOG_NAME" }).pipe(
+        Args.withDescription(
+          "image reference (debian:bookworm), or a catalog image's exact name (pulled with its kernel)"
+        )
+      ),
       name: Options.text("name").pipe(
         Options.withDescription("image name (default: from the reference)"),
         Options.optional
@@ -97,13 +119,15 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
       withDaemon(
         Effect.gen(function* () {
           const kernel = yield* kernelSource(options)
+          const root = yield* rootCommand
           const outcome = yield* pullViaDaemon(
             {
               reference: options.reference,
               name: Option.getOrUndefined(options.name),
               size: Option.getOrUndefined(options.size),
               platform: Option.getOrUndefined(options.platform),
-              kernel
+              kernel,
+              catalog: requestedCatalog(root.catalog)
             },
             { detach: options.detach }
           )
@@ -157,10 +181,66 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
         yield* Console.log(`deleted ${image.name}`)
       })
     )
-  ).pipe(Command.withDescription("delete an image and its artifacts"))
+  ).pipe(
+    Command.withDescription("delete an image: a managed one with its files, a registered one leaving its files alone")
+  )
+
+  const register = Command.make(
+    "register",
+    {
+      name: Args.text({ name: "NAME" }),
+      // Text, not Options.file: the daemon checks the path, so every refusal reads the same.
+      rootfs: Options.text("rootfs").pipe(Options.withDescription("ext4 root filesystem image; it stays where it is")),
+      ...kernelOptions,
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const root = yield* rootCommand
+          const client = yield* BangerClient
+          const kernel = yield* kernelSource(options)
+          const outcome = yield* imageOperation(
+            client.image.register({
+              name: options.name,
+              rootfs: path.resolve(options.rootfs),
+              kernel,
+              catalog: requestedCatalog(root.catalog)
+            }),
+            { detach: false }
+          )
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          if (options.json) return yield* printJson(outcome.image)
+          yield* Console.log(`registered ${outcome.image.name} (unmanaged) → ${outcome.image.rootfs}`)
+        })
+      )
+  ).pipe(Command.withDescription("record an existing ext4 rootfs as an image, leaving its files where they are"))
+
+  const promote = Command.make(
+    "promote",
+    {
+      name: Args.text({ name: "NAME" }),
+      detach: Options.boolean("detach").pipe(
+        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
+      ),
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const client = yield* BangerClient
+          const outcome = yield* imageOperation(client.image.promote({ name: options.name }), {
+            detach: options.detach
+          })
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          if (options.json) return yield* printJson(outcome.image)
+          yield* Console.log(`promoted ${outcome.image.name} → ${outcome.image.rootfs}`)
+        })
+      )
+  ).pipe(Command.withDescription("copy a registered image's files into the store and manage them from now on"))
 
   return Command.make("image").pipe(
     Command.withDescription("manage images"),
-    Command.withSubcommands([pull, list, show, remove])
+    Command.withSubcommands([pull, list, show, remove, register, promote])
   )
 }

@@ -1,11 +1,12 @@
 import * as path from "node:path"
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import type { Kernel } from "../domain/image.js"
 import { BangerClient } from "../rpc/client.js"
-import { absolutePath, viaDaemon } from "./daemon-client.js"
+import { absolutePath, kernelPullViaDaemon, printDetached, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, printJson, table } from "./output.js"
+import { requestedCatalog, rootCommand } from "./root-command.js"
 
 const kernelFields = (kernel: Kernel) =>
   [
@@ -13,6 +14,10 @@ const kernelFields = (kernel: Kernel) =>
     ["kernel", kernel.kernel],
     ["initrd", kernel.initrd],
     ["modules", kernel.modules],
+    ["ref", kernel.ref],
+    ["manifest digest", kernel.manifestDigest],
+    ["version", kernel.version],
+    ["format", kernel.format],
     ["created", kernel.createdAt]
   ] as const
 
@@ -52,9 +57,11 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
         if (options.json) return yield* printJson(kernels)
         yield* Console.log(
           table(
-            ["NAME", "INITRD", "MODULES", "CREATED"],
+            ["NAME", "FORMAT", "VERSION", "INITRD", "MODULES", "CREATED"],
             kernels.map((kernel) => [
               kernel.name,
+              kernel.format ?? "-",
+              kernel.version ?? "-",
               kernel.initrd ? "yes" : "no",
               kernel.modules ? "yes" : "no",
               kernel.createdAt
@@ -76,19 +83,70 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
     )
   ).pipe(Command.withDescription("show a registered kernel"))
 
-  const remove = Command.make("delete", { name: Args.text({ name: "NAME" }), json }, (options) =>
-    withDaemon(
-      Effect.gen(function* () {
-        const client = yield* BangerClient
-        const kernel = yield* viaDaemon(client.kernel.delete({ name: options.name }))
-        if (options.json) return yield* printJson({ deleted: kernel.name })
-        yield* Console.log(`deleted kernel ${kernel.name}`)
-      })
-    )
-  ).pipe(Command.withDescription("delete a registered kernel"))
+  const remove = Command.make(
+    "delete",
+    {
+      name: Args.text({ name: "NAME" }),
+      force: Options.boolean("force").pipe(
+        Options.withDescription("delete even if images were made with it (they keep their own copies)")
+      ),
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const client = yield* BangerClient
+          const kernel = yield* viaDaemon(client.kernel.delete({ name: options.name, force: options.force }))
+          if (options.json) return yield* printJson({ deleted: kernel.name })
+          yield* Console.log(`deleted kernel ${kernel.name}`)
+        })
+      )
+  ).pipe(Command.withDescription("delete a kernel (refused while images use it, unless --force)"))
+
+  const pull = Command.make(
+    "pull",
+    {
+      reference: Args.text({ name: "REF|CATALOG_NAME" }).pipe(
+        Args.withDescription("a kernel image reference, or a catalog kernel's name (see banger catalog list)")
+      ),
+      name: Options.text("name").pipe(
+        Options.withDescription("kernel name (default: the catalog name, else from the reference)"),
+        Options.optional
+      ),
+      platform: Options.text("platform").pipe(
+        Options.withDescription("os/arch[/variant], default linux/amd64"),
+        Options.optional
+      ),
+      detach: Options.boolean("detach").pipe(
+        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
+      ),
+      json
+    },
+    (options) =>
+      withDaemon(
+        Effect.gen(function* () {
+          const root = yield* rootCommand
+          const outcome = yield* kernelPullViaDaemon(
+            {
+              reference: options.reference,
+              name: Option.getOrUndefined(options.name),
+              platform: Option.getOrUndefined(options.platform),
+              catalog: requestedCatalog(root.catalog)
+            },
+            { detach: options.detach }
+          )
+          if (outcome._tag === "Detached") return yield* printDetached(outcome.operation, options.json)
+          const kernel = outcome.kernel
+          if (options.json) return yield* printJson(kernel)
+          yield* Console.log(
+            `pulled kernel ${kernel.name} (${kernel.ref}, ${kernel.format ?? "?"} ${kernel.version ?? ""}) → ${kernel.kernel}`
+          )
+        })
+      )
+  ).pipe(Command.withDescription("pull a kernel published as an OCI image (kernel, initrd, modules) into the store"))
 
   return Command.make("kernel").pipe(
     Command.withDescription("manage the local kernel store"),
-    Command.withSubcommands([register, list, show, remove])
+    Command.withSubcommands([register, pull, list, show, remove])
   )
 }

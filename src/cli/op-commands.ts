@@ -2,7 +2,14 @@ import { Args, Command, type Options } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { BangerClient } from "../rpc/client.js"
 import type { OperationStatus } from "../rpc/schemas.js"
-import { daemonClientLayer, followOperation, progressRelay, requireSuccess, viaDaemon } from "./daemon-client.js"
+import {
+  daemonClientLayer,
+  describeResult,
+  followOperation,
+  progressRelay,
+  requireSuccess,
+  viaDaemon
+} from "./daemon-client.js"
 import { details, formatBytes, printJson, table } from "./output.js"
 import { stderrPullProgress } from "./pull-progress.js"
 import { rootCommand } from "./root-command.js"
@@ -19,7 +26,7 @@ export const formatProgress = (status: OperationStatus) => {
 }
 
 const outcome = (status: OperationStatus) => {
-  if (status.result !== null) return `${status.result.name} → ${status.result.rootfs}`
+  if (status.result !== null) return describeResult(status.result)
   return status.error?.message ?? "-"
 }
 
@@ -29,6 +36,7 @@ const statusFields = (status: OperationStatus) =>
     ["kind", status.kind],
     ["target", status.target],
     ["state", status.state],
+    ["phase", status.phase === null ? null : `${status.phase.phase} ${status.phase.name}`],
     ["stage", status.stage],
     ["progress", formatProgress(status)],
     ["started", status.startedAt],
@@ -85,7 +93,7 @@ export const makeOpCommand = (json: Options.Options<boolean>) => {
         const relay = yield* progressRelay
         const final = yield* followOperation(options.id, relay)
         const result = yield* requireSuccess(final)
-        yield* Console.log(`operation ${final.id} succeeded: ${result.name} → ${result.rootfs}`)
+        yield* Console.log(`operation ${final.id} succeeded: ${describeResult(result)}`)
       }).pipe(Effect.provide(stderrPullProgress))
     )
   ).pipe(Command.withDescription("follow an operation until it ends; fails with its error if it does not succeed"))

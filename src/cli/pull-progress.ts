@@ -25,21 +25,33 @@ const layerLine = (index: number, count: number, layer: LayerState) => {
 
 /** A live multi-line bar on a terminal: redrawn in place, at most ten times a second. */
 const ttyRenderer = (stream: NodeJS.WriteStream) => {
-  const layers: Array<LayerState> = []
+  let layers: Array<LayerState> = []
   let count = 0
   let stage = ""
+  let phase = ""
   let drawnLines = 0
   let lastDraw = 0
   const draw = (force: boolean) => {
     const now = Date.now()
     if (!force && now - lastDraw < 100) return
     lastDraw = now
-    const lines = [`${stage}…`, ...layers.flatMap((layer, index) => (layer ? [layerLine(index, count, layer)] : []))]
+    const lines = [
+      `${phase}${stage}…`,
+      ...layers.flatMap((layer, index) => (layer ? [layerLine(index, count, layer)] : []))
+    ]
     const up = drawnLines > 0 ? `\x1b[${drawnLines}A` : ""
     stream.write(`${up}${lines.map((line) => `\x1b[2K${line}`).join("\n")}\n`)
     drawnLines = lines.length
   }
   return (event: PullEvent) => {
+    if (event._tag === "PhaseStarted") {
+      // The finished phase's lines stay on screen; the new phase draws below them.
+      phase = `${event.phase} ${event.name}: `
+      layers = []
+      count = 0
+      drawnLines = 0
+      return
+    }
     if (event._tag === "StageStarted") {
       stage = event.stage
       draw(true)
@@ -53,9 +65,12 @@ const ttyRenderer = (stream: NodeJS.WriteStream) => {
 
 /** One line per stage and per finished layer: readable in logs and CI output. */
 const plainRenderer = (stream: NodeJS.WriteStream) => {
-  const finished = new Set<number>()
+  let finished = new Set<number>()
   return (event: PullEvent) => {
-    if (event._tag === "StageStarted") {
+    if (event._tag === "PhaseStarted") {
+      finished = new Set()
+      stream.write(`${event.phase} ${event.name}\n`)
+    } else if (event._tag === "StageStarted") {
       stream.write(`${event.stage}\n`)
     } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
       finished.add(event.index)

@@ -1,23 +1,54 @@
 import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
-import type { Image } from "../domain/image.js"
+import { ImageBusy } from "../domain/errors.js"
+import type { Image, Kernel } from "../domain/image.js"
+import type { BlobCache } from "../layers/blob-cache/blob-cache.js"
+import type { DiskCopy } from "../layers/disk/disk-copy.js"
+import type { Ext4Tools } from "../layers/ext4/ext4-tools.js"
+import type { RegistryClient } from "../layers/registry/registry-client.js"
+import type { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
+import { checkPromotable, promoteImage } from "../pipelines/image/promote.js"
+import { registerImage } from "../pipelines/image/register.js"
+import { inspectRootfs } from "../pipelines/image/source-files.js"
+import { ensureKernelNameFree } from "../pipelines/kernel/kernel-staging.js"
 import { deleteKernel, listKernels, registerKernel, showKernel } from "../pipelines/kernel/manage-kernels.js"
+import { type KernelPullRequest, kernelPullTarget } from "../pipelines/kernel/pull-kernel.js"
+import { validateImageName } from "../pipelines/pull/parse-reference.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
-import { ensureNameFree } from "../pipelines/pull/publish.js"
-import type { PullRequest } from "../pipelines/pull/pull.js"
-import { resolveKernelInputs } from "../pipelines/pull/resolve-kernel.js"
+import { ensureNameFree, type PublishLock } from "../pipelines/pull/publish.js"
+import { imagePullTarget, type PullRequest } from "../pipelines/pull/pull.js"
+import { checkKernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerApi } from "../rpc/api.js"
-import type { BangerError, DaemonInfo, PullPayload } from "../rpc/schemas.js"
+import type { BangerError, DaemonInfo, KernelPullPayload, PullPayload, RegisterPayload } from "../rpc/schemas.js"
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
 
 /** The pull pipeline as the daemon runs it (`pullImage`; tests pass one over mocked services). */
 export type PullFunction<R> = (request: PullRequest) => Effect.Effect<Image, BangerError, R | PullProgress>
+
+/** The kernel pull pipeline as the daemon runs it (`pullKernel`; tests may pass one over mocked services). */
+export type KernelPullFunction<R> = (request: KernelPullRequest) => Effect.Effect<Kernel, BangerError, R | PullProgress>
+
+/**
+ * What the handlers run pipelines on besides the pull functions' own `R`: the state, and the pull
+ * services a register's `--kernel-ref` may need to pull a catalog kernel.
+ */
+export type HandlerServices =
+  | Store
+  | StatePaths
+  | FileSystem.FileSystem
+  | DefaultCatalogPath
+  | PublishLock
+  | DiskCopy
+  | RegistryClient
+  | BlobCache
+  | RootfsBuilder
+  | Ext4Tools
 
 /** Who this daemon is, for `daemon.info`. */
 export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
@@ -26,14 +57,14 @@ export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonI
  * The API's handlers over the pipelines. A pull is checked and its name reserved here, so bad
  * input and a taken name fail the `image.pull` call itself; the rest runs as an operation.
  */
-export const handlersLayer = <R>(pull: PullFunction<R>) =>
+export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFunction<R>) =>
   BangerApi.toLayer(
     Effect.gen(function* () {
       const operations = yield* Operations
       const names = yield* NameReservations
       const identity = yield* DaemonIdentity
       const store = yield* Store
-      const context = yield* Effect.context<R | Store | StatePaths | FileSystem.FileSystem | DefaultCatalogPath>()
+      const context = yield* Effect.context<R | HandlerServices>()
 
       const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
         const name = yield* pullTargetName(payload)
@@ -41,7 +72,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         yield* names.reserve(name, id)
         return yield* Effect.gen(function* () {
           yield* ensureNameFree(name)
-          yield* resolveKernelInputs(payload.kernel)
+          const target = yield* imagePullTarget(payload)
+          yield* checkKernelSource(target.kernel, payload.catalog)
           return yield* operations.begin({
             id,
             kind: "image.pull",
@@ -59,15 +91,95 @@ export const handlersLayer = <R>(pull: PullFunction<R>) =>
         )
       })
 
+      /** Fails with ImageBusy when a running operation holds the image's name. */
+      const refuseBusy = (name: string) =>
+        Effect.flatMap(names.holder(name), (holder) =>
+          Option.isSome(holder)
+            ? Effect.fail(
+                new ImageBusy({ name, operation: holder.value, reason: "another operation is working on it" })
+              )
+            : Effect.void
+        )
+
+      const beginRegister = Effect.fn("image.register")(function* (payload: RegisterPayload) {
+        const name = yield* validateImageName(payload.name)
+        const id = newOperationId()
+        yield* names.reserve(name, id)
+        return yield* Effect.gen(function* () {
+          yield* ensureNameFree(name)
+          yield* inspectRootfs(payload.rootfs)
+          yield* checkKernelSource(payload.kernel, payload.catalog)
+          return yield* operations.begin({
+            id,
+            kind: "image.register",
+            target: name,
+            run: (progress) =>
+              registerImage({ ...payload, name }).pipe(
+                Effect.provideService(PullProgress, progress),
+                Effect.provide(context)
+              ),
+            // The INSERT may land just as a cancel does; the reserved name makes a row under it ours.
+            settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none())),
+            onEnd: names.release(name)
+          })
+        }).pipe(
+          Effect.onError(() => names.release(name)),
+          Effect.provide(context)
+        )
+      })
+
+      const beginPromote = Effect.fn("image.promote")(function* (name: string) {
+        const id = newOperationId()
+        yield* names.reserve(name, id).pipe(Effect.catchTag("ImageNameTaken", () => refuseBusy(name)))
+        return yield* Effect.gen(function* () {
+          yield* checkPromotable(name)
+          return yield* operations.begin({
+            id,
+            kind: "image.promote",
+            target: name,
+            run: (progress) =>
+              promoteImage(name).pipe(Effect.provideService(PullProgress, progress), Effect.provide(context)),
+            // The commit is uninterruptible: a cancel seen after it finds the image managed.
+            settleInterrupted: store.images.find(name).pipe(
+              Effect.map(Option.filter((image) => image.managed)),
+              Effect.orElseSucceed(() => Option.none())
+            ),
+            onEnd: names.release(name)
+          })
+        }).pipe(
+          Effect.onError(() => names.release(name)),
+          Effect.provide(context)
+        )
+      })
+      // Kernel names are not reserved: two pulls of one kernel name race to publish, and the
+      // loser fails with KernelNameTaken (image pulls needing it then use the winner's).
+      const beginKernelPull = Effect.fn("kernel.pull")(function* (payload: KernelPullPayload) {
+        const target = yield* kernelPullTarget(payload)
+        yield* ensureKernelNameFree(target.name)
+        return yield* operations.begin({
+          kind: "kernel.pull",
+          target: target.name,
+          run: (progress) =>
+            pullKernel({ ...payload, name: target.name }).pipe(
+              Effect.provideService(PullProgress, progress),
+              Effect.provide(context)
+            ),
+          settleInterrupted: store.kernels.find(target.name).pipe(Effect.orElseSucceed(() => Option.none()))
+        })
+      }, Effect.provide(context))
+
       return BangerApi.of({
         "image.pull": beginPull,
         "image.list": () => listImages,
         "image.show": ({ name }) => showImage(name),
-        "image.delete": ({ name }) => deleteImage(name),
+        "image.delete": ({ name }) => Effect.zipRight(refuseBusy(name), deleteImage(name)),
+        "image.register": beginRegister,
+        "image.promote": ({ name }) => beginPromote(name),
         "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),
         "kernel.list": () => listKernels,
         "kernel.show": ({ name }) => showKernel(name),
-        "kernel.delete": ({ name }) => deleteKernel(name),
+        "kernel.delete": ({ name, force }) => deleteKernel(name, force ?? false),
+        "kernel.pull": beginKernelPull,
         "op.status": ({ id }) => operations.status(id),
         "op.watch": ({ id }) => operations.watch(id),
         "op.cancel": ({ id }) => operations.cancel(id),

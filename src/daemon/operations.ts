@@ -129,7 +129,7 @@ const make = (config: OperationsConfig) =>
         .pipe(Effect.catchAll((error) => Effect.logWarning(`cannot record operation ${status.id}: ${error.message}`)))
 
     const reporterFor = (entry: Entry): PullProgress["Type"] => {
-      const layers: Array<LayerStatus | undefined> = []
+      let layers: Array<LayerStatus | undefined> = []
       let layerCount = 0
       let lastPublish = 0
       const publish = (stage: Option.Option<string>) =>
@@ -146,6 +146,22 @@ const make = (config: OperationsConfig) =>
         report: (event: PullEvent) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
+            if (event._tag === "PhaseStarted") {
+              // A new phase's layers are counted on their own (a kernel's, then an image's).
+              layers = []
+              layerCount = 0
+              lastPublish = now
+              const status = yield* SubscriptionRef.updateAndGet(
+                entry.ref,
+                (status) =>
+                  new OperationStatus({
+                    ...status,
+                    phase: { phase: event.phase, name: event.name },
+                    progress: summarize(layers, layerCount)
+                  })
+              )
+              return yield* saveLogged(status)
+            }
             if (event._tag === "StageStarted") {
               lastPublish = now
               const status = yield* publish(Option.some(event.stage))

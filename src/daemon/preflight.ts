@@ -1,6 +1,5 @@
 import { Effect } from "effect"
-import { defaultImageName, validateImageName } from "../pipelines/pull/image-name.js"
-import { parseReference } from "../pipelines/pull/parse-reference.js"
+import { imagePullTarget } from "../pipelines/pull/pull.js"
 import type { PullPayload } from "../rpc/schemas.js"
 
 /**
@@ -8,6 +7,5 @@ import type { PullPayload } from "../rpc/schemas.js"
  * begins the operation. The rest of the pre-download checks run after the reservation (handlers).
  */
 export const pullTargetName = Effect.fn("pullTargetName")(function* (payload: PullPayload) {
-  const reference = yield* parseReference(payload.reference)
-  return yield* validateImageName(payload.name ?? defaultImageName(reference))
+  return (yield* imagePullTarget(payload)).name
 })

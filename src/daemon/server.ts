@@ -2,14 +2,16 @@ import type { FileSystem } from "@effect/platform"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
 import { builtinCatalogPath } from "../app/catalog-path.js"
+import type { DiskCopy } from "../layers/disk/disk-copy.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { OperationStore } from "../layers/store/operation-store.js"
 import type { Store } from "../layers/store/store.js"
 import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
+import type { PublishLock } from "../pipelines/pull/publish.js"
 import { BangerApi } from "../rpc/api.js"
 import { DaemonInfo } from "../rpc/schemas.js"
 import { VERSION } from "../version.js"
-import { DaemonIdentity, handlersLayer, type PullFunction } from "./handlers.js"
+import { DaemonIdentity, handlersLayer, type KernelPullFunction, type PullFunction } from "./handlers.js"
 import { acquireDaemonLock } from "./lock.js"
 import { NameReservations } from "./name-reservations.js"
 import { Operations } from "./operations.js"
@@ -28,7 +30,7 @@ export interface DaemonConfig {
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
-export type DaemonServices = Store | StatePaths | FileSystem.FileSystem
+export type DaemonServices = Store | StatePaths | FileSystem.FileSystem | PublishLock | DiskCopy
 
 /**
  * The whole daemon as one layer, started in this order: the state-dir lock; the services (which
@@ -39,7 +41,8 @@ export type DaemonServices = Store | StatePaths | FileSystem.FileSystem
 export const daemonLayer = <R, E>(
   config: DaemonConfig,
   services: Layer.Layer<R | DaemonServices, E>,
-  pull: PullFunction<NoInfer<R> | DaemonServices>
+  pull: PullFunction<NoInfer<R> | DaemonServices | DefaultCatalogPath>,
+  pullKernel: KernelPullFunction<NoInfer<R> | DaemonServices | DefaultCatalogPath>
 ) => {
   const lock = Layer.scopedDiscard(acquireDaemonLock(config.stateDir))
   const identity = Layer.effect(
@@ -72,7 +75,7 @@ export const daemonLayer = <R, E>(
       Layer.provide(RpcSerialization.layerNdjson)
     )
     const server = RpcServer.layer(BangerApi, { disableFatalDefects: true }).pipe(
-      Layer.provide(handlersLayer(pull)),
+      Layer.provide(handlersLayer(pull, pullKernel)),
       Layer.provide(protocol),
       Layer.provide(ready)
     )

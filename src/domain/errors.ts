@@ -305,3 +305,76 @@ export class VmRefused extends Schema.TaggedError<VmRefused>()("VmRefused", {
     return `VM "${this.name}": ${this.reason}`
   }
 }
+
+/** A rootfs given to `image register` that banger cannot use as one; `reason` says what is wrong. */
+export class InvalidRootfs extends Schema.TaggedError<InvalidRootfs>()("InvalidRootfs", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid rootfs ${this.path}: ${this.reason}`
+  }
+}
+
+/** A registered image's file was changed, replaced or removed after registration, so it is not copied. */
+export class ImageSourceChanged extends Schema.TaggedError<ImageSourceChanged>()("ImageSourceChanged", {
+  name: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" cannot be promoted: ${this.path} ${this.reason}`
+  }
+}
+
+/** `image promote` of an image that is not (or no longer) an unmanaged one. */
+export class ImageNotPromotable extends Schema.TaggedError<ImageNotPromotable>()("ImageNotPromotable", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" cannot be promoted: ${this.reason}`
+  }
+}
+
+/** A running operation (a pull, register or promote) holds the image's name. */
+export class ImageBusy extends Schema.TaggedError<ImageBusy>()("ImageBusy", {
+  name: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" is busy: ${this.reason} (operation ${this.operation})`
+  }
+}
+
+/** A file given or found as a kernel is neither an ELF vmlinux nor a bzImage (read from its magic). */
+export class NotAKernel extends Schema.TaggedError<NotAKernel>()("NotAKernel", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.path} is not a kernel image: ${this.reason}`
+  }
+}
+
+/** A kernel OCI image holds no kernel, or several, or an ambiguous initrd / modules tree. */
+export class KernelImageInvalid extends Schema.TaggedError<KernelImageInvalid>()("KernelImageInvalid", {
+  reference: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.reference} is not a usable kernel image: ${this.reason}`
+  }
+}
+
+/** `kernel delete` of a kernel that images were made with (see images.kernel_name). */
+export class KernelInUse extends Schema.TaggedError<KernelInUse>()("KernelInUse", {
+  name: Schema.String,
+  images: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    return `kernel "${this.name}" is used by image(s) ${this.images.join(", ")}: ${this.reason}`
+  }
+}

@@ -13,6 +13,18 @@ export class ImageRuntime extends Schema.Class<ImageRuntime>("ImageRuntime")({
 
 export const ImageName = Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9._-]{0,63}$/), Schema.brand("ImageName"))
 
+/** What a file looked like when it was registered: promote refuses to copy one that differs. */
+export const FileStamp = Schema.Struct({ size: Schema.Number, mtimeMs: Schema.Number })
+export type FileStamp = typeof FileStamp.Type
+
+/** The stamps of a registered (unmanaged) image's files; modules, a tree, are only checked to exist. */
+export const SourceStamps = Schema.Struct({
+  rootfs: FileStamp,
+  kernel: FileStamp,
+  initrd: Schema.NullOr(FileStamp)
+})
+export type SourceStamps = typeof SourceStamps.Type
+
 /** A managed (pulled) or registered image as recorded in the state database. */
 export class Image extends Schema.Class<Image>("Image")({
   id: Schema.String,
@@ -31,7 +43,9 @@ export class Image extends Schema.Class<Image>("Image")({
   /** The stored kernel (`banger kernel list`) the boot artifacts were copied from; null for paths. */
   kernelName: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
   /** Pulled images: their OCI config's Entrypoint, Cmd, Env, WorkingDir, User; registered ones: empty. */
-  runtime: Schema.optionalWith(ImageRuntime, { default: () => ImageRuntime.empty })
+  runtime: Schema.optionalWith(ImageRuntime, { default: () => ImageRuntime.empty }),
+  /** Unmanaged images only: their files as registered; null once promoted into the store. */
+  sources: Schema.optionalWith(Schema.NullOr(SourceStamps), { default: () => null })
 }) {}
 
 /**

@@ -2,11 +2,14 @@ import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import {
   FilesystemError,
+  ImageBusy,
   ImageNotFound,
   InvalidKernelInput,
   InvalidName,
+  KernelInUse,
   KernelNameTaken,
   KernelNotFound,
+  NotAKernel,
   OperationNotFound,
   StoreError
 } from "../domain/errors.js"
@@ -15,9 +18,12 @@ import {
   DaemonInfo,
   Image,
   Kernel,
+  KernelDeletePayload,
+  KernelPullPayload,
   KernelRegisterPayload,
   OperationStatus,
-  PullPayload
+  PullPayload,
+  RegisterPayload
 } from "./schemas.js"
 
 const byName = { name: Schema.String }
@@ -31,15 +37,29 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("image.pull", { payload: PullPayload, success: OperationStatus, error: BangerError }),
   Rpc.make("image.list", { success: Schema.Array(Image), error: StoreError }),
   Rpc.make("image.show", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
-  Rpc.make("image.delete", { payload: byName, success: Image, error: Schema.Union(ImageNotFound, StoreError) }),
+  Rpc.make("image.delete", {
+    payload: byName,
+    success: Image,
+    error: Schema.Union(ImageNotFound, ImageBusy, StoreError)
+  }),
+  /** Records an unmanaged image (its files stay put); an operation, since `--kernel-ref` may pull a kernel. */
+  Rpc.make("image.register", { payload: RegisterPayload, success: OperationStatus, error: BangerError }),
+  /** Copies an unmanaged image's files into the store and makes it managed, as an operation. */
+  Rpc.make("image.promote", { payload: byName, success: OperationStatus, error: BangerError }),
   Rpc.make("kernel.register", {
     payload: KernelRegisterPayload,
     success: Kernel,
-    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError)
+    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError, NotAKernel)
   }),
   Rpc.make("kernel.list", { success: Schema.Array(Kernel), error: StoreError }),
   Rpc.make("kernel.show", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
-  Rpc.make("kernel.delete", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
+  Rpc.make("kernel.delete", {
+    payload: KernelDeletePayload,
+    success: Kernel,
+    error: Schema.Union(KernelNotFound, KernelInUse, StoreError)
+  }),
+  /** Like `image.pull`: answers the new operation's status at once (kind "kernel.pull"). */
+  Rpc.make("kernel.pull", { payload: KernelPullPayload, success: OperationStatus, error: BangerError }),
   Rpc.make("op.status", {
     payload: byId,
     success: OperationStatus,

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import * as Errors from "../domain/errors.js"
 import { Image, Kernel } from "../domain/image.js"
+import { PullPhase } from "../pipelines/pull/progress.js"
 
 /** Where a pull's boot artifacts come from; mirrors `KernelSource` of the pull pipeline. */
 export const KernelSourceSchema = Schema.Union(
@@ -18,9 +19,35 @@ export const PullPayload = Schema.Struct({
   name: Schema.optional(Schema.String),
   size: Schema.optional(Schema.String),
   platform: Schema.optional(Schema.String),
-  kernel: Schema.optional(KernelSourceSchema)
+  kernel: Schema.optional(KernelSourceSchema),
+  /** The request's catalog file (absolute): catalog image and kernel names are looked up there. */
+  catalog: Schema.optional(Schema.String)
 })
 export type PullPayload = typeof PullPayload.Type
+
+/** `image.register`; `rootfs` and kernel paths absolute, as for pulls. */
+export const RegisterPayload = Schema.Struct({
+  name: Schema.String,
+  rootfs: Schema.String,
+  kernel: Schema.optional(KernelSourceSchema),
+  /** The client's `--catalog`, for a `--kernel-ref` that names a catalog kernel. */
+  catalog: Schema.optional(Schema.String)
+})
+export type RegisterPayload = typeof RegisterPayload.Type
+/** `kernel.pull`: a reference or a catalog kernel's name. */
+export const KernelPullPayload = Schema.Struct({
+  reference: Schema.String,
+  name: Schema.optional(Schema.String),
+  platform: Schema.optional(Schema.String),
+  catalog: Schema.optional(Schema.String)
+})
+export type KernelPullPayload = typeof KernelPullPayload.Type
+
+export const KernelDeletePayload = Schema.Struct({
+  name: Schema.String,
+  /** Delete even when images were made with it (they keep their own copies). */
+  force: Schema.optional(Schema.Boolean)
+})
 
 export const KernelRegisterPayload = Schema.Struct({
   name: Schema.String,
@@ -55,7 +82,16 @@ export const BangerError = Schema.Union(
   Errors.StoreError,
   Errors.OperationNotFound,
   Errors.OperationFailed,
-  Errors.OperationCancelled
+  Errors.OperationCancelled,
+  Errors.InvalidRootfs,
+  Errors.ImageSourceChanged,
+  Errors.ImageNotPromotable,
+  Errors.ImageBusy,
+  Errors.NotAKernel,
+  Errors.KernelImageInvalid,
+  Errors.KernelInUse,
+  Errors.CatalogInvalid,
+  Errors.CatalogEntryNotFound
 )
 export type BangerError = typeof BangerError.Type
 
@@ -87,8 +123,11 @@ export type OperationProgress = typeof OperationProgress.Type
 
 export const emptyProgress: OperationProgress = { layers: [], layerCount: 0, bytesDone: 0, bytesTotal: 0 }
 
-/** What an operation produced; a union as more kinds (VM creation) arrive. */
-export const OperationResult = Image
+/**
+ * What an operation produced: an image (`image.pull`) or a kernel (`kernel.pull`). Image first:
+ * a kernel lacks an image's id, rootfs and size, so each decodes as what it is.
+ */
+export const OperationResult = Schema.Union(Image, Kernel)
 export type OperationResult = typeof OperationResult.Type
 
 export class OperationStatus extends Schema.Class<OperationStatus>("OperationStatus")({
@@ -99,6 +138,10 @@ export class OperationStatus extends Schema.Class<OperationStatus>("OperationSta
   state: OperationState,
   /** The pipeline step under way (or the last one reached); null before the first. */
   stage: Schema.NullOr(Schema.String),
+  /** What is being pulled when one operation pulls a kernel then an image; null before the first. */
+  phase: Schema.optionalWith(Schema.NullOr(Schema.Struct({ phase: PullPhase, name: Schema.String })), {
+    default: () => null
+  }),
   progress: OperationProgress,
   result: Schema.NullOr(OperationResult),
   error: Schema.NullOr(BangerError),

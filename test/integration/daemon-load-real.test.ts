@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Chunk, Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Image } from "../../src/domain/image.js"
 import { withBangerDaemon } from "../support/banger-cli.js"
 import { connect } from "../support/daemon-harness.js"
 import { type BuiltLayer, buildLayer } from "../support/layers.js"
@@ -111,7 +112,8 @@ describe("real daemon under load", () => {
               expect(last.state, JSON.stringify(last.error)).toBe("succeeded")
               const done = history.map((update) => update.progress.bytesDone)
               expect([...done].sort((a, b) => a - b)).toEqual(done)
-              expect(fs.statSync(last.result!.rootfs).size).toBe(last.result!.sizeBytes)
+              const image = last.result as Image
+              expect(fs.statSync(image.rootfs).size).toBe(image.sizeBytes)
             }
             const names = ["app0", "app1", "app2", "app3", "seed"]
             for (const client of clients) {

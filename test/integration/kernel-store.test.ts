@@ -16,6 +16,7 @@ let registry: TestRegistry
 let work: string
 let boot: { kernel: string; initrd: string }
 let modules: string
+let catalog: string
 
 beforeAll(async () => {
   registry = await startRegistry()
@@ -27,6 +28,17 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(modules, "modules.dep"), "kernel/fs/ext4.ko:\n")
   const layer = await buildLayer([{ type: "file", name: "etc-hostname", content: "tiny\n" }])
   await pushImage(registry, "tiny", "1", { layers: [layer] })
+  // --kernel-ref looks names up in the catalog too: a known one, independent of the built-in.
+  catalog = path.join(work, "catalog.json")
+  fs.writeFileSync(
+    catalog,
+    JSON.stringify({
+      kernels: [
+        { name: "listed", ref: `${registry.host}/kernels/none:1`, arch: "x86_64", description: "-", default: true }
+      ],
+      images: [{ name: "tiny", ref: `${registry.host}/tiny:1`, kernel: "listed", description: "-", default: true }]
+    })
+  )
 })
 
 afterAll(async () => {
@@ -40,7 +52,7 @@ describe("kernel store and image management (CLI → daemon)", () => {
   it("registers, lists, shows, pulls with --kernel-ref, deletes", async () => {
     const state = path.join(work, "state")
     await withBangerDaemon(state, async () => {
-      const banger = (...args: Array<string>) => runBanger(["--state-dir", state, ...args])
+      const banger = (...args: Array<string>) => runBanger(["--state-dir", state, "--catalog", catalog, ...args])
 
       const registered = await banger(
         "kernel",
@@ -89,7 +101,7 @@ describe("kernel store and image management (CLI → daemon)", () => {
 
       expectOneLineError(
         await banger("image", "pull", `${registry.host}/tiny:1`, "--name", "x", "--kernel-ref", "nope"),
-        /kernel "nope" not found/
+        /kernel "nope" not found: neither in the local kernel store .* nor in the catalog/
       )
       expectOneLineError(
         await banger(
@@ -106,8 +118,10 @@ describe("kernel store and image management (CLI → daemon)", () => {
         /either --kernel-ref or --kernel/
       )
 
-      // The image owns its copies: deleting the kernel leaves it bootable.
-      expect((await banger("kernel", "delete", "cloud")).code).toBe(0)
+      // The image owns its copies: deleting the kernel (forced, since the image was made with it)
+      // leaves it bootable.
+      expectOneLineError(await banger("kernel", "delete", "cloud"), /kernel "cloud" is used by image\(s\) tiny-1/)
+      expect((await banger("kernel", "delete", "cloud", "--force")).code).toBe(0)
       expect(fs.existsSync(path.join(state, "kernels", "cloud"))).toBe(false)
       expectOneLineError(await banger("kernel", "show", "cloud"), /kernel "cloud" not found/)
       expect(sameBytes(image.kernel, boot.kernel)).toBe(true)

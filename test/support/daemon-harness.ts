@@ -7,20 +7,26 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { RpcTest } from "@effect/rpc"
 import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
-import { DaemonIdentity, handlersLayer, type PullFunction } from "../../src/daemon/handlers.js"
+import { DaemonIdentity, type HandlerServices, handlersLayer, type PullFunction } from "../../src/daemon/handlers.js"
 import { NameReservations } from "../../src/daemon/name-reservations.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { daemonLayer } from "../../src/daemon/server.js"
-import { Image } from "../../src/domain/image.js"
+import { Image, Kernel } from "../../src/domain/image.js"
+import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
+import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { RegistryClient } from "../../src/layers/registry/registry-client.js"
+import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
 import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
-import { PullProgress, reportStage } from "../../src/pipelines/pull/progress.js"
+import { acquireKernelStaging, publishKernel } from "../../src/pipelines/kernel/kernel-staging.js"
+import type { KernelPullRequest } from "../../src/pipelines/kernel/pull-kernel.js"
+import { PullProgress, reportPhase, reportStage } from "../../src/pipelines/pull/progress.js"
 import { PublishLock, publishImage } from "../../src/pipelines/pull/publish.js"
 import type { PullRequest } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
@@ -39,8 +45,19 @@ export const tempDir = (prefix = "bgd-") =>
 /** StatePaths, Store, PublishLock and the Node platform over `stateDir`, swept on build like appLayer. */
 export const testServices = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
-  const services = Layer.mergeAll(paths, Store.layer.pipe(Layer.provide(paths)), PublishLock.layer, NodeContext.layer)
-  return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
+  const services = Layer.mergeAll(
+    paths,
+    Store.layer.pipe(Layer.provide(paths)),
+    PublishLock.layer,
+    DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
+    // Real but idle unless a test pulls for real (a register's --kernel-ref of a catalog kernel).
+    RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer)),
+    RootfsBuilder.layer.pipe(Layer.provide(paths)),
+    Ext4Tools.layer.pipe(Layer.provide(NodeContext.layer)),
+    NodeContext.layer
+  )
+  const withCache = Layer.merge(services, BlobCache.layer.pipe(Layer.provide(services)))
+  return Layer.merge(withCache, Layer.effectDiscard(recoverState()).pipe(Layer.provide(withCache)))
 }
 
 export interface FakePullOptions {
@@ -117,6 +134,35 @@ export const fakePull =
       )
     })
 
+/**
+ * A kernel pull that needs no registry: stages a tiny ELF-headed kernel file and publishes it
+ * through the real kernel staging and publish steps.
+ */
+export const fakeKernelPull = (request: KernelPullRequest) =>
+  Effect.gen(function* () {
+    const paths = yield* StatePaths
+    const name = request.name ?? "fake-kernel"
+    yield* reportPhase("kernel", name)
+    yield* reportStage("resolve")
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const staging = yield* acquireKernelStaging()
+        fs.writeFileSync(path.join(staging, "kernel"), Buffer.from([0x7f, 0x45, 0x4c, 0x46]))
+        yield* reportStage("publish")
+        const kernel = new Kernel({
+          name,
+          kernel: path.join(paths.kernelDir(name), "kernel"),
+          initrd: null,
+          modules: null,
+          createdAt: new Date().toISOString(),
+          ref: `example.test/${request.reference}`,
+          format: "elf"
+        })
+        return yield* publishKernel(staging, kernel)
+      })
+    )
+  })
+
 /** A kernel file the pull payloads can point at (`kernel: { _tag: "Paths", kernel }`). */
 export const writeKernel = (dir: string) => {
   const kernel = path.join(dir, "vmlinuz")
@@ -152,10 +198,13 @@ export const startInProcessDaemon = (
         socket,
         group: options.group,
         operationTtl: options.operationTtl ?? "1 hour",
-        pruneEvery: options.pruneEvery
+        pruneEvery: options.pruneEvery,
+        // No catalog: plain names like "debian" stay references, whatever the built-in catalog lists.
+        catalog: path.join(stateDir, "no-catalog.json")
       },
       testServices(stateDir),
-      fakePull(options)
+      fakePull(options),
+      fakeKernelPull
     )
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
@@ -170,8 +219,8 @@ export const connect = (socket: string) =>
 /** The daemon's handlers without a socket: `RpcTest.makeClient(BangerApi)` over them, for handler tests. */
 export const handlerClient = <R>(
   stateDir: string,
-  services: Layer.Layer<R | Store | StatePaths | FileSystem.FileSystem, unknown>,
-  pull: PullFunction<NoInfer<R> | Store | StatePaths | FileSystem.FileSystem>,
+  services: Layer.Layer<R | Exclude<HandlerServices, DefaultCatalogPath>, unknown>,
+  pull: PullFunction<NoInfer<R> | HandlerServices>,
   options: {
     readonly operationTtl?: Duration.DurationInput
     readonly pruneEvery?: Duration.DurationInput
@@ -192,7 +241,9 @@ export const handlerClient = <R>(
     const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog).pipe(
       Layer.provideMerge(services)
     )
-    const context = yield* Layer.build(handlersLayer(pull).pipe(Layer.provideMerge(core))).pipe(Effect.orDie)
+    const context = yield* Layer.build(handlersLayer(pull, fakeKernelPull).pipe(Layer.provideMerge(core))).pipe(
+      Effect.orDie
+    )
     const client = yield* RpcTest.makeClient(BangerApi).pipe(Effect.provide(context))
     return { client, operations: Context.get(context, Operations) }
   })

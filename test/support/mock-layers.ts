@@ -12,11 +12,13 @@ import { Ext4Error } from "../../src/domain/errors.js"
 import type { ResolvedImage } from "../../src/domain/oci.js"
 import type { TreeEntry } from "../../src/domain/tree.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools, type Ext4ToolsShape, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
+import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { PublishLock } from "../../src/pipelines/pull/publish.js"
 
 export interface Calls {
@@ -128,6 +130,9 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     rootfsFixture(calls).pipe(Layer.provide(paths)),
     ext4,
     PublishLock.layer,
-    NodeContext.layer
+    DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
+    NodeContext.layer,
+    // No catalog file: plain names are references (see catalogForLookup).
+    DefaultCatalogPath.layer(path.join(root, "no-catalog.json"))
   )
 }

@@ -4,7 +4,7 @@ import { Chunk, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } 
 import { GC_DELAY_MS } from "../../src/daemon/collect-garbage.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
-import { Image } from "../../src/domain/image.js"
+import { Image, Kernel } from "../../src/domain/image.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
@@ -305,5 +305,31 @@ describe("Operations", () => {
       const again = Chunk.toReadonlyArray(yield* Stream.runCollect(operations.watch(begun.id)))
       expect(again.map((status) => status.state)).toEqual(["succeeded"])
     }).pipe(Effect.provide(operationsIn()), Effect.scoped)
+  )
+})
+
+describe("kernel handlers (RpcTest client)", () => {
+  it.live(
+    "kernel.pull runs as an operation whose result decodes as a Kernel; image.pull checks stored kernel names up front",
+    () =>
+      Effect.gen(function* () {
+        const { stateDir } = yield* setup
+        const { client } = yield* handlerClient(stateDir, testServices(stateDir), fakePull({ steps: 2 }))
+        const begun = yield* client.kernel.pull({ reference: "example.test/kernels/k:1", name: "k" })
+        expect(begun).toMatchObject({ kind: "kernel.pull", target: "k", state: "running" })
+        const final = yield* lastOf(client.op.watch({ id: begun.id }))
+        expect(final.state).toBe("succeeded")
+        expect(final.result).toBeInstanceOf(Kernel)
+        expect(final.phase).toEqual({ phase: "kernel", name: "k" })
+        const taken = yield* Effect.flip(client.kernel.pull({ reference: "example.test/kernels/k:1", name: "k" }))
+        expect(taken._tag).toBe("KernelNameTaken")
+
+        const pulled = yield* client.image.pull({ reference: "debian", kernel: { _tag: "Stored", name: "k" } })
+        expect((yield* lastOf(client.op.watch({ id: pulled.id }))).state).toBe("succeeded")
+        const missing = yield* Effect.flip(
+          client.image.pull({ reference: "debian", name: "x", kernel: { _tag: "Stored", name: "nope" } })
+        )
+        expect(missing._tag).toBe("KernelNotFound")
+      }).pipe(Effect.scoped)
   )
 })

@@ -41,9 +41,9 @@ describe("Store (real SQLite file)", () => {
         yield* store.images.insert(image("alpine"))
         expect((yield* store.images.list).map((row) => row.name)).toEqual(["alpine", "debian"])
         expect(Option.getOrThrow(yield* store.images.find("debian"))).toEqual(image("debian"))
-        expect(yield* store.images.ids).toEqual(new Set(["id-debian", "id-alpine"]))
-        expect(yield* store.images.remove("debian")).toBe(true)
-        expect(yield* store.images.remove("debian")).toBe(false)
+        expect(yield* store.images.managedIds).toEqual(new Set(["id-debian", "id-alpine"]))
+        expect(Option.getOrThrow(yield* store.images.remove("debian"))).toEqual(image("debian"))
+        expect(Option.isNone(yield* store.images.remove("debian"))).toBe(true)
         expect(Option.isNone(yield* store.images.find("debian"))).toBe(true)
 
         const kernel = new Kernel({ name: "k", kernel: "/k", initrd: "/i", modules: null, createdAt: "x" })
@@ -62,7 +62,51 @@ describe("Store (real SQLite file)", () => {
         yield* store.images.insert(image("debian", "first"))
         const error = yield* Effect.flip(store.images.insert(image("debian", "second")))
         expect(error._tag).toBe("ImageNameTaken")
-        expect(yield* store.images.ids).toEqual(new Set(["first"]))
+        expect(yield* store.images.managedIds).toEqual(new Set(["first"]))
+      }).pipe(Effect.provide(storeAt(root)))
+    )
+  )
+
+  it.live("an unmanaged image keeps its source stamps until markManaged moves it into the store", () =>
+    withStateDir((root) =>
+      Effect.gen(function* () {
+        const store = yield* Store
+        const sources = {
+          rootfs: { size: 1 << 26, mtimeMs: 1_764_900_000_123 },
+          kernel: { size: 4096, mtimeMs: 1_764_900_000_456 },
+          initrd: null
+        }
+        const registered = new Image({
+          ...image("mine", "id-mine"),
+          ref: null,
+          manifestDigest: null,
+          platform: null,
+          managed: false,
+          rootfs: "/home/me/mine.ext4",
+          kernel: "/boot/vmlinux",
+          kernelName: "cloud",
+          sources
+        })
+        yield* store.images.insert(registered)
+        yield* store.images.insert(image("pulled"))
+        expect(Option.getOrThrow(yield* store.images.find("mine"))).toEqual(registered)
+        // Only managed images own a directory in the store.
+        expect(yield* store.images.managedIds).toEqual(new Set(["id-pulled"]))
+
+        const files = { rootfs: "/state/images/id-mine/rootfs.ext4", kernel: "/state/images/id-mine/kernel" }
+        const promoted = yield* store.images.markManaged("id-mine", { ...files, initrd: null, modules: null })
+        expect(Option.getOrThrow(promoted)).toEqual(
+          new Image({ ...registered, ...files, managed: true, sources: null })
+        )
+        expect(Option.getOrThrow(yield* store.images.find("mine"))).toEqual(Option.getOrThrow(promoted))
+        expect(yield* store.images.managedIds).toEqual(new Set(["id-pulled", "id-mine"]))
+        // Already managed, or gone: nothing to update.
+        expect(
+          Option.isNone(yield* store.images.markManaged("id-mine", { ...files, initrd: null, modules: null }))
+        ).toBe(true)
+        expect(Option.isNone(yield* store.images.markManaged("nope", { ...files, initrd: null, modules: null }))).toBe(
+          true
+        )
       }).pipe(Effect.provide(storeAt(root)))
     )
   )

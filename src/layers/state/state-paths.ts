@@ -23,6 +23,8 @@ export interface StatePathsShape {
   readonly stagingDir: (id: string) => string
   readonly kernelDir: (name: string) => string
   readonly vmDir: (id: string) => string
+  /** `<kernels>/.staging-<id>`: a leading dot, so it can never be a kernel's name. */
+  readonly kernelStagingDir: (id: string) => string
   readonly blobPath: (digest: string) => string
   /**
    * A fresh path for a temp tree or file under `dir`, named `<pid>-<label>-<random>` so the
@@ -36,6 +38,8 @@ export const tempPathOwner = (name: string): number | undefined => {
   const match = /^(\d+)-/.exec(name)
   return match ? Number(match[1]) : undefined
 }
+
+export const KERNEL_STAGING_PREFIX = ".staging-"
 
 export const makeStatePaths = (root: string): StatePathsShape => {
   const absolute = path.resolve(root)
@@ -60,6 +64,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     stagingDir: (id) => path.join(images, `${id}.staging`),
     kernelDir: (name) => path.join(kernels, name),
     vmDir: (id) => path.join(vms, id),
+    kernelStagingDir: (id) => path.join(kernels, `${KERNEL_STAGING_PREFIX}${id}`),
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)

@@ -90,5 +90,18 @@ export const migrations = {
       stopped_at TEXT
     )`
     yield* sql`CREATE INDEX vms_image_id ON vms (image_id)`
+  }),
+  /**
+   * Registered images stay where the user keeps them: their files' size and mtime as registered,
+   * so that promote can refuse a source that changed since. Null for managed images.
+   */
+  "0007_unmanaged_images": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE images ADD COLUMN rootfs_size INTEGER`
+    yield* sql`ALTER TABLE images ADD COLUMN rootfs_mtime_ms INTEGER`
+    yield* sql`ALTER TABLE images ADD COLUMN kernel_size INTEGER`
+    yield* sql`ALTER TABLE images ADD COLUMN kernel_mtime_ms INTEGER`
+    yield* sql`ALTER TABLE images ADD COLUMN initrd_size INTEGER`
+    yield* sql`ALTER TABLE images ADD COLUMN initrd_mtime_ms INTEGER`
   })
 }

@@ -4,7 +4,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors.js"
-import { Image, ImageRuntime, Kernel } from "../../domain/image.js"
+import { type FileStamp, Image, ImageRuntime, Kernel, type SourceStamps } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
 import { migrations } from "./migrations.js"
 import { makeVmRows, type VmRowsShape } from "./vm-rows.js"
@@ -15,8 +15,15 @@ export interface StoreShape {
     readonly insert: (image: Image) => Effect.Effect<void, ImageNameTaken | StoreError>
     readonly find: (name: string) => Effect.Effect<Option.Option<Image>, StoreError>
     readonly list: Effect.Effect<ReadonlyArray<Image>, StoreError>
-    readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
-    readonly ids: Effect.Effect<ReadonlySet<string>, StoreError>
+    /** The row as it was when removed (so the caller acts on what was deleted, not on an older read). */
+    readonly remove: (name: string) => Effect.Effect<Option.Option<Image>, StoreError>
+    /**
+     * Records that an unmanaged image's files now live in the store: its new paths, managed, no
+     * source stamps. None when no unmanaged image has this id (deleted or promoted meanwhile).
+     */
+    readonly markManaged: (id: string, files: StoredFiles) => Effect.Effect<Option.Option<Image>, StoreError>
+    /** Ids of the images that own a directory under `<state>/images/` (the managed ones). */
+    readonly managedIds: Effect.Effect<ReadonlySet<string>, StoreError>
   }
   readonly kernels: {
     readonly insert: (kernel: Kernel) => Effect.Effect<void, KernelNameTaken | StoreError>
@@ -25,6 +32,14 @@ export interface StoreShape {
     readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
   }
   readonly vms: VmRowsShape
+}
+
+/** Where a managed image's files are. */
+export interface StoredFiles {
+  readonly rootfs: string
+  readonly kernel: string
+  readonly initrd: string | null
+  readonly modules: string | null
 }
 
 interface ImageRow {
@@ -42,6 +57,12 @@ interface ImageRow {
   readonly created_at: string
   readonly kernel_name: string | null
   readonly runtime: string | null
+  readonly rootfs_size: number | null
+  readonly rootfs_mtime_ms: number | null
+  readonly kernel_size: number | null
+  readonly kernel_mtime_ms: number | null
+  readonly initrd_size: number | null
+  readonly initrd_mtime_ms: number | null
 }
 
 interface KernelRow {
@@ -54,6 +75,16 @@ interface KernelRow {
   readonly manifest_digest: string | null
   readonly version: string | null
   readonly format: string | null
+}
+
+const stampOf = (size: number | null, mtimeMs: number | null): FileStamp | null =>
+  size === null || mtimeMs === null ? null : { size, mtimeMs }
+
+const sourcesFromRow = (row: ImageRow): SourceStamps | null => {
+  const rootfs = stampOf(row.rootfs_size, row.rootfs_mtime_ms)
+  const kernel = stampOf(row.kernel_size, row.kernel_mtime_ms)
+  if (rootfs === null || kernel === null) return null
+  return { rootfs, kernel, initrd: stampOf(row.initrd_size, row.initrd_mtime_ms) }
 }
 
 const imageFromRow = (row: ImageRow) =>
@@ -71,7 +102,8 @@ const imageFromRow = (row: ImageRow) =>
     sizeBytes: row.size_bytes,
     createdAt: row.created_at,
     kernelName: row.kernel_name,
-    runtime: row.runtime === null ? ImageRuntime.empty : decodeRuntime(row.runtime)
+    runtime: row.runtime === null ? ImageRuntime.empty : decodeRuntime(row.runtime),
+    sources: sourcesFromRow(row)
   })
 
 const kernelFromRow = (row: KernelRow) =>
@@ -122,7 +154,13 @@ const makeStore = Effect.gen(function* () {
         size_bytes: image.sizeBytes,
         created_at: image.createdAt,
         kernel_name: image.kernelName,
-        runtime: encodeRuntime(image.runtime)
+        runtime: encodeRuntime(image.runtime),
+        rootfs_size: image.sources?.rootfs.size ?? null,
+        rootfs_mtime_ms: image.sources?.rootfs.mtimeMs ?? null,
+        kernel_size: image.sources?.kernel.size ?? null,
+        kernel_mtime_ms: image.sources?.kernel.mtimeMs ?? null,
+        initrd_size: image.sources?.initrd?.size ?? null,
+        initrd_mtime_ms: image.sources?.initrd?.mtimeMs ?? null
       })}`.pipe(
         insertUnlessTaken(
           () => new ImageNameTaken({ name: image.name, reason: "another image with this name was recorded first" })
@@ -138,11 +176,19 @@ const makeStore = Effect.gen(function* () {
       Effect.mapError(storeError)
     ),
     remove: (name) =>
-      sql<{ id: string }>`DELETE FROM images WHERE name = ${name} RETURNING id`.pipe(
-        Effect.map((rows) => rows.length > 0),
+      sql<ImageRow>`DELETE FROM images WHERE name = ${name} RETURNING *`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), imageFromRow)),
         Effect.mapError(storeError)
       ),
-    ids: sql<{ id: string }>`SELECT id FROM images`.pipe(
+    markManaged: (id, files) =>
+      sql<ImageRow>`UPDATE images SET managed = 1, rootfs = ${files.rootfs}, kernel = ${files.kernel},
+        initrd = ${files.initrd}, modules = ${files.modules}, rootfs_size = NULL, rootfs_mtime_ms = NULL,
+        kernel_size = NULL, kernel_mtime_ms = NULL, initrd_size = NULL, initrd_mtime_ms = NULL
+        WHERE id = ${id} AND managed = 0 RETURNING *`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), imageFromRow)),
+        Effect.mapError(storeError)
+      ),
+    managedIds: sql<{ id: string }>`SELECT id FROM images WHERE managed = 1`.pipe(
       Effect.map((rows) => new Set(rows.map((row) => row.id))),
       Effect.mapError(storeError)
     )

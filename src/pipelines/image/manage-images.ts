@@ -13,13 +13,18 @@ export const showImage = Effect.fn("showImage")(function* (name: string) {
   return image.value
 })
 
-/** Drops the row first: a crash halfway leaves an orphan dir, which the recovery sweep removes. */
+/**
+ * Drops the row first: a crash halfway leaves an orphan dir, which the recovery sweep removes.
+ * Files go only with a managed image (as the deleted row says, so a promote that committed in the
+ * meantime is seen); an unmanaged image's files are the user's and stay where they are.
+ */
 export const deleteImage = Effect.fn("deleteImage")(function* (name: string) {
   const store = yield* Store
   const fs = yield* FileSystem.FileSystem
   const paths = yield* StatePaths
-  const image = yield* showImage(name)
-  yield* store.images.remove(name)
+  const removed = yield* store.images.remove(name)
+  if (Option.isNone(removed)) return yield* new ImageNotFound({ name, reason: "see banger image list" })
+  const image = removed.value
   if (image.managed) {
     yield* fs.remove(paths.imageDir(image.id), { recursive: true, force: true }).pipe(Effect.ignoreLogged)
   }

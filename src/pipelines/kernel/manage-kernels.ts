@@ -1,12 +1,16 @@
-import { FileSystem } from "@effect/platform"
+import * as path from "node:path"
 import { DateTime, Effect, Option } from "effect"
-import { FilesystemError, KernelNameTaken, KernelNotFound } from "../../domain/errors.js"
+import { KernelInUse, KernelNotFound } from "../../domain/errors.js"
 import { Kernel, type KernelInputs } from "../../domain/image.js"
+import { releaseFromModulesDir } from "../../domain/kernel-file.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { Store } from "../../layers/store/store.js"
 import { validateImageName } from "../pull/parse-reference.js"
 import { validateKernelInputs } from "../pull/resolve-kernel.js"
 import { relocate, stageBootArtifacts } from "../pull/stage-boot.js"
+import { inspectKernelFile } from "./inspect-kernel.js"
+import { acquireKernelStaging, ensureKernelNameFree, publishKernel } from "./kernel-staging.js"
+import { imagesUsingKernel, removeKernel } from "./remove-kernel.js"
 
 export const listKernels = Effect.flatMap(Store, (store) => store.kernels.list)
 
@@ -17,58 +21,47 @@ export const showKernel = Effect.fn("showKernel")(function* (name: string) {
   return kernel.value
 })
 
-/** Copies the triple into `<state>/kernels/<name>/` via a temp dir, so a failed copy leaves nothing. */
+/**
+ * Copies the triple into `<state>/kernels/<name>/` through a staging dir, so a failed copy leaves
+ * nothing; the kernel's format and release are read from the file itself.
+ */
 export const registerKernel = Effect.fn("registerKernel")(function* (name: string, inputs: KernelInputs) {
-  const store = yield* Store
-  const fs = yield* FileSystem.FileSystem
   const paths = yield* StatePaths
   yield* validateImageName(name)
   yield* validateKernelInputs(inputs)
-  if (Option.isSome(yield* store.kernels.find(name))) {
-    return yield* new KernelNameTaken({ name, reason: "delete it first or pick another name" })
-  }
+  yield* ensureKernelNameFree(name)
+  const info = yield* inspectKernelFile(inputs.kernel)
+  const modulesRelease = inputs.modules === undefined ? undefined : releaseFromModulesDir(path.basename(inputs.modules))
   const finalDir = paths.kernelDir(name)
-  const fsError = (target: string) => (error: { message: string }) =>
-    new FilesystemError({ path: target, reason: error.message })
   return yield* Effect.scoped(
     Effect.gen(function* () {
-      const staging = yield* Effect.acquireRelease(
-        Effect.sync(() => paths.tempPath(paths.tmp, "kernel")).pipe(
-          Effect.tap((dir) => fs.makeDirectory(dir, { recursive: true })),
-          Effect.tap(() => fs.makeDirectory(paths.kernels, { recursive: true })),
-          Effect.mapError(fsError(paths.tmp))
-        ),
-        (dir) => fs.remove(dir, { recursive: true, force: true }).pipe(Effect.ignoreLogged)
-      )
+      const staging = yield* acquireKernelStaging()
       const copies = yield* stageBootArtifacts(inputs, staging)
       const kernel = new Kernel({
         name,
         kernel: relocate(copies.kernel, staging, finalDir)!,
         initrd: relocate(copies.initrd, staging, finalDir) ?? null,
         modules: relocate(copies.modules, staging, finalDir) ?? null,
-        createdAt: DateTime.formatIso(yield* DateTime.now)
+        createdAt: DateTime.formatIso(yield* DateTime.now),
+        version: modulesRelease ?? info.release ?? null,
+        format: info.format
       })
-      return yield* Effect.uninterruptible(
-        Effect.gen(function* () {
-          yield* fs.rename(staging, finalDir).pipe(Effect.mapError(fsError(finalDir)))
-          yield* store.kernels
-            .insert(kernel)
-            .pipe(
-              Effect.tapError(() => fs.remove(finalDir, { recursive: true, force: true }).pipe(Effect.ignoreLogged))
-            )
-          return kernel
-        })
-      )
+      return yield* publishKernel(staging, kernel)
     })
   )
 })
 
-export const deleteKernel = Effect.fn("deleteKernel")(function* (name: string) {
-  const store = yield* Store
-  const fs = yield* FileSystem.FileSystem
-  const paths = yield* StatePaths
+/** Refused while images were made with the kernel, unless `force` (they keep their own copies). */
+export const deleteKernel = Effect.fn("deleteKernel")(function* (name: string, force = false) {
   const kernel = yield* showKernel(name)
-  yield* store.kernels.remove(name)
-  yield* fs.remove(paths.kernelDir(name), { recursive: true, force: true }).pipe(Effect.ignoreLogged)
+  const users = yield* imagesUsingKernel(name)
+  if (users.length > 0 && !force) {
+    return yield* new KernelInUse({
+      name,
+      images: users,
+      reason: "delete those images first, or pass --force (they keep their own copies of the boot files)"
+    })
+  }
+  yield* removeKernel(name)
   return kernel
 })

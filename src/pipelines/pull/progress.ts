@@ -12,12 +12,23 @@ export const PullStage = Schema.Literal(
   "work-disk",
   "configure",
   "boot",
-  "ready"
+  "ready",
+  // Register and promote: "inspect" their sources, "copy" them into the store.
+  "inspect",
+  "copy",
+  /** A kernel pull: finding and copying the kernel, initrd and modules out of the flattened image. */
+  "extract"
 )
 export type PullStage = typeof PullStage.Type
 
+/** One operation can pull a kernel, then an image (`image pull CATALOG_NAME`): each is a phase. */
+export const PullPhase = Schema.Literal("kernel", "image")
+export type PullPhase = typeof PullPhase.Type
+
 /** What a pull reports as it goes; a Schema so the daemon can stream it to clients. */
 export const PullEvent = Schema.Union(
+  /** A new phase begins: stages and layers reported after it belong to it (layers start over). */
+  Schema.TaggedStruct("PhaseStarted", { phase: PullPhase, name: Schema.String }),
   Schema.TaggedStruct("StageStarted", { stage: PullStage }),
   Schema.TaggedStruct("LayerProgress", {
     index: Schema.Number,
@@ -40,3 +51,6 @@ export class PullProgress extends Context.Tag("banger/PullProgress")<
 
 export const reportStage = (stage: PullStage) =>
   Effect.flatMap(PullProgress, (progress) => progress.report({ _tag: "StageStarted", stage }))
+
+export const reportPhase = (phase: PullPhase, name: string) =>
+  Effect.flatMap(PullProgress, (progress) => progress.report({ _tag: "PhaseStarted", phase, name }))

@@ -3,6 +3,7 @@ import { DateTime, Effect } from "effect"
 import { Image, ImageRuntime } from "../../domain/image.js"
 import { formatPlatform } from "../../domain/reference.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
+import { lookupCatalog } from "../catalog/catalog-name.js"
 import { buildRootfs } from "./build-rootfs.js"
 import { fetchImage } from "./fetch.js"
 import {
@@ -12,9 +13,9 @@ import {
   parseReference,
   validateImageName
 } from "./parse-reference.js"
-import { reportStage } from "./progress.js"
+import { reportPhase, reportStage } from "./progress.js"
 import { ensureNameFree, publishImage } from "./publish.js"
-import { type KernelSource, resolveKernelInputs } from "./resolve-kernel.js"
+import { checkKernelSource, type KernelSource, resolveKernelInputs } from "./resolve-kernel.js"
 import { parseSize } from "./size.js"
 import { relocate, stageBootArtifacts } from "./stage-boot.js"
 import { acquireStaging } from "./staging.js"
@@ -25,7 +26,23 @@ export interface PullRequest {
   readonly size?: string | undefined
   readonly platform?: string | undefined
   readonly kernel?: KernelSource | undefined
+  /** The request's catalog file; default the daemon's. */
+  readonly catalog?: string | undefined
 }
+
+/**
+ * What a pull makes. A plain name (no `/`, `:` or `@`) that matches a catalog image exactly is
+ * that entry: its ref, its name, and its catalog kernel unless the request names a kernel; any
+ * other input is a reference (so `debian` is Docker Hub's unless the catalog lists a `debian`).
+ */
+export const imagePullTarget = Effect.fn("imagePullTarget")(function* (request: PullRequest) {
+  const entry = yield* lookupCatalog(request.reference, request.catalog, (catalog, name) => catalog.findImage(name))
+  const reference = yield* parseReference(entry?.ref ?? request.reference)
+  const name = yield* validateImageName(request.name ?? entry?.name ?? defaultImageName(reference))
+  const kernel: KernelSource | undefined =
+    request.kernel ?? (entry === undefined ? undefined : { _tag: "Stored", name: entry.kernel })
+  return { reference, name, kernel }
+})
 
 export const ROOTFS_FILE = "rootfs.ext4"
 
@@ -35,15 +52,17 @@ export const ROOTFS_FILE = "rootfs.ext4"
  */
 export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest) {
   const paths = yield* StatePaths
-  const reference = yield* parseReference(request.reference)
-  const name = yield* validateImageName(request.name ?? defaultImageName(reference))
+  const { reference, name, kernel: kernelSource } = yield* imagePullTarget(request)
   const platform = request.platform === undefined ? defaultPlatform : yield* parsePlatform(request.platform)
   const requestedSize = request.size === undefined ? undefined : yield* parseSize(request.size)
   yield* ensureNameFree(name)
-  const kernel = yield* resolveKernelInputs(request.kernel)
+  yield* checkKernelSource(kernelSource, request.catalog)
 
   return yield* Effect.scoped(
     Effect.gen(function* () {
+      // A catalog kernel not yet local is pulled first, in this scope: a later failure removes it.
+      const kernel = yield* resolveKernelInputs(kernelSource, request.catalog)
+      if (kernel.pulled) yield* reportPhase("image", name)
       const staging = yield* acquireStaging()
       const fetched = yield* fetchImage(reference, platform)
       const rootfs = path.join(staging.dir, ROOTFS_FILE)
@@ -72,7 +91,8 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
         modules: relocate(boot.modules, staging.dir, finalDir) ?? null,
         sizeBytes,
         createdAt: DateTime.formatIso(yield* DateTime.now),
-        runtime: new ImageRuntime(fetched.resolved.runtime)
+        runtime: new ImageRuntime(fetched.resolved.runtime),
+        kernelName: kernel.kernelName ?? null
       })
       return yield* publishImage(staging.dir, finalDir, image)
     })

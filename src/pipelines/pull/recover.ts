@@ -27,7 +27,7 @@ export const recoverState = Effect.fn("recoverState")(function* () {
       Effect.catchAll((error) => Effect.logWarning(`recovery could not remove ${target}: ${error.message}`))
     )
 
-  const known = yield* store.images.ids
+  const known = yield* store.images.managedIds
   for (const name of yield* listDir(fs, paths.images)) {
     const dir = path.join(paths.images, name)
     const id = name.endsWith(".staging") ? undefined : name
@@ -37,8 +37,12 @@ export const recoverState = Effect.fn("recoverState")(function* () {
   }
 
   const kernels = new Set((yield* store.kernels.list).map((kernel) => kernel.name))
+  // Kernel dirs without a row, and `.staging-*` dirs of kernel pulls that died with their process.
   for (const name of yield* listDir(fs, paths.kernels)) {
-    if (!kernels.has(name)) yield* remove(path.join(paths.kernels, name))
+    if (kernels.has(name)) continue
+    const dir = path.join(paths.kernels, name)
+    if (yield* isLeased(fs, dir)) continue
+    yield* remove(dir)
   }
 
   for (const dir of paths.tempDirs) {

@@ -10,6 +10,9 @@ export interface Staging {
   readonly dir: string
 }
 
+/** A new image's id, which names its directory under `<state>/images/` once it is managed. */
+export const newImageId = () => randomUUID().replaceAll("-", "").slice(0, 16)
+
 /**
  * `<state>/images/<id>.staging`, removed when the scope closes unless publish renamed it away:
  * any failure or interruption after this point leaves nothing behind.
@@ -17,7 +20,7 @@ export interface Staging {
 export const acquireStaging = Effect.fn("acquireStaging")(function* () {
   const fs = yield* FileSystem.FileSystem
   const paths = yield* StatePaths
-  const id = randomUUID().replaceAll("-", "").slice(0, 16)
+  const id = newImageId()
   const dir = paths.stagingDir(id)
   return yield* Effect.acquireRelease(
     fs.makeDirectory(paths.images, { recursive: true }).pipe(
