@@ -87,7 +87,7 @@ describe("catalog validation", () => {
       const error = yield* Effect.flip(read(file))
       expect(error).toBeInstanceOf(CatalogInvalid)
       expect([error.entry, error.field]).toEqual(["", ""])
-      expect(error.message).toContain(`invalid catalog ${file}: `)
+      expect(error.message).toBe(`invalid catalog ${file}: no such file`)
     })
   )
 
