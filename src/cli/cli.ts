@@ -1,6 +1,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { Effect } from "effect"
 import { VERSION } from "../version.js"
+import { makeCatalogCommand } from "./catalog-commands.js"
 import { makeDaemonCommand } from "./daemon-command.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
@@ -12,7 +13,8 @@ const command = rootCommand.pipe(
     makeImageCommand(jsonOption),
     makeKernelCommand(jsonOption),
     makeDaemonCommand(),
-    makeOpCommand(jsonOption)
+    makeOpCommand(jsonOption),
+    makeCatalogCommand(jsonOption)
   ])
 )
 

@@ -16,7 +16,8 @@ import { type DaemonTarget, daemonTarget, probeSocketPath, type StartedDaemon, s
 export const DAEMON_COMMANDS: Readonly<Record<string, ReadonlyArray<string>>> = {
   image: ["pull", "list", "show", "delete"],
   kernel: ["register", "list", "show", "delete"],
-  op: ["list", "status", "watch", "cancel"]
+  op: ["list", "status", "watch", "cancel"],
+  catalog: ["list"]
 }
 
 /** Every top-level command of the CLI, whether it uses the daemon or not. */

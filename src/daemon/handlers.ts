@@ -9,6 +9,7 @@ import type { RegistryClient } from "../layers/registry/registry-client.js"
 import type { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
+import { listCatalog } from "../pipelines/catalog/list-catalog.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
 import { checkPromotable, promoteImage } from "../pipelines/image/promote.js"
@@ -184,7 +185,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "op.watch": ({ id }) => operations.watch(id),
         "op.cancel": ({ id }) => operations.cancel(id),
         "op.list": () => operations.list,
-        "daemon.info": () => Effect.succeed(identity)
+        "daemon.info": () => Effect.succeed(identity),
+        "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context))
       })
     })
   )

@@ -1,6 +1,8 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
+import { CatalogListing } from "../domain/catalog-listing.js"
 import {
+  CatalogInvalid,
   FilesystemError,
   ImageBusy,
   ImageNotFound,
@@ -15,6 +17,7 @@ import {
 } from "../domain/errors.js"
 import {
   BangerError,
+  CatalogListPayload,
   DaemonInfo,
   Image,
   Kernel,
@@ -80,5 +83,11 @@ export class BangerApi extends RpcGroup.make(
   }),
   /** Running operations and finished ones not yet pruned, newest first. */
   Rpc.make("op.list", { success: Schema.Array(OperationStatus), error: StoreError }),
-  Rpc.make("daemon.info", { success: DaemonInfo })
+  Rpc.make("daemon.info", { success: DaemonInfo }),
+  /** The catalog (the request's, else the daemon's), each entry with whether it is already local. */
+  Rpc.make("catalog.list", {
+    payload: CatalogListPayload,
+    success: CatalogListing,
+    error: Schema.Union(CatalogInvalid, StoreError)
+  })
 ) {}

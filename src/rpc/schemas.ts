@@ -56,6 +56,11 @@ export const KernelRegisterPayload = Schema.Struct({
   modules: Schema.optional(Schema.String)
 })
 
+/** `catalog.list`; `catalog` (absolute, from --catalog or BANGER_CATALOG) replaces the daemon's catalog. */
+export const CatalogListPayload = Schema.Struct({
+  catalog: Schema.optional(Schema.String)
+})
+
 /**
  * Every domain error, so any failure of any pipeline crosses the wire as the same tagged class
  * (and prints the same message) as when it ran in-process.

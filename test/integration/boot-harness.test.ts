@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { debianRootfs, debianRootfsInfo } from "../support/debian-rootfs.js"
+import { debianRootfs, debianRootfsInfo, goldenPackages } from "../support/debian-rootfs.js"
 import { copyTree, installTestInit, makeExt4Image } from "../support/ext4-image.js"
 import { BootError, bootChecks, bootToMarker, findCloudKernel, testInitScript } from "../support/qemu.js"
 import { applyLayersWithTar, SPLIT_WHITEOUTS, splitDebianImage } from "../support/rootfs-layers.js"
@@ -80,7 +80,11 @@ describe("qemu boot harness", () => {
           // Only a running userspace with the tree's dpkg database can answer these.
           `echo "BANGER-CHECK base-files=$(dpkg-query -W -f='\${Version}' base-files)"`,
           `echo "BANGER-CHECK su-mode=$(stat -c %a /usr/bin/su)"`,
-          `echo "BANGER-CHECK shadow-owner=$(stat -c %U:%G /etc/shadow)"`
+          `echo "BANGER-CHECK shadow-owner=$(stat -c %U:%G /etc/shadow)"`,
+          // The golden image's packages (images/golden/packages.txt) are installed and run here.
+          `echo "BANGER-CHECK golden=$(dpkg-query -W -f='\${db:Status-Abbrev}\\n' ${goldenPackages().join(" ")} | grep -c '^ii')"`,
+          `echo "BANGER-CHECK init=$(readlink -f /sbin/init)"`,
+          `echo "BANGER-CHECK tools=$(tmux -V | cut -d' ' -f1),$(git --version | cut -d' ' -f1),$(curl --version | head -n1 | cut -d' ' -f1),$(sudo -V | head -n1 | cut -d' ' -f1)"`
         ]
       })
     )
@@ -109,6 +113,9 @@ describe("qemu boot harness", () => {
     expect(checks.get("root")).toBe("/dev/vda:ext4:rw")
     expect(checks.get("su-mode")).toBe("4755")
     expect(checks.get("shadow-owner")).toBe("root:shadow")
+    expect(checks.get("golden")).toBe(String(goldenPackages().length))
+    expect(checks.get("init")).toBe("/usr/lib/systemd/systemd")
+    expect(checks.get("tools")).toBe("tmux,git,curl,Sudo")
   })
 
   it("rejects promptly with the kernel panic when init exits", async () => {

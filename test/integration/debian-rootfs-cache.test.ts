@@ -9,10 +9,14 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import {
+  cacheName,
   deb822Mirrors,
   debianRootfs,
   debianRootfsInfo,
   debianRootfsPaths,
+  goldenPackages,
+  goldenPackagesFile,
+  parsePackageList,
   removeTree,
   sourcesListMirrors
 } from "../support/debian-rootfs.js"
@@ -41,7 +45,8 @@ const fakePopulate =
   }
 
 /** What is left in the cache dir besides the finished tree. */
-const leftovers = async () => (await fs.readdir(cacheDir)).filter((name) => name !== "debian-bookworm-minbase")
+const leftovers = async () =>
+  (await fs.readdir(cacheDir)).filter((name) => name !== path.basename(debianRootfsPaths(cacheDir).root))
 
 describe("debianRootfs cache", () => {
   it("builds once for concurrent callers and leaves no lock or staging behind", async () => {
@@ -120,6 +125,50 @@ describe("debianRootfs cache", () => {
     await fs.rm(paths.lock, { recursive: true })
     expect(await waiting).toBe(paths.rootfs)
     expect(counter.builds).toBe(0)
+  })
+})
+
+describe("the golden package list", () => {
+  it("is what debootstrap is given and what the build records", async () => {
+    const given: Array<ReadonlyArray<string>> = []
+    await debianRootfs({
+      cacheDir,
+      populate: async (target, packages) => {
+        given.push(packages)
+        await fs.mkdir(path.join(target, "etc"), { recursive: true })
+        return { mirror: "http://mirror.invalid/debian" }
+      }
+    })
+    expect(given).toEqual([goldenPackages()])
+    expect((await debianRootfsInfo(cacheDir))?.packages).toEqual(goldenPackages())
+    // The recipe's promises (images/golden/README.md) hold for the list the tests boot.
+    for (const name of [
+      "systemd",
+      "systemd-sysv",
+      "openssh-server",
+      "tmux",
+      "git",
+      "curl",
+      "ca-certificates",
+      "sudo"
+    ]) {
+      expect(goldenPackages()).toContain(name)
+    }
+    expect(await fs.readFile(path.join(path.dirname(goldenPackagesFile), "Dockerfile"), "utf8")).toMatch(
+      /COPY packages\.txt /
+    )
+  })
+
+  it("keys the cache: another list is another tree, the order aside", () => {
+    const current = goldenPackages()
+    expect(path.basename(debianRootfsPaths(cacheDir).root)).toBe(cacheName(current))
+    expect(cacheName([...current].reverse())).toBe(cacheName(current))
+    expect(cacheName([...current, "vim-tiny"])).not.toBe(cacheName(current))
+    expect(cacheName(current.slice(1))).not.toBe(cacheName(current))
+  })
+
+  it("reads one package a line, comments and blank lines aside", () => {
+    expect(parsePackageList("# init\nsystemd\n\n  tmux  # terminal\n#git\n")).toEqual(["systemd", "tmux"])
   })
 })
 

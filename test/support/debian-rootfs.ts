@@ -1,12 +1,14 @@
 /**
- * A real Debian bookworm minbase tree, built once per machine with debootstrap and cached under
- * `<repo>/.cache/`. Tests that need a rootfs which actually boots use it instead of hand-made trees.
+ * A real Debian bookworm minbase tree plus the golden image's packages (images/golden/packages.txt),
+ * built once per machine with debootstrap and cached under `<repo>/.cache/`. Tests that need a rootfs
+ * which actually boots use it instead of hand-made trees.
  *
  * The cache is kept pristine (no test init script, nothing added): tests copy or layer on top of it.
  */
 
 import { spawn } from "node:child_process"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -14,7 +16,30 @@ import { fileURLToPath } from "node:url"
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 const SUITE = "bookworm"
-const CACHE_NAME = `debian-${SUITE}-minbase`
+
+/** The golden image's package list, shared with images/golden/Dockerfile. */
+export const goldenPackagesFile = path.join(repoRoot, "images", "golden", "packages.txt")
+
+/** One package per line; `#` starts a comment. */
+export const parsePackageList = (text: string): Array<string> =>
+  text
+    .split("\n")
+    .map((line) => line.replace(/#.*/, "").trim())
+    .filter((line) => line !== "")
+
+export const goldenPackages = (): Array<string> => parsePackageList(readFileSync(goldenPackagesFile, "utf8"))
+
+/**
+ * The cache's name carries a hash of what goes into the tree, so editing the package list builds a
+ * new tree instead of serving the old one.
+ */
+export const cacheName = (packages: ReadonlyArray<string> = goldenPackages()) => {
+  const key = createHash("sha256")
+    .update(JSON.stringify({ suite: SUITE, variant: "minbase", packages: [...packages].sort() }))
+    .digest("hex")
+    .slice(0, 12)
+  return `debian-${SUITE}-minbase-${key}`
+}
 
 export interface DebianRootfsOptions {
   /** Defaults to defaultCacheDir(). */
@@ -24,12 +49,14 @@ export interface DebianRootfsOptions {
   /** How long to wait for another process's build before giving up. */
   readonly waitTimeoutMs?: number
   /** Replaces debootstrap (for testing the cache and lock logic without a 30 s build). */
-  readonly populate?: (target: string) => Promise<{ readonly mirror: string }>
+  readonly populate?: (target: string, packages: ReadonlyArray<string>) => Promise<{ readonly mirror: string }>
 }
 
 export interface BuildInfo {
   readonly mirror: string
   readonly suite: string
+  /** What `--include` added to minbase. */
+  readonly packages: ReadonlyArray<string>
   readonly durationMs: number
   readonly builtAt: string
 }
@@ -42,12 +69,13 @@ export const defaultCacheDir = () => process.env.BANGER_TEST_CACHE_DIR || path.j
 
 /** Where the cached tree lives: `<cacheDir>/<name>/rootfs`, with `<cacheDir>/<name>/complete` beside it. */
 export const debianRootfsPaths = (cacheDir = defaultCacheDir()) => {
-  const root = path.join(cacheDir, CACHE_NAME)
+  const name = cacheName()
+  const root = path.join(cacheDir, name)
   return {
     root,
     rootfs: path.join(root, "rootfs"),
     marker: path.join(root, "complete"),
-    lock: path.join(cacheDir, `${CACHE_NAME}.lock`),
+    lock: path.join(cacheDir, `${name}.lock`),
     cacheDir
   }
 }
@@ -63,7 +91,8 @@ export const debianRootfsInfo = async (cacheDir?: string): Promise<BuildInfo | u
 }
 
 /**
- * Returns the directory of a complete Debian bookworm minbase tree, building it on first use.
+ * Returns the directory of a complete Debian bookworm minbase tree with the golden image's packages,
+ * building it on first use.
  * Concurrent callers (vitest workers, parallel runs) serialise on a lock directory; only one builds.
  */
 export const debianRootfs = async (options: DebianRootfsOptions = {}): Promise<string> => {
@@ -83,9 +112,10 @@ export const debianRootfs = async (options: DebianRootfsOptions = {}): Promise<s
   }
 }
 
-const debootstrap = async (target: string) => {
+const debootstrap = async (target: string, packages: ReadonlyArray<string>) => {
   const mirror = await debianMirror()
-  await run("debootstrap", ["--variant=minbase", SUITE, target, mirror], { logPrefix: "debootstrap" })
+  const include = packages.length > 0 ? [`--include=${packages.join(",")}`] : []
+  await run("debootstrap", ["--variant=minbase", ...include, SUITE, target, mirror], { logPrefix: "debootstrap" })
   // debootstrap leaves its apt lists and .deb cache; they are 100+ MB that no test needs.
   await removeContents(path.join(target, "var/cache/apt/archives"), (name) => name.endsWith(".deb"))
   await removeContents(path.join(target, "var/lib/apt/lists"), (name) => name !== "lock" && name !== "partial")
@@ -101,11 +131,13 @@ const build = async (
   const target = path.join(staging, "rootfs")
   await fs.mkdir(target, { recursive: true })
   const started = Date.now()
+  const packages = goldenPackages()
   try {
-    const { mirror } = await populate(target)
+    const { mirror } = await populate(target, packages)
     const info: BuildInfo = {
       mirror,
       suite: SUITE,
+      packages,
       durationMs: Date.now() - started,
       builtAt: new Date().toISOString()
     }

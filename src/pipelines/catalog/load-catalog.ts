@@ -74,9 +74,17 @@ const describeParseError = (file: string, error: ParseResult.ParseError): Catalo
 /** Reads and validates a catalog file; any problem is one `CatalogInvalid` naming the entry and field. */
 export const readCatalog = Effect.fn("readCatalog")(function* (file: string) {
   const fs = yield* FileSystem.FileSystem
-  const text = yield* fs
-    .readFileString(file)
-    .pipe(Effect.mapError((error) => new CatalogInvalid({ path: file, entry: "", field: "", reason: error.message })))
+  const text = yield* fs.readFileString(file).pipe(
+    Effect.mapError(
+      (error) =>
+        new CatalogInvalid({
+          path: file,
+          entry: "",
+          field: "",
+          reason: error._tag === "SystemError" && error.reason === "NotFound" ? "no such file" : error.message
+        })
+    )
+  )
   const json = yield* Effect.try({
     try: () => JSON.parse(text) as unknown,
     catch: (error) => new CatalogInvalid({ path: file, entry: "", field: "", reason: `not JSON: ${String(error)}` })
