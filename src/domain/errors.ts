@@ -378,3 +378,14 @@ export class KernelInUse extends Schema.TaggedError<KernelInUse>()("KernelInUse"
     return `kernel "${this.name}" is used by image(s) ${this.images.join(", ")}: ${this.reason}`
   }
 }
+
+/** An image that VMs were created from cannot be deleted while they exist (their disks came from it). */
+export class ImageInUse extends Schema.TaggedError<ImageInUse>()("ImageInUse", {
+  name: Schema.String,
+  vms: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    return `image "${this.name}" is used by VM(s) ${this.vms.join(", ")}: ${this.reason}`
+  }
+}
