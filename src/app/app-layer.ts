@@ -1,14 +1,20 @@
+import * as path from "node:path"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
+import { GuestFs } from "../layers/guest/guest-fs.js"
+import { HostResources } from "../layers/host/host-resources.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
+import { ProcessTable } from "../layers/vmm/process-table.js"
+import { Vmm } from "../layers/vmm/vmm.js"
 import { PublishLock } from "../pipelines/pull/publish.js"
 import { recoverState } from "../pipelines/pull/recover.js"
+import { reconcileVms } from "../pipelines/vm/reconcile.js"
 
 /**
  * Every real service banger needs for one state dir. Building it opens (and migrates) the
@@ -31,8 +37,13 @@ export const appLayer = (stateDir: string) => {
     rootfs,
     Ext4Tools.layer,
     PublishLock.layer,
-    DiskCopy.layer
+    DiskCopy.layer,
+    Vmm.layerForState(path.resolve(stateDir)),
+    HostResources.layer,
+    GuestFs.layer,
+    ProcessTable.layer
   )
-  const recovery = Layer.effectDiscard(recoverState()).pipe(Layer.provide(services))
+  // Pull leftovers first, then VMs: rows against live VMM processes, and what no row knows.
+  const recovery = Layer.effectDiscard(Effect.zipRight(recoverState(), reconcileVms())).pipe(Layer.provide(services))
   return Layer.merge(services, recovery)
 }

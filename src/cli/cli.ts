@@ -7,6 +7,7 @@ import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
 import { makeOpCommand } from "./op-commands.js"
 import { jsonOption, rootCommand } from "./root-command.js"
+import { makeVmCommand } from "./vm-commands.js"
 
 const command = rootCommand.pipe(
   Command.withSubcommands([
@@ -14,7 +15,8 @@ const command = rootCommand.pipe(
     makeKernelCommand(jsonOption),
     makeDaemonCommand(),
     makeOpCommand(jsonOption),
-    makeCatalogCommand(jsonOption)
+    makeCatalogCommand(jsonOption),
+    makeVmCommand(jsonOption)
   ])
 )
 

@@ -177,7 +177,11 @@ export const kernelPullViaDaemon = (payload: KernelPullPayload, options: { reado
 
 /** One line saying what a finished operation made. */
 export const describeResult = (result: OperationResult) =>
-  result instanceof Image ? `${result.name} → ${result.rootfs}` : `kernel ${result.name} → ${result.kernel}`
+  result instanceof Image
+    ? `${result.name} → ${result.rootfs}`
+    : result instanceof Kernel
+      ? `kernel ${result.name} → ${result.kernel}`
+      : `VM ${result.name} ${result.state}`
 
 /** How the CLI prints a detached pull: the id for people, the status for scripts. */
 export const printDetached = (operation: OperationStatus, json: boolean) =>

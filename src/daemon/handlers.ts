@@ -28,6 +28,7 @@ import type { BangerError, DaemonInfo, KernelPullPayload, PullPayload, RegisterP
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
+import { makeVmHandlers, type VmServices } from "./vm-handlers.js"
 
 /** The pull pipeline as the daemon runs it (`pullImage`; tests pass one over mocked services). */
 export type PullFunction<R> = (request: PullRequest) => Effect.Effect<Image, BangerError, R | PullProgress>
@@ -50,6 +51,7 @@ export type HandlerServices =
   | BlobCache
   | RootfsBuilder
   | Ext4Tools
+  | VmServices
 
 /** Who this daemon is, for `daemon.info`. */
 export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
@@ -186,7 +188,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "op.cancel": ({ id }) => operations.cancel(id),
         "op.list": () => operations.list,
         "daemon.info": () => Effect.succeed(identity),
-        "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context))
+        "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context)),
+        ...makeVmHandlers({ operations, names, context })
       })
     })
   )

@@ -1,17 +1,18 @@
-import type { FileSystem } from "@effect/platform"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
 import { builtinCatalogPath } from "../app/catalog-path.js"
-import type { DiskCopy } from "../layers/disk/disk-copy.js"
-import type { StatePaths } from "../layers/state/state-paths.js"
 import { OperationStore } from "../layers/store/operation-store.js"
-import type { Store } from "../layers/store/store.js"
 import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
-import type { PublishLock } from "../pipelines/pull/publish.js"
 import { BangerApi } from "../rpc/api.js"
 import { DaemonInfo } from "../rpc/schemas.js"
 import { VERSION } from "../version.js"
-import { DaemonIdentity, handlersLayer, type KernelPullFunction, type PullFunction } from "./handlers.js"
+import {
+  DaemonIdentity,
+  type HandlerServices,
+  handlersLayer,
+  type KernelPullFunction,
+  type PullFunction
+} from "./handlers.js"
 import { acquireDaemonLock } from "./lock.js"
 import { NameReservations } from "./name-reservations.js"
 import { Operations } from "./operations.js"
@@ -30,7 +31,7 @@ export interface DaemonConfig {
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
-export type DaemonServices = Store | StatePaths | FileSystem.FileSystem | PublishLock | DiskCopy
+export type DaemonServices = Exclude<HandlerServices, DefaultCatalogPath>
 
 /**
  * The whole daemon as one layer, started in this order: the state-dir lock; the services (which

@@ -5,6 +5,7 @@ import {
   CatalogInvalid,
   FilesystemError,
   ImageBusy,
+  ImageInUse,
   ImageNotFound,
   InvalidKernelInput,
   InvalidName,
@@ -26,7 +27,11 @@ import {
   KernelRegisterPayload,
   OperationStatus,
   PullPayload,
-  RegisterPayload
+  RegisterPayload,
+  Vm,
+  VmCreatePayload,
+  VmForcePayload,
+  VmLogsPayload
 } from "./schemas.js"
 
 const byName = { name: Schema.String }
@@ -43,7 +48,7 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("image.delete", {
     payload: byName,
     success: Image,
-    error: Schema.Union(ImageNotFound, ImageBusy, StoreError)
+    error: Schema.Union(ImageNotFound, ImageBusy, ImageInUse, StoreError)
   }),
   /** Records an unmanaged image (its files stay put); an operation, since `--kernel-ref` may pull a kernel. */
   Rpc.make("image.register", { payload: RegisterPayload, success: OperationStatus, error: BangerError }),
@@ -89,5 +94,17 @@ export class BangerApi extends RpcGroup.make(
     payload: CatalogListPayload,
     success: CatalogListing,
     error: Schema.Union(CatalogInvalid, StoreError)
-  })
+  }),
+  // VMs: create, start and restart boot a guest (seconds to minutes), so they run as operations.
+  Rpc.make("vm.create", { payload: VmCreatePayload, success: OperationStatus, error: BangerError }),
+  Rpc.make("vm.start", { payload: byName, success: OperationStatus, error: BangerError }),
+  Rpc.make("vm.restart", { payload: byName, success: OperationStatus, error: BangerError }),
+  /** Asks the guest to power off (or, with force, signals the VMM); answers once it is down. */
+  Rpc.make("vm.stop", { payload: VmForcePayload, success: Vm, error: BangerError }),
+  Rpc.make("vm.delete", { payload: VmForcePayload, success: Vm, error: BangerError }),
+  /** Rows checked against their processes: a VM whose VMM died is listed as stopped. */
+  Rpc.make("vm.list", { success: Schema.Array(Vm), error: BangerError }),
+  Rpc.make("vm.show", { payload: byName, success: Vm, error: BangerError }),
+  /** The console log as text chunks; with follow, what the guest prints next, until cancelled. */
+  Rpc.make("vm.logs", { payload: VmLogsPayload, success: Schema.String, error: BangerError, stream: true })
 ) {}

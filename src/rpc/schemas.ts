@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import * as Errors from "../domain/errors.js"
 import { Image, Kernel } from "../domain/image.js"
+import { Vm } from "../domain/vm.js"
 import { PullPhase } from "../pipelines/pull/progress.js"
 
 /** Where a pull's boot artifacts come from; mirrors `KernelSource` of the pull pipeline. */
@@ -96,11 +97,43 @@ export const BangerError = Schema.Union(
   Errors.KernelImageInvalid,
   Errors.KernelInUse,
   Errors.CatalogInvalid,
-  Errors.CatalogEntryNotFound
+  Errors.CatalogEntryNotFound,
+  Errors.VmNameTaken,
+  Errors.VmNotFound,
+  Errors.VmRefused,
+  Errors.VmmError,
+  Errors.GuestPathError,
+  Errors.ImageInUse
 )
+
+/** `vm.create`: sizes as the CLI takes them; the daemon checks them against the host. */
+export const VmCreatePayload = Schema.Struct({
+  name: Schema.String,
+  image: Schema.optional(Schema.String),
+  cpus: Schema.optional(Schema.Number),
+  memoryMib: Schema.optional(Schema.Number),
+  diskSize: Schema.optional(Schema.String),
+  vmm: Schema.optional(Schema.Literal("firecracker", "qemu")),
+  accel: Schema.optional(Schema.Literal("kvm", "tcg", "auto")),
+  /** False for `--no-start`. */
+  start: Schema.Boolean,
+  catalog: Schema.optional(Schema.String)
+})
+export type VmCreatePayload = typeof VmCreatePayload.Type
+
+export const VmForcePayload = Schema.Struct({ name: Schema.String, force: Schema.optional(Schema.Boolean) })
+export const VmLogsPayload = Schema.Struct({ name: Schema.String, follow: Schema.optional(Schema.Boolean) })
 export type BangerError = typeof BangerError.Type
 
-export const OperationKind = Schema.Literal("image.pull", "kernel.pull", "image.register", "image.promote")
+export const OperationKind = Schema.Literal(
+  "image.pull",
+  "kernel.pull",
+  "image.register",
+  "image.promote",
+  "vm.create",
+  "vm.start",
+  "vm.restart"
+)
 export type OperationKind = typeof OperationKind.Type
 
 export const OperationState = Schema.Literal("running", "succeeded", "failed", "cancelled")
@@ -132,7 +165,7 @@ export const emptyProgress: OperationProgress = { layers: [], layerCount: 0, byt
  * What an operation produced: an image (`image.pull`) or a kernel (`kernel.pull`). Image first:
  * a kernel lacks an image's id, rootfs and size, so each decodes as what it is.
  */
-export const OperationResult = Schema.Union(Image, Kernel)
+export const OperationResult = Schema.Union(Image, Kernel, Vm)
 export type OperationResult = typeof OperationResult.Type
 
 export class OperationStatus extends Schema.Class<OperationStatus>("OperationStatus")({
@@ -162,4 +195,4 @@ export class DaemonInfo extends Schema.Class<DaemonInfo>("DaemonInfo")({
   startedAt: Schema.String
 }) {}
 
-export { Image, Kernel }
+export { Image, Kernel, Vm }

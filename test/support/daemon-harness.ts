@@ -18,11 +18,15 @@ import { Image, Kernel } from "../../src/domain/image.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { GuestFs } from "../../src/layers/guest/guest-fs.js"
+import { HostResources } from "../../src/layers/host/host-resources.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
+import { ProcessTable } from "../../src/layers/vmm/process-table.js"
+import { Vmm } from "../../src/layers/vmm/vmm.js"
 import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { acquireKernelStaging, publishKernel } from "../../src/pipelines/kernel/kernel-staging.js"
 import type { KernelPullRequest } from "../../src/pipelines/kernel/pull-kernel.js"
@@ -54,6 +58,10 @@ export const testServices = (stateDir: string) => {
     RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer)),
     RootfsBuilder.layer.pipe(Layer.provide(paths)),
     Ext4Tools.layer.pipe(Layer.provide(NodeContext.layer)),
+    Vmm.layerForState(path.resolve(stateDir)),
+    HostResources.layer,
+    GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
+    ProcessTable.layer,
     NodeContext.layer
   )
   const withCache = Layer.merge(services, BlobCache.layer.pipe(Layer.provide(services)))

@@ -14,10 +14,14 @@ import type { TreeEntry } from "../../src/domain/tree.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools, type Ext4ToolsShape, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
+import { GuestFs } from "../../src/layers/guest/guest-fs.js"
+import { HostResources } from "../../src/layers/host/host-resources.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
+import { ProcessTable } from "../../src/layers/vmm/process-table.js"
+import { Vmm } from "../../src/layers/vmm/vmm.js"
 import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { PublishLock } from "../../src/pipelines/pull/publish.js"
 
@@ -131,6 +135,10 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     ext4,
     PublishLock.layer,
     DiskCopy.layer.pipe(Layer.provide(NodeContext.layer)),
+    Vmm.layerTest(),
+    HostResources.layerTest(),
+    GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
+    ProcessTable.layerTest([]),
     NodeContext.layer,
     // No catalog file: plain names are references (see catalogForLookup).
     DefaultCatalogPath.layer(path.join(root, "no-catalog.json"))

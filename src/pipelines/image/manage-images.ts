@@ -1,6 +1,6 @@
 import { FileSystem } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { ImageNotFound } from "../../domain/errors.js"
+import { ImageInUse, ImageNotFound } from "../../domain/errors.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { Store } from "../../layers/store/store.js"
 
@@ -22,6 +22,13 @@ export const deleteImage = Effect.fn("deleteImage")(function* (name: string) {
   const store = yield* Store
   const fs = yield* FileSystem.FileSystem
   const paths = yield* StatePaths
+  const existing = yield* store.images.find(name)
+  if (Option.isSome(existing)) {
+    const vms = yield* store.vms.usingImage(existing.value.id)
+    if (vms.length > 0) {
+      return yield* new ImageInUse({ name, vms, reason: "delete those VMs first (their disks were made from it)" })
+    }
+  }
   const removed = yield* store.images.remove(name)
   if (Option.isNone(removed)) return yield* new ImageNotFound({ name, reason: "see banger image list" })
   const image = removed.value

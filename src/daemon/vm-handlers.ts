@@ -1,0 +1,81 @@
+import type { Context } from "effect"
+import { Effect, Option, Stream } from "effect"
+import type { GuestFs } from "../layers/guest/guest-fs.js"
+import type { HostResources } from "../layers/host/host-resources.js"
+import { Store } from "../layers/store/store.js"
+import type { ProcessTable } from "../layers/vmm/process-table.js"
+import type { Vmm } from "../layers/vmm/vmm.js"
+import { PullProgress } from "../pipelines/pull/progress.js"
+import { createVm } from "../pipelines/vm/create.js"
+import { deleteVm, restartVm, startVm, stopVm } from "../pipelines/vm/lifecycle.js"
+import { findVm, listVms } from "../pipelines/vm/live-state.js"
+import { vmLogs } from "../pipelines/vm/logs.js"
+import { validateVmName } from "../pipelines/vm/validate.js"
+import type { BangerError, OperationResult, VmCreatePayload } from "../rpc/schemas.js"
+import type { HandlerServices } from "./handlers.js"
+import type { NameReservations } from "./name-reservations.js"
+import { newOperationId, type OperationsShape } from "./operations.js"
+
+/** What the VM handlers run on, besides the state and pull services. */
+export type VmServices = Vmm | HostResources | GuestFs | ProcessTable
+
+type Services = HandlerServices | VmServices
+
+/** VM names share the reservation table with images; the prefix keeps them apart. */
+const vmKey = (name: string) => `vm:${name}`
+
+/**
+ * The `vm.*` handlers. One operation at a time per VM: a create reserves the name before it
+ * begins, and start/restart hold it while they run, so two boots of one VM never race.
+ */
+export const makeVmHandlers = (deps: {
+  readonly operations: OperationsShape
+  readonly names: NameReservations["Type"]
+  readonly context: Context.Context<Services>
+}) => {
+  const { operations, names, context } = deps
+  const begin = (
+    kind: "vm.create" | "vm.start" | "vm.restart",
+    name: string,
+    check: Effect.Effect<unknown, BangerError, Services>,
+    run: Effect.Effect<OperationResult, BangerError, Services | PullProgress>
+  ) =>
+    Effect.gen(function* () {
+      const id = newOperationId()
+      yield* names.reserve(vmKey(name), id)
+      return yield* Effect.gen(function* () {
+        yield* check
+        return yield* operations.begin({
+          id,
+          kind,
+          target: name,
+          run: (progress) => run.pipe(Effect.provideService(PullProgress, progress), Effect.provide(context)),
+          // A create or boot that finished just as a cancel landed: the row says whether it did.
+          settleInterrupted: Effect.flatMap(Store, (store) => store.vms.find(name)).pipe(
+            Effect.map(Option.filter((vm) => vm.state === "running" || kind === "vm.create")),
+            Effect.orElseSucceed(() => Option.none()),
+            Effect.provide(context)
+          ),
+          onEnd: names.release(vmKey(name))
+        })
+      }).pipe(
+        Effect.onError(() => names.release(vmKey(name))),
+        Effect.provide(context)
+      )
+    })
+
+  return {
+    "vm.create": (payload: VmCreatePayload) =>
+      begin("vm.create", payload.name, validateVmName(payload.name), createVm(payload)),
+    "vm.start": ({ name }: { readonly name: string }) => begin("vm.start", name, findVm(name), startVm(name)),
+    "vm.restart": ({ name }: { readonly name: string }) => begin("vm.restart", name, findVm(name), restartVm(name)),
+    "vm.stop": ({ name, force }: { readonly name: string; readonly force?: boolean | undefined }) =>
+      stopVm(name, { force: force ?? false }).pipe(Effect.provide(context)),
+    "vm.delete": ({ name, force }: { readonly name: string; readonly force?: boolean | undefined }) =>
+      deleteVm(name, { force: force ?? false }).pipe(Effect.provide(context)),
+    "vm.list": () => listVms.pipe(Effect.provide(context)),
+    "vm.show": ({ name }: { readonly name: string }) => findVm(name).pipe(Effect.provide(context)),
+    "vm.logs": ({ name, follow }: { readonly name: string; readonly follow?: boolean | undefined }) =>
+      vmLogs(name, { follow: follow ?? false }).pipe(Stream.provideContext(context))
+  }
+}
