@@ -303,6 +303,16 @@ export class VmRefused extends Schema.TaggedError<VmRefused>()("VmRefused", {
 }) {
   override get message() {
     return `VM "${this.name}": ${this.reason}`
+/**
+ * A VMM (Firecracker or QEMU) could not be started, configured, inspected or stopped. A
+ * Firecracker API fault carries its `fault_message` verbatim in `reason`.
+ */
+export class VmmError extends Schema.TaggedError<VmmError>()("VmmError", {
+  vmId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM ${this.vmId}: ${this.reason}`
   }
 }
 
