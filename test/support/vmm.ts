@@ -68,7 +68,9 @@ export interface LoggedRequest {
 export const loggedRequests = (consoleLog: string): Array<LoggedRequest> => {
   const text = fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, "utf8") : ""
   const requests: Array<LoggedRequest> = []
-  for (const match of text.matchAll(/The API server received a (\w+) request on ("(?:[^"\\]|\\.)*")(?: with body ("(?:[^"\\]|\\.)*"))?\./g)) {
+  for (const match of text.matchAll(
+    /The API server received a (\w+) request on ("(?:[^"\\]|\\.)*")(?: with body ("(?:[^"\\]|\\.)*"))?\./g
+  )) {
     const body = match[3] === undefined ? undefined : (JSON.parse(JSON.parse(match[3]) as string) as unknown)
     requests.push({ method: match[1]!.toUpperCase(), path: JSON.parse(match[2]!) as string, body })
   }

@@ -108,7 +108,9 @@ export const spawnDetached = (
         child.unref()
         const startTime = child.pid === undefined ? undefined : readStartTime(child.pid)
         if (child.pid === undefined || startTime === undefined) {
-          resume(Effect.fail(new VmmError({ vmId, reason: `${executable} exited at once` })))
+          resume(
+            Effect.fail(new VmmError({ vmId, reason: `the VMM exited at once: ${logTail(outputFile) || "no output"}` }))
+          )
           return
         }
         resume(Effect.succeed({ pid: child.pid, startTime }))

@@ -2,14 +2,14 @@ import { Effect } from "effect"
 import { VmmError } from "../../domain/errors.js"
 import type { StopOptions, StopOutcome, VmInspection, VmProcess } from "../../domain/vmm.js"
 import { isSameProcess, signalIfSame, waitGone } from "./process.js"
-import { removeSocket } from "./unix-socket.js"
+import { removeStaleSocket } from "./unix-socket.js"
 
 /** How long a VMM gets to exit on SIGTERM before SIGKILL. */
 export const TERM_GRACE_MS = 3000
 
 /**
  * Polite request (unless forced), `graceMs` to power off, SIGTERM, SIGKILL: each signal only to
- * the process whose start time still matches. The control socket is removed once it is gone.
+ * the process whose start time still matches. The control socket is removed once nothing serves it.
  */
 export const stopLadder = (
   proc: VmProcess,
@@ -33,7 +33,7 @@ export const stopLadder = (
     if (!signalIfSame(pid, startTime, "SIGKILL")) return "terminated" as const
     if (yield* waitGone(pid, startTime, 5000)) return "killed" as const
     return yield* new VmmError({ vmId: proc.vmId, reason: `VMM process ${pid} is still there after SIGKILL` })
-  }).pipe(Effect.ensuring(removeSocket(proc.controlSocket)))
+  }).pipe(Effect.ensuring(removeStaleSocket(proc.controlSocket)))
 
 /** `gone` unless the pid is still our process; then `ask` decides running vs unresponsive. */
 export const inspectWith = (proc: VmProcess, ask: Effect.Effect<string, VmmError>): Effect.Effect<VmInspection> =>

@@ -24,6 +24,20 @@ export const checkSocketPath = (vmId: string, socketPath: string): Effect.Effect
 export const removeSocket = (socketPath: string): Effect.Effect<void> =>
   Effect.sync(() => fs.rmSync(socketPath, { force: true }))
 
+/**
+ * Removes the socket file unless something still accepts connections on it: after a stop, the
+ * VMM's socket is stale, but a VmProcess that names a socket a live VMM serves (a row with a
+ * wrong start time) must not cut that VMM off from its control channel.
+ */
+export const removeStaleSocket = (socketPath: string): Effect.Effect<void> =>
+  connectOnce(socketPath).pipe(
+    Effect.timeout(Duration.seconds(1)),
+    Effect.matchEffect({
+      onSuccess: () => Effect.void,
+      onFailure: () => removeSocket(socketPath)
+    })
+  )
+
 const connectOnce = (socketPath: string) =>
   Effect.async<void, string>((resume) => {
     const conn = net.createConnection({ path: socketPath })

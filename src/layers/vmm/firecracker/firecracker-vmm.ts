@@ -1,5 +1,5 @@
 import * as path from "node:path"
-import { Duration, Effect, Exit } from "effect"
+import { Effect, Exit } from "effect"
 import { VmmError } from "../../../domain/errors.js"
 import type { VmLaunchSpec, VmProcess } from "../../../domain/vmm.js"
 import { explainExit, killAndWait, spawnDetached } from "../process.js"
@@ -117,11 +117,7 @@ export const makeFirecrackerBackend = (options: FirecrackerOptions): BackendShap
           Effect.map((info) => {
             const state = (info as { state?: unknown }).state
             return typeof state === "string" ? state : JSON.stringify(info)
-          }),
-          Effect.timeout(Duration.seconds(3)),
-          Effect.catchTag("TimeoutException", () =>
-            Effect.fail(new VmmError({ vmId: proc.vmId, reason: "Firecracker API did not answer" }))
-          )
+          })
         )
     )
 
