@@ -7,6 +7,7 @@ import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
+import { Vmm } from "../layers/vmm/vmm.js"
 import { PublishLock } from "../pipelines/pull/publish.js"
 import { recoverState } from "../pipelines/pull/recover.js"
 
@@ -23,6 +24,7 @@ export const appLayer = (stateDir: string) => {
   const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
+  const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))
   const services = Layer.mergeAll(
     paths,
     store,
@@ -31,7 +33,8 @@ export const appLayer = (stateDir: string) => {
     rootfs,
     Ext4Tools.layer,
     PublishLock.layer,
-    DiskCopy.layer
+    DiskCopy.layer,
+    vmm
   )
   const recovery = Layer.effectDiscard(recoverState()).pipe(Layer.provide(services))
   return Layer.merge(services, recovery)

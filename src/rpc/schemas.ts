@@ -96,7 +96,8 @@ export const BangerError = Schema.Union(
   Errors.KernelImageInvalid,
   Errors.KernelInUse,
   Errors.CatalogInvalid,
-  Errors.CatalogEntryNotFound
+  Errors.CatalogEntryNotFound,
+  Errors.VmmError
 )
 export type BangerError = typeof BangerError.Type
 

@@ -1,7 +1,7 @@
-import * as path from "node:path"
-import { Context, type Effect, Layer, type Scope } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import type { VmmError } from "../../domain/errors.js"
 import type { StopOptions, StopOutcome, VmInspection, VmLaunchSpec, VmmBackend, VmProcess } from "../../domain/vmm.js"
+import { StatePaths } from "../state/state-paths.js"
 import { makeFirecrackerBackend } from "./firecracker/firecracker-vmm.js"
 import { type KvmStatus, kvmStatus } from "./qemu/kvm-host.js"
 import { makeQemuBackend } from "./qemu/qemu-vmm.js"
@@ -77,8 +77,11 @@ export const makeVmm = (config: VmmConfig): VmmShape => {
 export class Vmm extends Context.Tag("banger/Vmm")<Vmm, VmmShape>() {
   static readonly layer = (config: VmmConfig) => Layer.succeed(Vmm, makeVmm(config))
 
-  /** For the state dir's layout: host memory lives in `<state>/host/`. */
-  static readonly layerForState = (stateRoot: string) => Vmm.layer({ hostStateDir: path.join(stateRoot, "host") })
+  /** Host memory in the state dir's `host/`; binaries from the environment. */
+  static readonly layerFromState: Layer.Layer<Vmm, never, StatePaths> = Layer.effect(
+    Vmm,
+    Effect.map(StatePaths, (paths) => makeVmm({ hostStateDir: paths.host }))
+  )
 
   /** For pipeline unit tests: records launches and stops, runs nothing. Pass your own `fake` to read them. */
   static readonly layerTest = (fake: VmmFake = makeVmmFake()) => Layer.succeed(Vmm, fake.vmm)
