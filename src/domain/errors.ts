@@ -303,6 +303,9 @@ export class VmRefused extends Schema.TaggedError<VmRefused>()("VmRefused", {
 }) {
   override get message() {
     return `VM "${this.name}": ${this.reason}`
+  }
+}
+
 /**
  * A VMM (Firecracker or QEMU) could not be started, configured, inspected or stopped. A
  * Firecracker API fault carries its `fault_message` verbatim in `reason`.

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { KernelFormat } from "./image.js"
 
 /** The hypervisors banger drives. */
 export const VmmBackend = Schema.Literal("firecracker", "qemu")
@@ -12,10 +13,6 @@ export type Accel = typeof Accel.Type
 export const AccelRequest = Schema.Literal("kvm", "tcg", "auto")
 export type AccelRequest = typeof AccelRequest.Type
 
-/** Firecracker (released versions) loads only an uncompressed ELF `vmlinux`; QEMU boots both. */
-export const KernelFormat = Schema.Literal("elf", "bzImage")
-export type KernelFormat = typeof KernelFormat.Type
-
 /** Everything a VMM needs to boot one VM; paths are absolute. */
 export const VmLaunchSpec = Schema.Struct({
   vmId: Schema.String,
@@ -25,6 +22,7 @@ export const VmLaunchSpec = Schema.Struct({
   cpus: Schema.Int,
   memoryMib: Schema.Int,
   kernel: Schema.String,
+  /** Firecracker (released versions) loads only an ELF vmlinux; QEMU boots both (microvm for ELF). */
   kernelFormat: KernelFormat,
   initrd: Schema.optional(Schema.String),
   bootArgs: Schema.String,
