@@ -165,6 +165,9 @@ describe("QEMU backend (real qemu)", () => {
     )
     const launched = JSON.parse(output) as VmProcess
     expect(launched).toMatchObject({ vmId: "detached", accel: "tcg" })
+    console.log(
+      `qemu --accel tcg: spawned after ${launched.timings.spawnedMs.toFixed(1)} ms, guest started (QMP: running) after ${launched.timings.startedMs.toFixed(1)} ms`
+    )
     // The launcher has exited (execFileSync returned); the VMM runs on, reparented.
     expect(isSameProcess(launched.pid, launched.startTime)).toBe(true)
     expect(await inspect(launched)).toMatchObject({ state: "running" })
