@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as net from "node:net"
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect } from "effect"
 import { VmmError } from "../../domain/errors.js"
 import { isSameProcess, logTail } from "./process.js"
 
@@ -61,19 +61,32 @@ export const waitForSocket = (options: {
   readonly timeoutMs: number
   readonly outputFile: string
 }): Effect.Effect<void, VmmError> => {
-  const exited = Effect.suspend(() =>
+  // Built when it happens: the VMM's last words are in its output file by then.
+  const exited = () =>
+    new VmmError({
+      vmId: options.vmId,
+      reason: `the VMM exited before its socket appeared: ${logTail(options.outputFile) || "no output"}`
+    })
+  // true once connected, false while nothing listens yet; fails when the VMM is gone.
+  const attempt = Effect.suspend(() =>
     isSameProcess(options.pid, options.startTime)
-      ? Effect.void
-      : Effect.fail(
-          new VmmError({
-            vmId: options.vmId,
-            reason: `the VMM exited before its socket appeared: ${logTail(options.outputFile) || "no output"}`
-          })
+      ? connectOnce(options.socketPath).pipe(
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
         )
+      : Effect.fail(exited())
   )
-  return exited.pipe(
-    Effect.zipRight(connectOnce(options.socketPath).pipe(Effect.mapError(() => "not yet" as const))),
-    Effect.retry({ schedule: Schedule.spaced(Duration.millis(5)), while: (error) => error === "not yet" }),
+  const poll: Effect.Effect<void, VmmError> = attempt.pipe(
+    Effect.flatMap((connected) =>
+      connected
+        ? Effect.void
+        : Effect.zipRight(
+            Effect.sleep(Duration.millis(5)),
+            Effect.suspend(() => poll)
+          )
+    )
+  )
+  return poll.pipe(
     Effect.timeoutFail({
       duration: Duration.millis(options.timeoutMs),
       onTimeout: () =>
@@ -81,10 +94,6 @@ export const waitForSocket = (options: {
           vmId: options.vmId,
           reason: `the VMM socket ${options.socketPath} did not appear within ${options.timeoutMs} ms`
         })
-    }),
-    Effect.catchIf(
-      (error): error is "not yet" => error === "not yet",
-      () => Effect.die("unreachable")
-    )
+    })
   )
 }
