@@ -46,9 +46,18 @@ const stop = (proc: VmProcess, options: { graceMs: number; force?: boolean }) =>
 
 const inspect = (proc: VmProcess) => run(Effect.flatMap(Vmm, (vmm) => vmm.inspect(proc)))
 
-/** A spec with a disk, the test kernel and a console command line. */
+/**
+ * A spec with a disk and the test kernel. For a real kernel, the command line keeps the guest alive
+ * and responsive without any init: it waits for a root device that never comes (rootwait), and a
+ * Ctrl-Alt-Del then reboots it at once (the kernel's default before an init takes the key over),
+ * which ends Firecracker.
+ */
 const vmSpec = (name: string, overrides: Partial<VmLaunchSpec> = {}) => {
-  const spec = makeSpec(root, name, { kernel: kernel!, ...overrides })
+  const spec = makeSpec(root, name, {
+    kernel: kernel!,
+    bootArgs: "console=ttyS0 reboot=k panic=1 root=/dev/vdz rootwait",
+    ...overrides
+  })
   if (!overrides.rootDisk) makeDisk(spec.rootDisk)
   return spec
 }
