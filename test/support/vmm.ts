@@ -28,6 +28,16 @@ export const processesMentioning = (needle: string): Array<number> => {
   return found
 }
 
+/** Whether `pid` runs (a zombie, dead but not yet reaped by its parent, does not). */
+export const isRunning = (pid: number): boolean => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")
+  } catch {
+    return false
+  }
+}
+
 /** A VM spec whose run dir and console log are fresh under `root`. */
 export const makeSpec = (root: string, name: string, overrides: Partial<VmLaunchSpec> = {}): VmLaunchSpec => {
   const runDir = path.join(root, name)

@@ -2,14 +2,14 @@ import { Effect } from "effect"
 import { VmmError } from "../../domain/errors.js"
 import type { StopOptions, StopOutcome, VmInspection, VmProcess } from "../../domain/vmm.js"
 import { isSameProcess, signalIfSame, waitGone } from "./process.js"
-import { removeStaleSocket } from "./unix-socket.js"
+import { removeSocket, removeStaleSocket } from "./unix-socket.js"
 
 /** How long a VMM gets to exit on SIGTERM before SIGKILL. */
 export const TERM_GRACE_MS = 3000
 
 /**
  * Polite request (unless forced), `graceMs` to power off, SIGTERM, SIGKILL: each signal only to
- * the process whose start time still matches. The control socket is removed once nothing serves it.
+ * the process whose start time still matches. The control socket is removed once the VMM is gone.
  */
 export const stopLadder = (
   proc: VmProcess,
@@ -18,7 +18,18 @@ export const stopLadder = (
 ): Effect.Effect<StopOutcome, VmmError> =>
   Effect.gen(function* () {
     const { pid, startTime } = proc
-    if (!isSameProcess(pid, startTime)) return "already-gone" as const
+    // Not ours (any more): its socket is stale, unless something still serves it.
+    if (!isSameProcess(pid, startTime))
+      return yield* Effect.as(removeStaleSocket(proc.controlSocket), "already-gone" as const)
+    const outcome = yield* ladder(proc, options, polite)
+    // We saw our VMM go: its socket is ours to remove, even if its last threads still hold it open.
+    yield* removeSocket(proc.controlSocket)
+    return outcome
+  })
+
+const ladder = (proc: VmProcess, options: StopOptions, polite: Effect.Effect<void, VmmError>) =>
+  Effect.gen(function* () {
+    const { pid, startTime } = proc
     let asked = false
     if (!options.force) {
       // A VMM that cannot take the request (hung API, guest paused) still gets the signals.
@@ -33,7 +44,7 @@ export const stopLadder = (
     if (!signalIfSame(pid, startTime, "SIGKILL")) return "terminated" as const
     if (yield* waitGone(pid, startTime, 5000)) return "killed" as const
     return yield* new VmmError({ vmId: proc.vmId, reason: `VMM process ${pid} is still there after SIGKILL` })
-  }).pipe(Effect.ensuring(removeStaleSocket(proc.controlSocket)))
+  })
 
 /** `gone` unless the pid is still our process; then `ask` decides running vs unresponsive. */
 export const inspectWith = (proc: VmProcess, ask: Effect.Effect<string, VmmError>): Effect.Effect<VmInspection> =>
