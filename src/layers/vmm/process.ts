@@ -137,18 +137,24 @@ export const logTail = (file: string, lines = 5): string => {
 
 /**
  * When a step after spawning fails because the VMM died, the VMM's last words say why (bad kernel,
- * KVM missing, ...): they are added to the error.
+ * KVM missing, ...): they are added to the error. A VMM on its way out may still be there when its
+ * socket already failed us: it gets a moment to finish exiting. `answered` marks errors the VMM
+ * itself gave (an API refusal): it is alive, and they need no explaining.
  */
 export const explainExit =
-  (vmId: string, spawned: SpawnedVmm, outputFile: string) =>
+  (vmId: string, spawned: SpawnedVmm, outputFile: string, answered: (error: VmmError) => boolean = () => false) =>
   <A, R>(self: Effect.Effect<A, VmmError, R>): Effect.Effect<A, VmmError, R> =>
     Effect.catchAll(self, (error) =>
-      Effect.fail(
-        isSameProcess(spawned.pid, spawned.startTime) || error.reason.includes("exited before")
-          ? error
-          : new VmmError({
-              vmId,
-              reason: `${error.reason}; the VMM exited: ${logTail(outputFile) || "no output"}`
-            })
-      )
+      error.reason.startsWith("the VMM exited") || answered(error)
+        ? Effect.fail(error)
+        : Effect.flatMap(waitGone(spawned.pid, spawned.startTime, 1000), (gone) =>
+            Effect.fail(
+              gone
+                ? new VmmError({
+                    vmId,
+                    reason: `${error.reason}; the VMM exited: ${logTail(outputFile) || "no output"}`
+                  })
+                : error
+            )
+          )
     )

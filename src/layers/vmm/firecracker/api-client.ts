@@ -53,6 +53,11 @@ export const faultMessage = (body: string): string => {
   return body.trim() === "" ? "no body" : body.trim()
 }
 
+const REFUSED = "Firecracker refused"
+
+/** Whether the error is Firecracker's own answer (a 4xx with its fault), not a transport failure. */
+export const isRefusal = (error: VmmError) => error.reason.startsWith(REFUSED)
+
 export interface FirecrackerApi {
   /** A request that must answer 204; a fault becomes a VmmError quoting `fault_message` verbatim. */
   readonly put: (path: string, body: unknown) => Effect.Effect<void, VmmError>
@@ -75,7 +80,7 @@ export const firecrackerApi = (vmId: string, socketPath: string, timeoutMs = API
             : Effect.fail(
                 new VmmError({
                   vmId,
-                  reason: `Firecracker refused PUT ${path} (${response.status}): ${faultMessage(response.body)}`
+                  reason: `${REFUSED} PUT ${path} (${response.status}): ${faultMessage(response.body)}`
                 })
               )
         )
@@ -91,7 +96,7 @@ export const firecrackerApi = (vmId: string, socketPath: string, timeoutMs = API
             : Effect.fail(
                 new VmmError({
                   vmId,
-                  reason: `Firecracker refused GET ${path} (${response.status}): ${faultMessage(response.body)}`
+                  reason: `${REFUSED} GET ${path} (${response.status}): ${faultMessage(response.body)}`
                 })
               )
         )

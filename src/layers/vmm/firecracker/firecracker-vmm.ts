@@ -6,7 +6,7 @@ import { explainExit, killAndWait, spawnDetached } from "../process.js"
 import { inspectWith, stopLadder } from "../stop-ladder.js"
 import { checkSocketPath, removeSocket, waitForSocket } from "../unix-socket.js"
 import type { BackendShape } from "../vmm.js"
-import { firecrackerApi } from "./api-client.js"
+import { firecrackerApi, isRefusal } from "./api-client.js"
 
 export const API_SOCKET_FILE = "firecracker.sock"
 
@@ -84,7 +84,7 @@ export const makeFirecrackerBackend = (options: FirecrackerOptions): BackendShap
         const api = firecrackerApi(spec.vmId, command.apiSocket)
         for (const step of bootRequests(spec)) yield* api.put(step.path, step.body)
       }).pipe(
-        explainExit(spec.vmId, spawned, spec.consoleLog),
+        explainExit(spec.vmId, spawned, spec.consoleLog, isRefusal),
         Effect.onError(() => cleanup(spawned)),
         Effect.withSpan("Vmm.firecracker.configure")
       )
