@@ -1,14 +1,19 @@
-import { NodeHttpClient } from "@effect/platform-node"
-import { Layer } from "effect"
+import * as fs from "node:fs"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import type { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
+import { HostProbe } from "../layers/host/host-probe.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../layers/state/state-paths.js"
-import { Store } from "../layers/store/store.js"
+import { Store, type StoreShape } from "../layers/store/store.js"
+import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { PublishLock } from "../pipelines/pull/publish.js"
 import { recoverState } from "../pipelines/pull/recover.js"
+import { builtinCatalogPath } from "./catalog-path.js"
 
 /**
  * Every real service banger needs for one state dir. Building it opens (and migrates) the
@@ -31,8 +36,42 @@ export const appLayer = (stateDir: string) => {
     rootfs,
     Ext4Tools.layer,
     PublishLock.layer,
-    DiskCopy.layer
+    DiskCopy.layer,
+    HostProbe.layer
   )
   const recovery = Layer.effectDiscard(recoverState()).pipe(Layer.provide(services))
   return Layer.merge(services, recovery)
+}
+
+/**
+ * What `banger doctor` needs when no daemon answers, without the side effects of `appLayer` (no
+ * recovery sweep, no state dir created): the database is opened only when it exists, and one
+ * that cannot be opened makes the checks that read it say so.
+ */
+export const doctorLayer = (stateDir: string) => {
+  const paths = StatePaths.layer(stateDir)
+  const store = Layer.unwrapEffect(
+    Effect.map(StatePaths, (statePaths) =>
+      fs.existsSync(statePaths.database)
+        ? Store.layer.pipe(Layer.catchAll((error) => Layer.succeed(Store, unreadableStore(error))))
+        : Store.layerMemory.pipe(Layer.orDie)
+    )
+  ).pipe(Layer.provide(paths))
+  return Layer.mergeAll(
+    paths,
+    store,
+    HostProbe.layer,
+    DefaultCatalogPath.layer(builtinCatalogPath()),
+    NodeContext.layer
+  ).pipe(Layer.provide(NodeContext.layer))
+}
+
+/** A store whose every call fails with why the database could not be opened. */
+const unreadableStore = (error: StoreError): StoreShape => {
+  const failed = Effect.fail(error)
+  const call = () => failed
+  return {
+    images: { insert: call, find: call, list: failed, remove: call, ids: failed },
+    kernels: { insert: call, find: call, list: failed, remove: call }
+  }
 }
