@@ -48,11 +48,7 @@ const checkDefault = (
   Effect.gen(function* () {
     const name = `default-${kind}`
     if (Either.isLeft(loaded)) {
-      return fail(
-        name,
-        "no default: the catalog is invalid (see catalog)",
-        `fix the catalog (see catalog), or pull one: banger ${kind} pull REF`
-      )
+      return fail(name, "no default: the catalog is invalid (see catalog)", "fix the catalog (see the catalog check)")
     }
     const entry = pick(loaded.right)
     const stored = yield* Effect.either(local)
