@@ -1,6 +1,5 @@
 import { Command, type Options } from "@effect/cli"
-import { RpcClientError } from "@effect/rpc/RpcClientError"
-import { Console, Effect, Option } from "effect"
+import { Cause, Console, Effect, Either, Option } from "effect"
 import { doctorLayer } from "../app/app-layer.js"
 import { probeSocket } from "../daemon/socket.js"
 import { daemonTarget } from "../daemon/spawn.js"
@@ -19,6 +18,13 @@ const DAEMON_DOCTOR_TIMEOUT = "30 seconds"
 export const formatCheck = (check: DoctorCheck): string => {
   const line = `${check.status.padEnd(6)}${check.name}: ${check.detail}`
   return check.fix === undefined ? line : `${line}\n${" ".repeat(6)}fix: ${check.fix}`
+}
+
+const causeReason = (cause: Cause.Cause<unknown>) => {
+  const error = Cause.squash(cause)
+  return typeof error === "string"
+    ? error
+    : `doctor.run failed: ${error instanceof Error ? error.message : String(error)}`
 }
 
 const runLocally = (stateDir: string, catalog: string | undefined, daemon: DaemonObservation) =>
@@ -49,11 +55,9 @@ export const doctorChecks = (options: {
         duration: DAEMON_DOCTOR_TIMEOUT,
         onTimeout: () => `it did not answer doctor.run within ${DAEMON_DOCTOR_TIMEOUT}`
       }),
-      Effect.catchIf(
-        (error): error is RpcClientError => error instanceof RpcClientError,
-        (error) => Effect.fail(error.message)
-      ),
-      Effect.either,
+      Effect.map(Either.right),
+      // Whatever went wrong (a lost connection, a daemon too old to know doctor.run), the checks still run here.
+      Effect.catchAllCause((cause) => Effect.succeed(Either.left(causeReason(cause)))),
       Effect.provide(BangerClient.layer({ socket: options.socket })),
       Effect.scoped
     )
