@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
-import type { StoreError } from "../domain/errors.js"
+import { Cause, Effect, Layer } from "effect"
+import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
@@ -9,8 +9,9 @@ import { HostProbe } from "../layers/host/host-probe.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../layers/state/state-paths.js"
-import { Store, type StoreShape } from "../layers/store/store.js"
+import { Store } from "../layers/store/store.js"
 import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
+import { LocalArtifacts } from "../pipelines/doctor/local-artifacts.js"
 import { PublishLock } from "../pipelines/pull/publish.js"
 import { recoverState } from "../pipelines/pull/recover.js"
 import { builtinCatalogPath } from "./catalog-path.js"
@@ -48,30 +49,29 @@ export const appLayer = (stateDir: string) => {
  * recovery sweep, no state dir created): the database is opened only when it exists, and one
  * that cannot be opened makes the checks that read it say so.
  */
+const causeMessage = (cause: Cause.Cause<unknown>) => {
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error.message : String(error)
+}
+
 export const doctorLayer = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
-  const store = Layer.unwrapEffect(
+  const local = Layer.unwrapEffect(
     Effect.map(StatePaths, (statePaths) =>
       fs.existsSync(statePaths.database)
-        ? Store.layer.pipe(Layer.catchAll((error) => Layer.succeed(Store, unreadableStore(error))))
-        : Store.layerMemory.pipe(Layer.orDie)
+        ? LocalArtifacts.fromStore.pipe(
+            Layer.provide(Store.layer),
+            // SQLite's "file is not a database" arrives as a defect from the client, not a StoreError.
+            Layer.catchAllCause((cause) => LocalArtifacts.unreadable(new StoreError({ reason: causeMessage(cause) })))
+          )
+        : LocalArtifacts.empty
     )
   ).pipe(Layer.provide(paths))
   return Layer.mergeAll(
     paths,
-    store,
+    local,
     HostProbe.layer,
     DefaultCatalogPath.layer(builtinCatalogPath()),
     NodeContext.layer
   ).pipe(Layer.provide(NodeContext.layer))
-}
-
-/** A store whose every call fails with why the database could not be opened. */
-const unreadableStore = (error: StoreError): StoreShape => {
-  const failed = Effect.fail(error)
-  const call = () => failed
-  return {
-    images: { insert: call, find: call, list: failed, remove: call, ids: failed },
-    kernels: { insert: call, find: call, list: failed, remove: call }
-  }
 }

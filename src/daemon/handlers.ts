@@ -13,6 +13,7 @@ import { Store } from "../layers/store/store.js"
 import { listCatalog } from "../pipelines/catalog/list-catalog.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { runDoctor } from "../pipelines/doctor/doctor.js"
+import { LocalArtifacts } from "../pipelines/doctor/local-artifacts.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
 import { checkPromotable, promoteImage } from "../pipelines/image/promote.js"
 import { registerImage } from "../pipelines/image/register.js"
@@ -200,7 +201,7 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
               socket: identity.socket,
               clientVersion
             }
-          }).pipe(Effect.provide(context))
+          }).pipe(Effect.provide(LocalArtifacts.fromStore), Effect.provide(context))
       })
     })
   )

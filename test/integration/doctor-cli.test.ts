@@ -119,6 +119,18 @@ describe("banger doctor (real CLI, this host)", () => {
     const broken = await doctor(state, ["--catalog", corruptCatalog])
     expect(broken.catalog).toMatchObject({ status: "fail", detail: expect.stringMatching(/not JSON/) })
     expect(fs.existsSync(state)).toBe(false)
+
+    // A state database that is not one: the checks that read it fail and say why; it is left as it was.
+    const damaged = path.join(dir, "damaged-state")
+    fs.mkdirSync(damaged)
+    fs.writeFileSync(path.join(damaged, "banger.db"), "this is not an SQLite database, not even close".repeat(100))
+    const unreadable = await doctor(damaged, ["--catalog", catalog])
+    expect(unreadable["default-kernel"]).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/state database error/),
+      fix: expect.stringMatching(/banger\.db/)
+    })
+    expect(fs.readdirSync(damaged)).toEqual(["banger.db"])
   })
 
   it("with a daemon: the daemon runs the checks; then without it, the state database still shows what is local", async () => {

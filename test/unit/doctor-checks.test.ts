@@ -15,6 +15,7 @@ import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { DefaultCatalogPath } from "../../src/pipelines/catalog/load-catalog.js"
 import { type DaemonObservation, runDoctor } from "../../src/pipelines/doctor/doctor.js"
+import { LocalArtifacts } from "../../src/pipelines/doctor/local-artifacts.js"
 
 const STATE = "/srv/banger"
 const SOCKET = `${STATE}/banger.sock`
@@ -110,7 +111,7 @@ const runScenario = (scenario: Scenario = {}) =>
       Layer.mergeAll(
         hostProbeFake(scenario.host ?? healthy),
         StatePaths.layer(STATE),
-        Store.layerMemory,
+        LocalArtifacts.fromStore.pipe(Layer.provideMerge(Store.layerMemory)),
         DefaultCatalogPath.layer(validCatalog),
         NodeContext.layer
       )

@@ -52,6 +52,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const images = path.join(absolute, "images")
   const kernels = path.join(absolute, "kernels")
   const vms = path.join(absolute, "vms")
+  const host = path.join(absolute, "host")
   const blobs = path.join(absolute, "cache", "blobs")
   const tmp = path.join(absolute, "tmp")
   const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
@@ -61,7 +62,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     images,
     kernels,
     vms,
-    host: path.join(absolute, "host"),
+    host,
     blobs,
     tmp,
     blobTmp,
@@ -74,7 +75,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`),
-    kvmGuestsDoNotRun: path.join(absolute, "host", "kvm-guests-do-not-run")
+    kvmGuestsDoNotRun: path.join(host, "kvm-guests-do-not-run")
   }
 }
 

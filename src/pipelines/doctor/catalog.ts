@@ -1,8 +1,8 @@
 import { Effect, Either } from "effect"
 import type { Catalog, CatalogImage, CatalogKernel } from "../../domain/catalog.js"
 import type { CatalogInvalid, StoreError } from "../../domain/errors.js"
-import { Store } from "../../layers/store/store.js"
 import { parseReferenceEither } from "../pull/parse-reference.js"
+import { LocalArtifacts, type LocalEntry } from "./local-artifacts.js"
 import { fail, ok } from "./result.js"
 
 export type LoadedCatalog = Either.Either<Catalog, CatalogInvalid>
@@ -28,9 +28,7 @@ const normalized = (ref: string) =>
     () => ref
   )
 
-type Local = { readonly name: string; readonly ref: string | null }
-
-const findLocal = (entries: ReadonlyArray<Local>, entry: CatalogKernel | CatalogImage) => {
+const findLocal = (entries: ReadonlyArray<LocalEntry>, entry: CatalogKernel | CatalogImage) => {
   const ref = normalized(entry.ref)
   return entries.find((local) => local.name === entry.name || local.ref === ref)
 }
@@ -42,7 +40,7 @@ const findLocal = (entries: ReadonlyArray<Local>, entry: CatalogKernel | Catalog
 const checkDefault = (
   kind: "kernel" | "image",
   loaded: LoadedCatalog,
-  local: Effect.Effect<ReadonlyArray<Local>, StoreError>,
+  local: Effect.Effect<ReadonlyArray<LocalEntry>, StoreError>,
   pick: (catalog: Catalog) => CatalogKernel | CatalogImage
 ) =>
   Effect.gen(function* () {
@@ -53,7 +51,11 @@ const checkDefault = (
     const entry = pick(loaded.right)
     const stored = yield* Effect.either(local)
     if (Either.isLeft(stored)) {
-      return fail(name, `${entry.name}: ${stored.left.message}`, "see daemon.log in the state dir")
+      return fail(
+        name,
+        `${entry.name}: ${stored.left.message}`,
+        "repair or move aside banger.db in the state dir (banger makes a new, empty one)"
+      )
     }
     const found = findLocal(stored.right, entry)
     return found !== undefined
@@ -62,9 +64,11 @@ const checkDefault = (
   })
 
 export const checkDefaultKernel = (loaded: LoadedCatalog) =>
-  Effect.flatMap(Store, (store) =>
-    checkDefault("kernel", loaded, store.kernels.list, (catalog) => catalog.defaultKernel)
+  Effect.flatMap(LocalArtifacts, (local) =>
+    checkDefault("kernel", loaded, local.kernels, (catalog) => catalog.defaultKernel)
   )
 
 export const checkDefaultImage = (loaded: LoadedCatalog) =>
-  Effect.flatMap(Store, (store) => checkDefault("image", loaded, store.images.list, (catalog) => catalog.defaultImage))
+  Effect.flatMap(LocalArtifacts, (local) =>
+    checkDefault("image", loaded, local.images, (catalog) => catalog.defaultImage)
+  )
