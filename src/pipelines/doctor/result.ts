@@ -24,12 +24,8 @@ export const firstLine = (text: string) => text.trim().split("\n")[0] ?? ""
 export const probeTool = (command: string, args: ReadonlyArray<string>, pattern: RegExp) =>
   Effect.gen(function* () {
     const host = yield* HostProbe
-    const file = command.includes("/")
-      ? (yield* host.stat(command))
-        ? command
-        : undefined
-      : yield* host.which(command)
-    if (file === undefined) return { _tag: "Missing" } as Tool
+    const file = command.includes("/") ? command : yield* host.which(command)
+    if (file === undefined || (yield* host.stat(file)) === undefined) return { _tag: "Missing" } as Tool
     const result = yield* host.run(file, args)
     const version = pattern.exec(result.output)?.[1]
     if (result.exitCode !== 0 || version === undefined) {
