@@ -383,23 +383,31 @@ describe("doctor checks", () => {
     })
   )
 
-  it.effect("defaults: local by name or by ref → ok 'is local'; in the catalog only → ok 'pulled on first use'", () =>
-    Effect.gen(function* () {
-      const remote = yield* runScenario()
-      expectCheck(
-        remote["default-kernel"],
-        "ok",
-        /^vmlinux-6\.1 \(ghcr\.io\/example\/kernel:6\.1\) is pulled on first use$/
-      )
-      expectCheck(remote["default-image"], "ok", /^dev \(ghcr\.io\/example\/dev:1\) is pulled on first use$/)
-      const local = yield* runScenario({
-        kernels: [kernel("vmlinux-6.1")],
-        images: [image("my-dev", "ghcr.io/example/dev:1")]
+  it.effect(
+    "defaults: local (by name, as catalog list says) → ok 'is local'; in the catalog only → ok 'pulled on first use'",
+    () =>
+      Effect.gen(function* () {
+        const remote = yield* runScenario()
+        expectCheck(
+          remote["default-kernel"],
+          "ok",
+          /^vmlinux-6\.1 \(ghcr\.io\/example\/kernel:6\.1\) is pulled on first use$/
+        )
+        expectCheck(remote["default-image"], "ok", /^dev \(ghcr\.io\/example\/dev:1\) is pulled on first use$/)
+        const local = yield* runScenario({
+          kernels: [kernel("vmlinux-6.1", "ghcr.io/example/kernel:6.1")],
+          images: [image("dev", "ghcr.io/example/dev:2")]
+        })
+        expectCheck(local["default-kernel"], "ok", /^vmlinux-6\.1 is local$/)
+        expectCheck(
+          local["default-image"],
+          "ok",
+          /^dev is local \(from ghcr\.io\/example\/dev:2, not ghcr\.io\/example\/dev:1\)$/
+        )
+        const registered = yield* runScenario({ kernels: [kernel("vmlinux-6.1")] })
+        expectCheck(registered["default-kernel"], "ok", /^vmlinux-6\.1 is local \(from local files/)
+        const otherName = yield* runScenario({ images: [image("dev2", "ghcr.io/example/dev:1")] })
+        expectCheck(otherName["default-image"], "ok", /pulled on first use/)
       })
-      expectCheck(local["default-kernel"], "ok", /^vmlinux-6\.1 is local$/)
-      expectCheck(local["default-image"], "ok", /^dev is local \(as my-dev\)$/)
-      const otherRef = yield* runScenario({ images: [image("dev2", "ghcr.io/example/dev:2")] })
-      expectCheck(otherRef["default-image"], "ok", /pulled on first use/)
-    })
   )
 })

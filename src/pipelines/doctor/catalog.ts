@@ -1,7 +1,7 @@
 import { Effect, Either } from "effect"
 import type { Catalog, CatalogImage, CatalogKernel } from "../../domain/catalog.js"
 import type { CatalogInvalid, StoreError } from "../../domain/errors.js"
-import { parseReferenceEither } from "../pull/parse-reference.js"
+import { localState } from "../catalog/list-catalog.js"
 import { LocalArtifacts, type LocalEntry } from "./local-artifacts.js"
 import { fail, ok } from "./result.js"
 
@@ -21,21 +21,10 @@ export const checkCatalog = (loaded: LoadedCatalog) =>
     })
   )
 
-/** A catalog ref as the store records refs, so that a pull by ref counts as local. */
-const normalized = (ref: string) =>
-  Either.getOrElse(
-    Either.map(parseReferenceEither(ref), (parsed) => parsed.normalized),
-    () => ref
-  )
-
-const findLocal = (entries: ReadonlyArray<LocalEntry>, entry: CatalogKernel | CatalogImage) => {
-  const ref = normalized(entry.ref)
-  return entries.find((local) => local.name === entry.name || local.ref === ref)
-}
-
 /**
- * The default a `vm create` with no arguments uses: ok when it is local, or in the catalog (then it
- * is pulled on first use); fail only when neither, i.e. there is no valid catalog to name one.
+ * The default a `vm create` with no arguments uses: ok when it is local (by name, as `catalog list`
+ * says), or in the catalog (then it is pulled on first use); fail only when neither, i.e. there is
+ * no valid catalog to name one.
  */
 const checkDefault = (
   kind: "kernel" | "image",
@@ -57,10 +46,12 @@ const checkDefault = (
         "repair or move aside banger.db in the state dir (banger makes a new, empty one)"
       )
     }
-    const found = findLocal(stored.right, entry)
-    return found !== undefined
-      ? ok(name, `${entry.name} is local${found.name === entry.name ? "" : ` (as ${found.name})`}`)
-      : ok(name, `${entry.name} (${entry.ref}) is pulled on first use`)
+    const { local: state, localRef } = localState(entry, stored.right)
+    if (state === "no") return ok(name, `${entry.name} (${entry.ref}) is pulled on first use`)
+    return ok(
+      name,
+      `${entry.name} is local${state === "yes" ? "" : ` (from ${localRef ?? "local files"}, not ${entry.ref})`}`
+    )
   })
 
 export const checkDefaultKernel = (loaded: LoadedCatalog) =>
