@@ -3,6 +3,7 @@ import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
 import { builtinCatalogPath } from "../app/catalog-path.js"
 import type { DiskCopy } from "../layers/disk/disk-copy.js"
+import type { HostProbe } from "../layers/host/host-probe.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { OperationStore } from "../layers/store/operation-store.js"
 import type { Store } from "../layers/store/store.js"
@@ -30,7 +31,7 @@ export interface DaemonConfig {
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
-export type DaemonServices = Store | StatePaths | FileSystem.FileSystem | PublishLock | DiskCopy
+export type DaemonServices = Store | StatePaths | FileSystem.FileSystem | PublishLock | DiskCopy | HostProbe
 
 /**
  * The whole daemon as one layer, started in this order: the state-dir lock; the services (which

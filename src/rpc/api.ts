@@ -19,6 +19,8 @@ import {
   BangerError,
   CatalogListPayload,
   DaemonInfo,
+  DoctorCheck,
+  DoctorPayload,
   Image,
   Kernel,
   KernelDeletePayload,
@@ -89,5 +91,7 @@ export class BangerApi extends RpcGroup.make(
     payload: CatalogListPayload,
     success: CatalogListing,
     error: Schema.Union(CatalogInvalid, StoreError)
-  })
+  }),
+  /** Every check of `banger doctor`, as the daemon sees the host; problems are results, never errors. */
+  Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) })
 ) {}

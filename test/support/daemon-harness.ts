@@ -18,6 +18,7 @@ import { Image, Kernel } from "../../src/domain/image.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
+import { HostProbe } from "../../src/layers/host/host-probe.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
@@ -42,7 +43,7 @@ export const tempDir = (prefix = "bgd-") =>
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
 
-/** StatePaths, Store, PublishLock and the Node platform over `stateDir`, swept on build like appLayer. */
+/** StatePaths, Store, PublishLock, the real HostProbe and the Node platform over `stateDir`, swept on build like appLayer. */
 export const testServices = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
   const services = Layer.mergeAll(
@@ -54,6 +55,7 @@ export const testServices = (stateDir: string) => {
     RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer)),
     RootfsBuilder.layer.pipe(Layer.provide(paths)),
     Ext4Tools.layer.pipe(Layer.provide(NodeContext.layer)),
+    HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),
     NodeContext.layer
   )
   const withCache = Layer.merge(services, BlobCache.layer.pipe(Layer.provide(services)))
