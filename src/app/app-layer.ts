@@ -1,10 +1,12 @@
-import * as path from "node:path"
-import { NodeHttpClient } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { Cause, Effect, Layer } from "effect"
+import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
 import { GuestFs } from "../layers/guest/guest-fs.js"
+import { HostProbe } from "../layers/host/host-probe.js"
 import { HostResources } from "../layers/host/host-resources.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
@@ -12,9 +14,12 @@ import { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import { ProcessTable } from "../layers/vmm/process-table.js"
 import { Vmm } from "../layers/vmm/vmm.js"
+import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
+import { LocalArtifacts } from "../pipelines/doctor/local-artifacts.js"
 import { PublishLock } from "../pipelines/pull/publish.js"
 import { recoverState } from "../pipelines/pull/recover.js"
 import { reconcileVms } from "../pipelines/vm/reconcile.js"
+import { builtinCatalogPath } from "./catalog-path.js"
 
 /**
  * Every real service banger needs for one state dir. Building it opens (and migrates) the
@@ -29,6 +34,7 @@ export const appLayer = (stateDir: string) => {
   const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
+  const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))
   const services = Layer.mergeAll(
     paths,
     store,
@@ -38,7 +44,8 @@ export const appLayer = (stateDir: string) => {
     Ext4Tools.layer,
     PublishLock.layer,
     DiskCopy.layer,
-    Vmm.layerForState(path.resolve(stateDir)),
+    vmm,
+    HostProbe.layer,
     HostResources.layer,
     GuestFs.layer,
     ProcessTable.layer
@@ -46,4 +53,36 @@ export const appLayer = (stateDir: string) => {
   // Pull leftovers first, then VMs: rows against live VMM processes, and what no row knows.
   const recovery = Layer.effectDiscard(Effect.zipRight(recoverState(), reconcileVms())).pipe(Layer.provide(services))
   return Layer.merge(services, recovery)
+}
+
+/**
+ * What `banger doctor` needs when no daemon answers, without the side effects of `appLayer` (no
+ * recovery sweep, no state dir created): the database is opened only when it exists, and one
+ * that cannot be opened makes the checks that read it say so.
+ */
+const causeMessage = (cause: Cause.Cause<unknown>) => {
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error.message : String(error)
+}
+
+export const doctorLayer = (stateDir: string) => {
+  const paths = StatePaths.layer(stateDir)
+  const local = Layer.unwrapEffect(
+    Effect.map(StatePaths, (statePaths) =>
+      fs.existsSync(statePaths.database)
+        ? LocalArtifacts.fromStore.pipe(
+            Layer.provide(Store.layer),
+            // SQLite's "file is not a database" arrives as a defect from the client, not a StoreError.
+            Layer.catchAllCause((cause) => LocalArtifacts.unreadable(new StoreError({ reason: causeMessage(cause) })))
+          )
+        : LocalArtifacts.empty
+    )
+  ).pipe(Layer.provide(paths))
+  return Layer.mergeAll(
+    paths,
+    local,
+    HostProbe.layer,
+    DefaultCatalogPath.layer(builtinCatalogPath()),
+    NodeContext.layer
+  ).pipe(Layer.provide(NodeContext.layer))
 }

@@ -3,6 +3,8 @@ import { Effect } from "effect"
 import { VERSION } from "../version.js"
 import { makeCatalogCommand } from "./catalog-commands.js"
 import { makeDaemonCommand } from "./daemon-command.js"
+import { makeDoctorCommand } from "./doctor-command.js"
+import { ExitCode } from "./exit-code.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
 import { makeOpCommand } from "./op-commands.js"
@@ -16,7 +18,8 @@ const command = rootCommand.pipe(
     makeDaemonCommand(),
     makeOpCommand(jsonOption),
     makeCatalogCommand(jsonOption),
-    makeVmCommand(jsonOption)
+    makeVmCommand(jsonOption),
+    makeDoctorCommand(jsonOption)
   ])
 )
 
@@ -40,6 +43,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
   runCommand(argv).pipe(
     Effect.catchAll((error) =>
       Effect.gen(function* () {
+        if (error instanceof ExitCode) return yield* Effect.fail(error.code)
         if (ValidationError.isValidationError(error)) {
           if (ValidationError.isHelpRequested(error)) return
           return yield* Effect.fail(1)

@@ -21,7 +21,7 @@ export const DAEMON_COMMANDS: Readonly<Record<string, ReadonlyArray<string>>> = 
 }
 
 /** Every top-level command of the CLI, whether it uses the daemon or not. */
-const TOP_LEVEL = [...Object.keys(DAEMON_COMMANDS), "daemon"]
+const TOP_LEVEL = [...Object.keys(DAEMON_COMMANDS), "daemon", "doctor"]
 
 /**
  * Options that make the CLI do something else than the command, or that the launcher does not

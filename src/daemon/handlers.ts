@@ -5,12 +5,15 @@ import type { Image, Kernel } from "../domain/image.js"
 import type { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import type { DiskCopy } from "../layers/disk/disk-copy.js"
 import type { Ext4Tools } from "../layers/ext4/ext4-tools.js"
+import type { HostProbe } from "../layers/host/host-probe.js"
 import type { RegistryClient } from "../layers/registry/registry-client.js"
 import type { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import type { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import { listCatalog } from "../pipelines/catalog/list-catalog.js"
 import type { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
+import { runDoctor } from "../pipelines/doctor/doctor.js"
+import { LocalArtifacts } from "../pipelines/doctor/local-artifacts.js"
 import { deleteImage, listImages, showImage } from "../pipelines/image/manage-images.js"
 import { checkPromotable, promoteImage } from "../pipelines/image/promote.js"
 import { registerImage } from "../pipelines/image/register.js"
@@ -52,6 +55,7 @@ export type HandlerServices =
   | RootfsBuilder
   | Ext4Tools
   | VmServices
+  | HostProbe
 
 /** Who this daemon is, for `daemon.info`. */
 export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
@@ -189,7 +193,18 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "op.list": () => operations.list,
         "daemon.info": () => Effect.succeed(identity),
         "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context)),
-        ...makeVmHandlers({ operations, names, context })
+        ...makeVmHandlers({ operations, names, context }),
+        "doctor.run": ({ catalog, clientVersion }) =>
+          runDoctor({
+            catalog,
+            daemon: {
+              _tag: "Serving",
+              pid: identity.pid,
+              version: identity.version,
+              socket: identity.socket,
+              clientVersion
+            }
+          }).pipe(Effect.provide(LocalArtifacts.fromStore), Effect.provide(context))
       })
     })
   )

@@ -306,6 +306,19 @@ export class VmRefused extends Schema.TaggedError<VmRefused>()("VmRefused", {
   }
 }
 
+/**
+ * A VMM (Firecracker or QEMU) could not be started, configured, inspected or stopped. A
+ * Firecracker API fault carries its `fault_message` verbatim in `reason`.
+ */
+export class VmmError extends Schema.TaggedError<VmmError>()("VmmError", {
+  vmId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM ${this.vmId}: ${this.reason}`
+  }
+}
+
 /** A rootfs given to `image register` that banger cannot use as one; `reason` says what is wrong. */
 export class InvalidRootfs extends Schema.TaggedError<InvalidRootfs>()("InvalidRootfs", {
   path: Schema.String,

@@ -20,6 +20,8 @@ import {
   BangerError,
   CatalogListPayload,
   DaemonInfo,
+  DoctorCheck,
+  DoctorPayload,
   Image,
   Kernel,
   KernelDeletePayload,
@@ -106,5 +108,7 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("vm.list", { success: Schema.Array(Vm), error: BangerError }),
   Rpc.make("vm.show", { payload: byName, success: Vm, error: BangerError }),
   /** The console log as text chunks; with follow, what the guest prints next, until cancelled. */
-  Rpc.make("vm.logs", { payload: VmLogsPayload, success: Schema.String, error: BangerError, stream: true })
+  Rpc.make("vm.logs", { payload: VmLogsPayload, success: Schema.String, error: BangerError, stream: true }),
+  /** Every check of `banger doctor`, as the daemon sees the host; problems are results, never errors. */
+  Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) })
 ) {}

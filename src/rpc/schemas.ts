@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { DoctorCheck } from "../domain/doctor.js"
 import * as Errors from "../domain/errors.js"
 import { Image, Kernel } from "../domain/image.js"
 import { Vm } from "../domain/vm.js"
@@ -196,3 +197,12 @@ export class DaemonInfo extends Schema.Class<DaemonInfo>("DaemonInfo")({
 }) {}
 
 export { Image, Kernel, Vm }
+
+/** `doctor.run`: the catalog to check (a client's --catalog) and the asking CLI's version, to compare. */
+export const DoctorPayload = Schema.Struct({
+  catalog: Schema.optional(Schema.String),
+  clientVersion: Schema.optional(Schema.String)
+})
+export type DoctorPayload = typeof DoctorPayload.Type
+
+export { DoctorCheck }

@@ -19,6 +19,7 @@ import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs } from "../../src/layers/guest/guest-fs.js"
+import { HostProbe } from "../../src/layers/host/host-probe.js"
 import { HostResources } from "../../src/layers/host/host-resources.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
@@ -46,7 +47,7 @@ export const tempDir = (prefix = "bgd-") =>
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
 
-/** StatePaths, Store, PublishLock and the Node platform over `stateDir`, swept on build like appLayer. */
+/** StatePaths, Store, PublishLock, the real HostProbe and the Node platform over `stateDir`, swept on build like appLayer. */
 export const testServices = (stateDir: string) => {
   const paths = StatePaths.layer(stateDir)
   const services = Layer.mergeAll(
@@ -58,10 +59,11 @@ export const testServices = (stateDir: string) => {
     RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer)),
     RootfsBuilder.layer.pipe(Layer.provide(paths)),
     Ext4Tools.layer.pipe(Layer.provide(NodeContext.layer)),
-    Vmm.layerForState(path.resolve(stateDir)),
+    Vmm.layerFromState.pipe(Layer.provide(paths)),
     HostResources.layer,
     GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
     ProcessTable.layer,
+    HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),
     NodeContext.layer
   )
   const withCache = Layer.merge(services, BlobCache.layer.pipe(Layer.provide(services)))

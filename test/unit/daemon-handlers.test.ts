@@ -1,10 +1,12 @@
 import * as path from "node:path"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
 import { GC_DELAY_MS } from "../../src/daemon/collect-garbage.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
 import { Image, Kernel } from "../../src/domain/image.js"
+import { HostProbe } from "../../src/layers/host/host-probe.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
 import { recoverState } from "../../src/pipelines/pull/recover.js"
@@ -19,7 +21,10 @@ const setup = Effect.gen(function* () {
 
 /** The real pull pipeline over mocked registry, blob cache, rootfs and ext4 (see mock-layers). */
 const mockedPipeline = (stateDir: string, calls: Calls, ext4 = ext4Fake(calls)) => {
-  const services = mockedPullServices(stateDir, calls, ext4)
+  const services = Layer.merge(
+    mockedPullServices(stateDir, calls, ext4),
+    HostProbe.layer.pipe(Layer.provide(NodeContext.layer))
+  )
   return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
 }
 

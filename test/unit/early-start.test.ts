@@ -29,6 +29,8 @@ describe("plainDaemonCommand: which command lines bin/banger starts a daemon for
     // The CLI's own commands that need no daemon, or are the daemon.
     [["daemon"]],
     [["--state-dir", "/s", "daemon", "--socket", "/s/x.sock"]],
+    [["doctor"]],
+    [["--state-dir", "/s", "doctor", "--json"]],
     // Not the subcommands, or not spelled as they are.
     [["image", "lst"]],
     [["IMAGE", "list"]],
@@ -45,6 +47,7 @@ describe("plainDaemonCommand: which command lines bin/banger starts a daemon for
     [["--state-dir", "--json", "image", "list"]],
     [["--state-dir", "image", "image", "list"]],
     [["--state-dir", "daemon", "image", "list"]],
+    [["--state-dir", "doctor", "image", "list"]],
     [["--log-level", "debug", "image", "list"]]
   ])("%j → none", (args) => {
     expect(plainDaemonCommand(args)).toBeUndefined()

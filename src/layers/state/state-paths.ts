@@ -31,6 +31,12 @@ export interface StatePathsShape {
    * recovery sweep can tell a live process's work in progress from a crashed one's leftovers.
    */
   readonly tempPath: (dir: string, label: string) => string
+  /**
+   * The memory that KVM guests never ran on this host although /dev/kvm opens (nested setups):
+   * written by the VM layer when a guest stayed silent under KVM, shown by `banger doctor`. Its
+   * first line says when and why.
+   */
+  readonly kvmGuestsDoNotRun: string
 }
 
 /** The pid that owns a temp path made by `tempPath`, if the name has that form. */
@@ -46,6 +52,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const images = path.join(absolute, "images")
   const kernels = path.join(absolute, "kernels")
   const vms = path.join(absolute, "vms")
+  const host = path.join(absolute, "host")
   const blobs = path.join(absolute, "cache", "blobs")
   const tmp = path.join(absolute, "tmp")
   const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
@@ -55,7 +62,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     images,
     kernels,
     vms,
-    host: path.join(absolute, "host"),
+    host,
     blobs,
     tmp,
     blobTmp,
@@ -67,7 +74,8 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     kernelStagingDir: (id) => path.join(kernels, `${KERNEL_STAGING_PREFIX}${id}`),
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
-    tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`)
+    tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`),
+    kvmGuestsDoNotRun: path.join(host, "kvm-guests-do-not-run")
   }
 }
 
