@@ -100,15 +100,16 @@ export interface GuestEntry {
   readonly size: number
 }
 
-const kinds: Record<number, GuestKind> = {
-  16807: "file",
-  9604: "directory",
-  21609: "symlink",
-  4802: "char",
-  14406: "block",
-  2401: "fifo",
-  26411: "socket"
-}
+// A Map, not an object literal: biome's useSimpleNumberKeys rewrites octal keys wrongly.
+const kinds = new Map<number, GuestKind>([
+  [0o100000, "file"],
+  [0o040000, "directory"],
+  [0o120000, "symlink"],
+  [0o020000, "char"],
+  [0o060000, "block"],
+  [0o010000, "fifo"],
+  [0o140000, "socket"]
+])
 
 // `ls -p` records: `/ino/mode/uid/gid/name/size/` + newline; names never hold `/` but may hold newlines.
 const record = /\/(\d+)\/([0-7]+)\/(-?\d+)\/(-?\d+)\/([^/]*)\/(\d*)\/\n/y
@@ -128,7 +129,7 @@ export const parseListing = (output: string): Array<GuestEntry> => {
     entries.push({
       ino: Number(ino),
       name: name!,
-      kind: kinds[bits & 0o170000] ?? "unknown",
+      kind: kinds.get(bits & 0o170000) ?? "unknown",
       mode: bits & 0o7777,
       // debugfs prints 32-bit ids with %d.
       uid: Number(uid) >>> 0,
