@@ -69,7 +69,7 @@ export const resolvePath = <E>(
       if (entry === undefined) {
         const remaining = queue.filter((next) => next.name !== "..").map((next) => next.name)
         if (queue.some((next) => next.name === "..")) {
-          return yield* fail(`${parentPath}/${step.name} does not exist (and .. cannot pass through it)`)
+          return yield* fail(`${childPath(parentPath, step.name)} does not exist (and .. cannot pass through it)`)
         }
         return { _tag: "Missing", parent, parentPath, name: step.name, remaining, viaLink: step.fromLink }
       }
@@ -82,7 +82,7 @@ export const resolvePath = <E>(
         continue
       }
       if (last) return { _tag: "Found", parent, parentPath, name: step.name, entry }
-      if (entry.kind !== "directory") return yield* fail(`${parentPath}/${step.name} is not a directory`)
+      if (entry.kind !== "directory") return yield* fail(`${childPath(parentPath, step.name)} is not a directory`)
       stack.push(entry)
     }
     // The path ended on a directory by `..` (or named the root).
