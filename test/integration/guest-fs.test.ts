@@ -104,6 +104,54 @@ describe("GuestFs on a usrmerged image", () => {
   })
 })
 
+describe("GuestFs.apply", () => {
+  it("checks a whole batch, each edit seeing the ones before it, and writes nothing when one is invalid", async () => {
+    const file = await image("batch", usrmerged)
+    const before = fs.readFileSync(file)
+    const error = await failure((g) =>
+      g.apply(file, [
+        { _tag: "Mkdirp", path: "/lib/new/dir" },
+        { _tag: "WriteFile", path: "/lib/new/dir/file", content: "x" },
+        { _tag: "WriteFile", path: "/lib/missing/file", content: "y" }
+      ])
+    )
+    expect(error.message).toContain("/usr/lib/missing does not exist")
+    expect(fs.readFileSync(file).equals(before)).toBe(true)
+
+    await guest((g) =>
+      g.apply(file, [
+        { _tag: "Mkdirp", path: "/lib/new/dir", options: { mode: 0o700 } },
+        { _tag: "Symlink", path: "/lib/new/link", target: "dir" },
+        { _tag: "WriteFile", path: "/lib/new/link/file", content: "through a new link", options: { uid: 7 } }
+      ])
+    )
+    const written = await guest((g) => g.stat(file, "/usr/lib/new/dir/file"))
+    expect([written?.kind, written?.uid, written?.size]).toEqual(["file", 7, 18])
+    expect((await guest((g) => g.stat(file, "/usr/lib/new/dir")))?.mode).toBe(0o700)
+    fsck(file)
+  })
+
+  it("copies the Debian cloud kernel's modules tree in (timed)", async () => {
+    const version = fs.readdirSync("/lib/modules").find((name) => name.endsWith("-cloud-amd64"))
+    expect(version, "linux-image-cloud-amd64 is installed").toBeDefined()
+    const dir = fs.mkdtempSync(path.join(work, "modules-"))
+    const tree = writeTree(path.join(dir, "tree"), usrmerged)
+    const file = path.join(dir, "rootfs.ext4")
+    await run(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output: file, sizeBytes: 256 * 2 ** 20 })))
+    const started = performance.now()
+    const summary = await guest((g) => g.copyIn(file, `/lib/modules/${version}`, `/lib/modules/${version}`))
+    const ms = performance.now() - started
+    console.log(
+      `modules ${version}: ${summary.files} files, ${summary.directories} directories, ` +
+        `${(summary.bytes / 2 ** 20).toFixed(1)} MiB copied in ${ms.toFixed(0)} ms`
+    )
+    expect(summary.files).toBeGreaterThan(100)
+    const dep = await guest((g) => g.readFile(file, `/lib/modules/${version}/modules.dep`))
+    expect(Buffer.from(dep).equals(fs.readFileSync(`/lib/modules/${version}/modules.dep`))).toBe(true)
+    fsck(file)
+  }, 120_000)
+})
+
 describe("GuestFs with hostile symlinks", () => {
   const sentinel = `banger-guest-fs-sentinel-${process.pid}`
   const hostSentinel = path.join(os.tmpdir(), sentinel)

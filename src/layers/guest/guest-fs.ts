@@ -15,18 +15,14 @@ import {
   request,
   writeScript
 } from "./debugfs.js"
+import { type GuestEdit, type Ownership, ownershipLines, planEdits } from "./edit.js"
 import { childPath, type DirectoryReader, type Resolution, resolvePath } from "./resolve.js"
 
 export type { GuestEntry, GuestKind } from "./debugfs.js"
 
 export type GuestFsError = GuestPathError | Ext4Error
 
-export interface Ownership {
-  /** Permission bits; 0644 for files and 0755 for directories by default. */
-  readonly mode?: number | undefined
-  readonly uid?: number | undefined
-  readonly gid?: number | undefined
-}
+export type { GuestEdit, Ownership } from "./edit.js"
 
 export interface CopyInSummary {
   readonly files: number
@@ -60,6 +56,11 @@ export interface GuestFsShape {
     content: string | Uint8Array,
     options?: Ownership
   ) => Effect.Effect<void, GuestFsError>
+  /**
+   * Several edits in one debugfs run: all of them are resolved first (each seeing the ones before
+   * it), and nothing is written unless every one is valid.
+   */
+  readonly apply: (image: string, edits: ReadonlyArray<GuestEdit>) => Effect.Effect<void, GuestFsError>
   /** `mkdir -p`: creates what is missing; a dangling symlink on the way is an error, as with mkdir -p. */
   readonly mkdirp: (image: string, path: string, options?: Ownership) => Effect.Effect<void, GuestFsError>
   /** A new symlink at `path` (which must not exist) pointing at `target`, stored as given. */
@@ -91,17 +92,7 @@ const make = Effect.gen(function* () {
     resolvePath(readerFor(image), image, target, followFinal)
   const fail = (image: string, target: string, reason: string) => new GuestPathError({ image, path: target, reason })
 
-  /** Every name debugfs will see must survive its script syntax. */
-  const requireExpressible = (image: string, target: string, ...names: ReadonlyArray<string>) =>
-    names.every(expressible) ? Effect.void : Effect.fail(fail(image, target, "names with newlines cannot be written"))
-
   const found = (resolution: Resolution) => (resolution._tag === "Found" ? resolution.entry : undefined)
-
-  const ownershipLines = (name: string, type: number, options: Ownership | undefined, mode: number) => [
-    `sif ${quote(name)} mode 0${(type | ((options?.mode ?? mode) & 0o7777)).toString(8)}`,
-    `sif ${quote(name)} uid ${options?.uid ?? 0}`,
-    `sif ${quote(name)} gid ${options?.gid ?? 0}`
-  ]
 
   const withTempDir = <A, E>(use: (dir: string) => Effect.Effect<A, E>) =>
     Effect.acquireUseRelease(
@@ -116,79 +107,44 @@ const make = Effect.gen(function* () {
   const stat: GuestFsShape["stat"] = (image, target) => Effect.map(resolve(image, target, true), found)
   const lstat: GuestFsShape["lstat"] = (image, target) => Effect.map(resolve(image, target, false), found)
 
-  const mkdirp: GuestFsShape["mkdirp"] = (image, target, options) =>
-    Effect.gen(function* () {
-      for (;;) {
-        const resolution = yield* resolve(image, target, true)
-        if (resolution._tag === "Found") {
-          if (resolution.entry.kind !== "directory") return yield* fail(image, target, "exists and is not a directory")
-          return
-        }
-        if (resolution.viaLink) {
-          return yield* fail(
-            image,
-            target,
-            `a symlink on the way points at ${resolution.parentPath}, which lacks "${resolution.name}"`
-          )
-        }
-        yield* requireExpressible(image, target, resolution.name)
-        // Parents get default ownership; only the directory asked for gets `options`.
-        const own = resolution.remaining.length === 0 ? options : undefined
-        yield* provide(
-          writeScript(image, [
-            `cd ${inodeSpec(resolution.parent)}`,
-            `mkdir ${quote(resolution.name)}`,
-            ...ownershipLines(resolution.name, 0o040000, own, 0o755)
-          ])
-        )
-      }
-    })
+  /** Reads a directory once per batch: planning resolves many paths through the same few. */
+  const cachedReader = (image: string): DirectoryReader<Ext4Error> => {
+    const reader = readerFor(image)
+    const listings = new Map<number, ReadonlyArray<GuestEntry>>()
+    return {
+      list: (ino) => {
+        const known = listings.get(ino)
+        return known !== undefined
+          ? Effect.succeed(known)
+          : Effect.tap(reader.list(ino), (entries) => Effect.sync(() => listings.set(ino, entries)))
+      },
+      readLink: reader.readLink
+    }
+  }
 
-  const writeFile: GuestFsShape["writeFile"] = (image, target, content, options) =>
-    Effect.gen(function* () {
-      const resolution = yield* resolve(image, target, true)
-      if (resolution._tag === "Missing" && resolution.remaining.length > 0) {
-        return yield* fail(image, target, `${childPath(resolution.parentPath, resolution.name)} does not exist`)
-      }
-      if (resolution._tag === "Found" && resolution.entry.kind !== "file") {
-        return yield* fail(image, target, `is a ${resolution.entry.kind}, not a regular file`)
-      }
-      if (resolution.name === "") return yield* fail(image, target, "is the image's root directory")
-      yield* requireExpressible(image, target, resolution.name)
-      yield* withTempDir((dir) =>
-        Effect.gen(function* () {
-          const hostFile = path.join(dir, "content")
-          yield* Effect.tryPromise({
-            try: () => fs.writeFile(hostFile, content),
-            catch: hostFailure(image, target)
-          })
-          yield* provide(
-            writeScript(image, [
-              `cd ${inodeSpec(resolution.parent)}`,
-              ...(resolution._tag === "Found" ? [`rm ${quote(resolution.name)}`] : []),
-              `write ${quote(hostFile)} ${quote(resolution.name)}`,
-              ...ownershipLines(resolution.name, 0o100000, options, 0o644)
-            ])
-          )
+  const apply: GuestFsShape["apply"] = (image, edits) =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const plan = yield* planEdits(cachedReader(image), image, edits, dir)
+        if (plan.lines.length === 0) return
+        const tooLong = plan.lines.find((line) => !lineFits(line))
+        if (tooLong !== undefined) {
+          return yield* fail(image, edits[0]?.path ?? "/", `a path is too long for debugfs: ${tooLong.slice(0, 80)}…`)
+        }
+        yield* Effect.tryPromise({
+          try: () => Promise.all(plan.files.map(([file, content]) => fs.writeFile(file, content))),
+          catch: hostFailure(image, edits[0]?.path ?? "/")
         })
-      )
-    })
+        yield* provide(writeScript(image, plan.lines))
+      })
+    )
 
+  const mkdirp: GuestFsShape["mkdirp"] = (image, target, options) =>
+    apply(image, [{ _tag: "Mkdirp", path: target, options }])
+  const writeFile: GuestFsShape["writeFile"] = (image, target, content, options) =>
+    apply(image, [{ _tag: "WriteFile", path: target, content, options }])
   const symlink: GuestFsShape["symlink"] = (image, target, linkTarget) =>
-    Effect.gen(function* () {
-      const resolution = yield* resolve(image, target, false)
-      if (resolution._tag === "Found") return yield* fail(image, target, "already exists")
-      if (resolution.remaining.length > 0) {
-        return yield* fail(image, target, `${childPath(resolution.parentPath, resolution.name)} does not exist`)
-      }
-      yield* requireExpressible(image, target, resolution.name, linkTarget)
-      yield* provide(
-        writeScript(image, [
-          `cd ${inodeSpec(resolution.parent)}`,
-          `symlink ${quote(resolution.name)} ${quote(linkTarget)}`
-        ])
-      )
-    })
+    apply(image, [{ _tag: "Symlink", path: target, target: linkTarget }])
 
   const readFile: GuestFsShape["readFile"] = (image, target) =>
     Effect.gen(function* () {
@@ -256,6 +212,7 @@ const make = Effect.gen(function* () {
     })
 
   return {
+    apply,
     stat,
     lstat,
     exists: (image, target) => Effect.map(stat(image, target), (entry) => entry !== undefined),

@@ -1,8 +1,9 @@
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { GuestFs, type GuestFsError } from "../../layers/guest/guest-fs.js"
+import { type GuestEdit, GuestFs, type GuestFsError } from "../../layers/guest/guest-fs.js"
 import {
+  GUEST_ACPI_DIR,
   GUEST_BUSYBOX,
   GUEST_CONFIG,
   GUEST_INIT,
@@ -56,22 +57,19 @@ const MOUNT_POINTS: ReadonlyArray<readonly [string, number]> = [
 ]
 
 /** Scratch images have none; the initramfs also needs /dev in the new root to hand over the console. */
-const createMountPoints = Effect.fn("vm.guest.mountPoints")(function* (disk: string) {
-  const guest = yield* GuestFs
-  for (const [dir, mode] of MOUNT_POINTS) yield* guest.mkdirp(disk, dir, { mode })
-})
+const mountPoints = (): Array<GuestEdit> =>
+  MOUNT_POINTS.map(([dir, mode]) => ({ _tag: "Mkdirp", path: dir, options: { mode } }))
 
 /** A debootstrap image carries its build host's hostname; every image gets the VM's. */
-const writeIdentity = Effect.fn("vm.guest.identity")(function* (disk: string, name: string) {
-  const guest = yield* GuestFs
-  yield* guest.mkdirp(disk, "/etc")
-  yield* guest.writeFile(disk, "/etc/hostname", `${name}\n`)
-  yield* guest.writeFile(
-    disk,
-    "/etc/hosts",
-    `127.0.0.1\tlocalhost\n127.0.1.1\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`
-  )
-})
+const identity = (name: string): Array<GuestEdit> => [
+  { _tag: "Mkdirp", path: "/etc" },
+  { _tag: "WriteFile", path: "/etc/hostname", content: `${name}\n` },
+  {
+    _tag: "WriteFile",
+    path: "/etc/hosts",
+    content: `127.0.0.1\tlocalhost\n127.0.1.1\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`
+  }
+]
 
 const detectInit = Effect.fn("vm.guest.detectInit")(function* (disk: string) {
   const guest = yield* GuestFs
@@ -80,12 +78,6 @@ const detectInit = Effect.fn("vm.guest.detectInit")(function* (disk: string) {
     sbinInitPath: yield* guest.realpath(disk, "/sbin/init"),
     hasInittab: yield* guest.exists(disk, "/etc/inittab")
   })
-})
-
-/** systemd makes a fresh machine id at boot from an empty file, so clones never share one. */
-const resetMachineId = Effect.fn("vm.guest.machineId")(function* (disk: string) {
-  const guest = yield* GuestFs
-  yield* guest.writeFile(disk, "/etc/machine-id", "", { mode: 0o444 })
 })
 
 const copyModules = Effect.fn("vm.guest.modules")(function* (disk: string, modules: KernelModules | undefined) {
@@ -98,48 +90,61 @@ const copyModules = Effect.fn("vm.guest.modules")(function* (disk: string, modul
 })
 
 const READY_UNIT = "banger-ready.service"
+const WANTS = "/etc/systemd/system/multi-user.target.wants"
 
 /** systemd's quoting: C-style escapes inside double quotes, and `%` starts a specifier. */
 const unitWord = (text: string) => `"${text.replace(/[\\"]/g, "\\$&").replaceAll("%", "%%")}"`
 
-/** For an image's own init: one line on the console once it has booted. */
-const addReadyNotice = Effect.fn("vm.guest.readyNotice")(function* (disk: string, name: string, systemd: boolean) {
+const readText = (disk: string, path: string) =>
+  Effect.flatMap(GuestFs, (guest) =>
+    Effect.map(guest.readFile(disk, path), (bytes) => Buffer.from(bytes).toString("utf8"))
+  )
+
+/**
+ * For an image's own init: one line on the console once it has booted. systemd gets an empty
+ * machine-id (it makes a fresh one at boot from an empty file, so clones never share one) and a
+ * oneshot unit; sysvinit a `once` entry in the inittab of the runlevels a normal boot reaches.
+ */
+const readyNotice = Effect.fn("vm.guest.readyNotice")(function* (disk: string, name: string, systemd: boolean) {
   const guest = yield* GuestFs
   if (systemd) {
-    yield* guest.mkdirp(disk, "/etc/systemd/system/multi-user.target.wants")
-    yield* guest.writeFile(
-      disk,
-      `/etc/systemd/system/${READY_UNIT}`,
-      [
-        "[Unit]",
-        "Description=Tell banger this VM is ready",
-        "After=basic.target",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        `ExecStart=/bin/echo ${unitWord(readyLine(name))}`,
-        "StandardOutput=tty",
-        "TTYPath=/dev/console",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        ""
-      ].join("\n")
-    )
-    const wants = `/etc/systemd/system/multi-user.target.wants/${READY_UNIT}`
-    if ((yield* guest.lstat(disk, wants)) === undefined) yield* guest.symlink(disk, wants, `../${READY_UNIT}`)
-    return
+    const unit = [
+      "[Unit]",
+      "Description=Tell banger this VM is ready",
+      "After=basic.target",
+      "",
+      "[Service]",
+      "Type=oneshot",
+      `ExecStart=/bin/echo ${unitWord(readyLine(name))}`,
+      "StandardOutput=tty",
+      "TTYPath=/dev/console",
+      "",
+      "[Install]",
+      "WantedBy=multi-user.target",
+      ""
+    ].join("\n")
+    const linked = (yield* guest.lstat(disk, `${WANTS}/${READY_UNIT}`)) !== undefined
+    return [
+      { _tag: "WriteFile", path: "/etc/machine-id", content: "", options: { mode: 0o444 } },
+      { _tag: "Mkdirp", path: WANTS },
+      { _tag: "WriteFile", path: `/etc/systemd/system/${READY_UNIT}`, content: unit },
+      ...(linked ? [] : [{ _tag: "Symlink" as const, path: `${WANTS}/${READY_UNIT}`, target: `../${READY_UNIT}` }])
+    ] satisfies Array<GuestEdit>
   }
-  // sysvinit: a `once` entry in the inittab of the runlevels a normal boot reaches.
-  const inittab = Buffer.from(yield* guest.readFile(disk, "/etc/inittab")).toString("utf8")
-  const kept = inittab.split("\n").filter((line) => !line.startsWith("bgr:"))
+  const kept = (yield* readText(disk, "/etc/inittab")).split("\n").filter((line) => !line.startsWith("bgr:"))
   while (kept.at(-1) === "") kept.pop()
   const say = `echo '${readyLine(name).replaceAll("'", "")}' >/dev/console`
-  yield* guest.writeFile(disk, "/etc/inittab", `${[...kept, `bgr:2345:once:/bin/sh -c "${say}"`].join("\n")}\n`)
+  return [
+    {
+      _tag: "WriteFile",
+      path: "/etc/inittab",
+      content: `${[...kept, `bgr:2345:once:/bin/sh -c "${say}"`].join("\n")}\n`
+    }
+  ] satisfies Array<GuestEdit>
 })
 
 /** banger's init, its config and a static busybox under /.banger/. */
-const installBuiltinInit = Effect.fn("vm.guest.builtinInit")(function* (
+const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
   disk: string,
   name: string,
   config: ImageRunConfig,
@@ -158,9 +163,7 @@ const installBuiltinInit = Effect.fn("vm.guest.builtinInit")(function* (
   )
   const readOptional = (path: string) =>
     Effect.flatMap(guest.stat(disk, path), (entry) =>
-      entry?.kind === "file"
-        ? Effect.map(guest.readFile(disk, path), (bytes) => Buffer.from(bytes).toString("utf8"))
-        : Effect.succeed(undefined)
+      entry?.kind === "file" ? readText(disk, path) : Effect.succeed(undefined)
     )
   const user = yield* resolveUser(
     disk,
@@ -169,44 +172,42 @@ const installBuiltinInit = Effect.fn("vm.guest.builtinInit")(function* (
     yield* readOptional("/etc/group")
   )
   const workingDir = config.workingDir || "/"
-  yield* guest.mkdirp(disk, workingDir)
-  yield* guest.mkdirp(disk, "/.banger/acpi/PWRF", { mode: 0o755 })
-  yield* guest.writeFile(disk, GUEST_BUSYBOX, binary, { mode: 0o755 })
-  yield* guest.writeFile(disk, GUEST_POWER_BUTTON, POWER_BUTTON_SCRIPT, { mode: 0o755 })
-  yield* guest.writeFile(
-    disk,
-    GUEST_CONFIG,
-    renderConfig({
-      name,
-      hostname: name,
-      uid: user.uid,
-      gid: user.gid,
-      workingDir,
-      env: commandEnvironment(config, name, user),
-      argv: commandLine(config)
-    })
-  )
-  yield* guest.writeFile(disk, GUEST_INIT, INIT_SCRIPT, { mode: 0o755 })
+  const initConfig = renderConfig({
+    name,
+    hostname: name,
+    uid: user.uid,
+    gid: user.gid,
+    workingDir,
+    env: commandEnvironment(config, name, user),
+    argv: commandLine(config)
+  })
+  return [
+    { _tag: "Mkdirp", path: workingDir },
+    { _tag: "Mkdirp", path: `${GUEST_ACPI_DIR}/PWRF` },
+    { _tag: "WriteFile", path: GUEST_BUSYBOX, content: binary, options: { mode: 0o755 } },
+    { _tag: "WriteFile", path: GUEST_POWER_BUTTON, content: POWER_BUTTON_SCRIPT, options: { mode: 0o755 } },
+    { _tag: "WriteFile", path: GUEST_CONFIG, content: initConfig },
+    { _tag: "WriteFile", path: GUEST_INIT, content: INIT_SCRIPT, options: { mode: 0o755 } }
+  ] satisfies Array<GuestEdit>
 })
 
 /**
- * Step 3 of vm create: the work disk configured without mounting it. Hostname and hosts; the
- * kernel's modules when the image lacks them; mount points; then either a ready notice for the
- * image's own init or banger's built-in init.
+ * Step 3 of vm create: the work disk configured without mounting it. Everything is read and
+ * checked first, then written in one debugfs run (the kernel's modules, when the image lacks them,
+ * in a second): mount points, hostname and hosts, then either a ready notice for the image's own
+ * init or banger's built-in init.
  */
 export const configureGuest = Effect.fn("vm.configureGuest")(function* (
   options: ConfigureGuestOptions
 ): Effect.fn.Return<GuestSetup, GuestFsError | FilesystemError, GuestFs | FileSystem.FileSystem> {
   const { disk, name } = options
-  yield* createMountPoints(disk)
-  yield* writeIdentity(disk, name)
-  const modulesCopied = yield* copyModules(disk, options.modules)
+  const guest = yield* GuestFs
   const init = yield* detectInit(disk)
-  if (init._tag === "ImageInit") {
-    if (init.systemd) yield* resetMachineId(disk)
-    yield* addReadyNotice(disk, name, init.systemd)
-    return { init, kernelArgs: [], modulesCopied }
-  }
-  yield* installBuiltinInit(disk, name, options.config, options.busybox ?? HOST_BUSYBOX)
-  return { init, kernelArgs: [`init=${GUEST_INIT}`], modulesCopied }
+  const initEdits =
+    init._tag === "ImageInit"
+      ? yield* readyNotice(disk, name, init.systemd)
+      : yield* builtinInit(disk, name, options.config, options.busybox ?? HOST_BUSYBOX)
+  yield* guest.apply(disk, [...mountPoints(), ...identity(name), ...initEdits])
+  const modulesCopied = yield* copyModules(disk, options.modules)
+  return { init, kernelArgs: init._tag === "BuiltinInit" ? [`init=${GUEST_INIT}`] : [], modulesCopied }
 })
