@@ -42,15 +42,17 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }))
 
 /** An image as the pull leaves it (banger's writer), then the VM's work disk made from it. */
-const workDisk = async (name: string, specs: ReadonlyArray<TreeSpec>, imageBytes: number) => {
+const workDisk = async (name: string, specs: ReadonlyArray<TreeSpec>, imageBytes: number, diskBytes = 1024 * MiB) => {
   const dir = fs.mkdtempSync(path.join(work, `${name}-`))
   const tree = writeTree(path.join(dir, "tree"), specs)
   const rootfs = path.join(dir, "rootfs.ext4")
   await run(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output: rootfs, sizeBytes: imageBytes })))
   const vmDir = path.join(dir, "vm")
   fs.mkdirSync(vmDir)
-  return run(Effect.scoped(createWorkDisk({ rootfs, vmDir, sizeBytes: 1024 * MiB })))
+  return run(Effect.scoped(createWorkDisk({ rootfs, vmDir, sizeBytes: diskBytes })))
 }
+
+const sha256 = (file: string) => execFileSync("sha256sum", [file], { encoding: "utf8" }).split(" ")[0]
 
 const fsck = (disk: string) => execFileSync("e2fsck", ["-fn", disk], { stdio: "pipe", encoding: "utf8" })
 
@@ -215,4 +217,48 @@ describe("an image with its own init (systemd-style)", () => {
     expect(lines).toContain("banger: sd-vm ready")
     expect([result.code, result.signal]).toEqual([0, null])
   }, 600_000)
+})
+
+describe("configure-guest without a boot", () => {
+  it("gives a sysvinit image an inittab entry for the ready line, and keeps the rest of its inittab", async () => {
+    const disk = await workDisk(
+      "sysv",
+      [
+        { path: "sbin", type: "directory", mode: 0o755 },
+        { path: "sbin/init", type: "file", mode: 0o755, content: busybox },
+        { path: "etc", type: "directory", mode: 0o755 },
+        { path: "etc/inittab", type: "file", mode: 0o644, content: "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n" }
+      ],
+      64 * MiB
+    )
+    const { setup } = await configure({ disk, name: "sysv-vm", config: {} })
+    expect(setup).toEqual({ init: { _tag: "ImageInit", systemd: false }, kernelArgs: [], modulesCopied: false })
+    const inittab = `id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\nbgr:2345:once:/bin/sh -c "echo 'banger: sysv-vm ready' >/dev/console"\n`
+    expect(await readText(disk, "/etc/inittab")).toBe(inittab)
+    // Configuring again replaces banger's line rather than adding a second.
+    await configure({ disk, name: "sysv-vm", config: {} })
+    expect(await readText(disk, "/etc/inittab")).toBe(inittab)
+    expect(await guest((g) => g.exists(disk, "/etc/machine-id"))).toBe(false)
+    fsck(disk)
+  })
+
+  it("fails with GuestPathError on an image whose /etc leads outside it, writing nothing", async () => {
+    const disk = await workDisk(
+      "hostile",
+      [
+        { path: "etc", type: "symlink", mode: 0o777, target: "../../../../etc" },
+        { path: "bin", type: "directory", mode: 0o755 },
+        { path: "bin/busybox", type: "file", mode: 0o755, content: busybox }
+      ],
+      64 * MiB,
+      64 * MiB
+    )
+    const before = sha256(disk)
+    const error = await run(Effect.flip(configureGuest({ disk, name: "evil", config: { cmd: ["/bin/busybox"] } })))
+    expect(error._tag).toBe("GuestPathError")
+    // ../../../../etc from the root is /etc itself: a loop, found before anything is written.
+    expect(error.message).toContain("too many levels of symbolic links")
+    expect(sha256(disk)).toBe(before)
+    expect(fs.readFileSync("/etc/hostname", "utf8")).not.toBe("evil\n")
+  })
 })

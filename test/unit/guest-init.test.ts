@@ -5,6 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import { ImageRuntime } from "../../src/domain/image.js"
 import type { GuestEntry } from "../../src/layers/guest/guest-fs.js"
 import { GUEST_BUSYBOX, HOST_BUSYBOX, renderConfig } from "../../src/layers/guest/init/init-script.js"
 import { chooseInit, commandEnvironment, commandLine, resolveUser } from "../../src/pipelines/vm/guest-init.js"
@@ -74,6 +75,9 @@ describe("command line and environment", () => {
     ])
     expect(commandLine({ cmd: ["sh"] })).toEqual(["sh"])
     expect(commandLine({})).toEqual([])
+    // What the pull records in the image row is what configure-guest takes.
+    const runtime = new ImageRuntime({ entrypoint: ["/e"], cmd: ["c"], env: [], workingDir: "", user: "" })
+    expect(commandLine(runtime)).toEqual(["/e", "c"])
     const env = commandEnvironment({ env: ["PATH=/opt/bin", "A=1=2", "HOME=/data"] }, "vm1", {
       uid: 0,
       gid: 0,

@@ -2,7 +2,10 @@ import { Effect } from "effect"
 import { GuestPathError } from "../../domain/errors.js"
 import type { GuestEntry } from "../../layers/guest/guest-fs.js"
 
-/** What the image's config says to run (OCI `config`: Entrypoint, Cmd, Env, WorkingDir, User). */
+/**
+ * What the image's config says to run (OCI `config`: Entrypoint, Cmd, Env, WorkingDir, User); the
+ * image row's `runtime` (ImageRuntime) is one, with empty strings and arrays for what is unset.
+ */
 export interface ImageRunConfig {
   readonly entrypoint?: ReadonlyArray<string> | undefined
   readonly cmd?: ReadonlyArray<string> | undefined
