@@ -16,6 +16,7 @@ import {
   writeScript
 } from "./debugfs.js"
 import { type GuestEdit, type Ownership, ownershipLines, planEdits } from "./edit.js"
+import { type GuestFsFake, makeGuestFsFake } from "./guest-fs-fake.js"
 import { childPath, type DirectoryReader, type Resolution, resolvePath } from "./resolve.js"
 
 export type { GuestEntry, GuestKind } from "./debugfs.js"
@@ -232,4 +233,9 @@ const make = Effect.gen(function* () {
 export class GuestFs extends Context.Tag("banger/GuestFs")<GuestFs, GuestFsShape>() {
   /** debugfs from e2fsprogs; needs `NodeContext.layer` (CommandExecutor). */
   static readonly layer = Layer.effect(GuestFs, make)
+
+  /** For pipeline unit tests: an in-memory image (see makeGuestFsFake); read `fake.nodes` after. */
+  static readonly layerTest = (fake: GuestFsFake = makeGuestFsFake()) => Layer.succeed(GuestFs, fake.fs)
 }
+
+export { type FakeNode, type GuestFsFake, makeGuestFsFake } from "./guest-fs-fake.js"
