@@ -169,6 +169,20 @@ export class Ext4Error extends Schema.TaggedError<Ext4Error>()("Ext4Error", {
   }
 }
 
+/**
+ * A path inside a guest image cannot be used as asked: missing, not a directory, a symlink loop,
+ * a name debugfs cannot express. Paths are always resolved within the image, never on the host.
+ */
+export class GuestPathError extends Schema.TaggedError<GuestPathError>()("GuestPathError", {
+  image: Schema.String,
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.path} in ${this.image}: ${this.reason}`
+  }
+}
+
 /** A local file operation failed (disk full, permissions, ...). */
 export class FilesystemError extends Schema.TaggedError<FilesystemError>()("FilesystemError", {
   path: Schema.String,

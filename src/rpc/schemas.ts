@@ -86,6 +86,7 @@ export const BangerError = Schema.Union(
   Errors.SizeTooSmall,
   Errors.Ext4Error,
   Errors.FilesystemError,
+  Errors.GuestPathError,
   Errors.StoreError,
   Errors.OperationNotFound,
   Errors.OperationFailed,

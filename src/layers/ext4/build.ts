@@ -9,6 +9,7 @@ import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, OpenDraftOptions, Pl
 import { checkFilesystem } from "./fsck.js"
 import { ImageDraftFile } from "./image/draft.js"
 import type { Geometry } from "./image/layout.js"
+import { growFilesystem, repairFilesystem } from "./resize.js"
 
 const TOOL = "ext4 writer"
 
@@ -173,6 +174,8 @@ export const makeExt4Tools = Effect.gen(function* () {
   return {
     openDraft,
     build,
-    check: (image) => checkFilesystem(image).pipe(Effect.provide(context))
+    check: (image) => checkFilesystem(image).pipe(Effect.provide(context)),
+    repair: (image) => repairFilesystem(image).pipe(Effect.provide(context)),
+    grow: (image, sizeBytes) => growFilesystem(image, sizeBytes).pipe(Effect.provide(context))
   } satisfies Ext4ToolsShape
 })

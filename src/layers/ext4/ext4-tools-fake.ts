@@ -20,9 +20,13 @@ export interface Ext4ToolsFake {
   readonly builds: Array<BuildExt4Options>
   readonly images: Array<FakeImage>
   readonly checks: Array<string>
+  readonly repairs: Array<string>
+  readonly grows: Array<{ readonly image: string; readonly sizeBytes: number }>
   /** Set to make the next calls fail (they are still recorded). */
   failBuild: Ext4Error | undefined
   failCheck: Ext4Error | undefined
+  failRepair: Ext4Error | undefined
+  failGrow: Ext4Error | undefined
 }
 
 /** Contents the fake only counts. */
@@ -65,8 +69,12 @@ export const makeExt4ToolsFake = (): Ext4ToolsFake => {
     builds: [],
     images: [],
     checks: [],
+    repairs: [],
+    grows: [],
     failBuild: undefined,
     failCheck: undefined,
+    failRepair: undefined,
+    failGrow: undefined,
     tools: {
       openDraft: ({ output }) =>
         Effect.acquireRelease(
@@ -106,6 +114,22 @@ export const makeExt4ToolsFake = (): Ext4ToolsFake => {
             inodes: options.inodes,
             label: options.label,
             entries: options.tree.entries.length
+          })
+        }),
+      repair: (image) =>
+        Effect.suspend(() => {
+          fake.repairs.push(image)
+          return fake.failRepair !== undefined ? Effect.fail(fake.failRepair) : Effect.void
+        }),
+      // Like resize2fs on a file: the file ends up exactly that long (sparsely).
+      grow: (image, sizeBytes) =>
+        Effect.suspend(() => {
+          fake.grows.push({ image, sizeBytes })
+          if (fake.failGrow !== undefined) return Effect.fail(fake.failGrow)
+          return Effect.tryPromise({
+            try: () => fs.truncate(image, sizeBytes),
+            catch: (error) =>
+              new Ext4Error({ tool: "resize2fs", reason: `fake grow failed: ${String(error)}`, stderr: "" })
           })
         }),
       check: (image) =>

@@ -69,6 +69,10 @@ export interface Ext4ToolsShape {
   readonly build: (options: BuildExt4Options) => Effect.Effect<void, Ext4Error>
   /** `e2fsck -fn`: fails unless the filesystem is clean. */
   readonly check: (image: string) => Effect.Effect<void, Ext4Error>
+  /** `e2fsck -fp`: fixes what is safe to fix; fails only when the filesystem stays unusable. */
+  readonly repair: (image: string) => Effect.Effect<void, Ext4Error>
+  /** Extends the file to `sizeBytes` (sparse) and grows the filesystem with resize2fs; repair first. */
+  readonly grow: (image: string, sizeBytes: number) => Effect.Effect<void, Ext4Error>
 }
 
 export class Ext4Tools extends Context.Tag("banger/Ext4Tools")<Ext4Tools, Ext4ToolsShape>() {
