@@ -104,7 +104,6 @@ export const BangerError = Schema.Union(
   Errors.VmNotFound,
   Errors.VmRefused,
   Errors.VmmError,
-  Errors.GuestPathError,
   Errors.ImageInUse
 )
 

@@ -2,6 +2,7 @@ import { DateTime, Effect, Option } from "effect"
 import { ImageNotFound, VmRefused } from "../../domain/errors.js"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
+import { GUEST_INIT } from "../../layers/guest/init/init-script.js"
 import { HostResources } from "../../layers/host/host-resources.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
@@ -109,7 +110,7 @@ const makeVm = Effect.fn("vm.make")(function* (
     vmm: decision.vmm,
     vmmReason: decision.reason,
     kernelFormat: kernel.format,
-    init: guest.init._tag === "ImageInit" ? null : "/.banger/init",
+    init: guest.init._tag === "BuiltinInit" ? GUEST_INIT : null,
     accel: request.accel ?? "auto",
     cpus: sizing.cpus,
     memoryMib: sizing.memoryMib,
