@@ -10,7 +10,7 @@ import type { OperationStatus } from "../rpc/schemas.js"
 import { absolutePath, printDetached, pullViaDaemon, runOperation, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
-import { requestedCatalog, rootCommand } from "./root-command.js"
+import { detachOption, requestedCatalog, rootCommand } from "./root-command.js"
 
 const imageFields = (image: Image) =>
   [
@@ -110,9 +110,7 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
         Options.optional
       ),
       ...kernelOptions,
-      detach: Options.boolean("detach").pipe(
-        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
-      ),
+      detach: detachOption,
       json
     },
     (options) =>
@@ -220,9 +218,7 @@ export const makeImageCommand = (json: Options.Options<boolean>) => {
     "promote",
     {
       name: Args.text({ name: "NAME" }),
-      detach: Options.boolean("detach").pipe(
-        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
-      ),
+      detach: detachOption,
       json
     },
     (options) =>

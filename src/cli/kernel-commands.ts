@@ -6,7 +6,7 @@ import { BangerClient } from "../rpc/client.js"
 import { absolutePath, kernelPullViaDaemon, printDetached, viaDaemon } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, printJson, table } from "./output.js"
-import { requestedCatalog, rootCommand } from "./root-command.js"
+import { detachOption, requestedCatalog, rootCommand } from "./root-command.js"
 
 const kernelFields = (kernel: Kernel) =>
   [
@@ -117,9 +117,7 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
         Options.withDescription("os/arch[/variant], default linux/amd64"),
         Options.optional
       ),
-      detach: Options.boolean("detach").pipe(
-        Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
-      ),
+      detach: detachOption,
       json
     },
     (options) =>

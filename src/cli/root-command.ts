@@ -16,6 +16,10 @@ export const rootCommand = Command.make("banger", {
   )
 })
 
+export const detachOption = Options.boolean("detach").pipe(
+  Options.withDescription("print the operation id and return at once (follow it with banger op watch)")
+)
+
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print machine-readable JSON"))
 
 /**

@@ -8,7 +8,7 @@ import type { OperationStatus } from "../rpc/schemas.js"
 import { printDetached, runOperation, viaDaemon, viaDaemonStream } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
-import { requestedCatalog, rootCommand } from "./root-command.js"
+import { detachOption, requestedCatalog, rootCommand } from "./root-command.js"
 
 const vmFields = (vm: Vm) =>
   [
@@ -31,7 +31,6 @@ const vmFields = (vm: Vm) =>
   ] as const
 
 const name = Args.text({ name: "NAME" })
-const detach = Options.boolean("detach").pipe(Options.withDescription("print the operation id and return at once"))
 const force = (what: string) => Options.boolean("force").pipe(Options.withDescription(what))
 
 /** A VM operation (create, start, restart) followed to its end; a finished one answers its VM. */
@@ -74,7 +73,7 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
         Options.optional
       ),
       noStart: Options.boolean("no-start").pipe(Options.withDescription("make the VM but do not boot it")),
-      detach,
+      detach: detachOption,
       json
     },
     (options) =>
@@ -100,11 +99,11 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
       )
   ).pipe(Command.withDescription("make a VM from an image and boot it; returns when the guest is ready"))
 
-  const start = Command.make("start", { name, detach, json }, (options) =>
+  const start = Command.make("start", { name, detach: detachOption, json }, (options) =>
     withDaemon(Effect.flatMap(BangerClient, (client) => vmOperation(client.vm.start({ name: options.name }), options)))
   ).pipe(Command.withDescription("boot a stopped VM; returns when the guest is ready"))
 
-  const restart = Command.make("restart", { name, detach, json }, (options) =>
+  const restart = Command.make("restart", { name, detach: detachOption, json }, (options) =>
     withDaemon(
       Effect.flatMap(BangerClient, (client) => vmOperation(client.vm.restart({ name: options.name }), options))
     )

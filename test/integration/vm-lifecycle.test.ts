@@ -60,7 +60,15 @@ const processesNaming = (needle: string) =>
     })
     .map(Number)
 
-const vmmProcesses = () => processesNaming(path.join(state, "vms"))
+/** QEMU processes running this test's VMs (not, say, the cp that makes a work disk). */
+const vmmProcesses = () =>
+  processesNaming(path.join(state, "vms")).filter((pid) => {
+    try {
+      return path.basename(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!).startsWith("qemu-system")
+    } catch {
+      return false
+    }
+  })
 
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs
@@ -170,7 +178,7 @@ describe("banger vm (QEMU TCG)", () => {
       "--memory",
       "256",
       "--disk-size",
-      "512M"
+      "1G"
     )
     expect(created).toMatchObject({
       name: "app",
@@ -239,12 +247,18 @@ describe("banger vm (QEMU TCG)", () => {
       "--disk-size",
       "2G"
     )
-    expect(vm).toMatchObject({ state: "running", init: null })
-    const logs = await ok("vm", "logs", "sysd")
-    expect(logs).toContain("banger: sysd ready")
-    const stopped = await json("vm", "stop", "sysd")
-    expect(stopped).toMatchObject({ state: "stopped", lastExit: "powered off" })
-    await ok("vm", "delete", "sysd")
+    try {
+      expect(vm).toMatchObject({ state: "running", init: null })
+      const logs = await ok("vm", "logs", "sysd")
+      expect(logs).toContain("banger: sysd ready")
+      const stopped = await json("vm", "stop", "sysd")
+      const console = (await ok("vm", "logs", "sysd")).split("\n").slice(-25).join("\n")
+      expect(stopped.lastExit, console).toBe("powered off")
+      expect(stopped.state).toBe("stopped")
+    } finally {
+      // Whatever failed above, the later tests start with no VM.
+      await banger("vm", "delete", "sysd", "--force")
+    }
     expect(vmDirs()).toEqual([])
   }, 600_000)
 
@@ -276,9 +290,11 @@ describe("banger vm (QEMU TCG)", () => {
       "--accel",
       "tcg",
       "--disk-size",
-      "512M"
+      "1G"
     ])
     await until("the VMM to start", () => vmmProcesses().length > 0, 120_000)
+    // Booting, the guest not ready yet: the built-in init takes seconds under TCG to print its line.
+    expect(await ok("op", "list", "--json")).toMatch(/"stage": "(boot|ready)"/)
     running.child.kill("SIGINT")
     const result = await running.result
     expect(result.code).toBe(130)

@@ -124,12 +124,20 @@ export const makeQemuBackend = (options: QemuOptions): BackendShape => {
       )
     })
 
-  const stop: BackendShape["stop"] = (proc, stopOptions) =>
-    stopLadder(
+  // Both polite requests: the ACPI button needs the guest to listen for it (systemd-logind with the
+  // button module, banger's init with acpid), while Ctrl-Alt-Del reaches any init through the
+  // kernel (systemd reboots on it, which -no-reboot turns into QEMU exiting, as Firecracker does).
+  // A microvm has no keyboard: its send-key fails, and the ACPI request stands alone.
+  const stop: BackendShape["stop"] = (proc, stopOptions) => {
+    const qmp = (command: string, args?: Record<string, unknown>) =>
+      qmpExecute(proc.vmId, proc.controlSocket, command, { timeoutMs: 2000, closeIsSuccess: true, arguments: args })
+    const ctrlAltDel = { keys: ["ctrl", "alt", "delete"].map((key) => ({ type: "qcode", data: key })) }
+    return stopLadder(
       proc,
       stopOptions,
-      qmpExecute(proc.vmId, proc.controlSocket, "system_powerdown", { timeoutMs: 2000, closeIsSuccess: true })
+      qmp("system_powerdown").pipe(Effect.zipRight(qmp("send-key", ctrlAltDel).pipe(Effect.ignore)), Effect.asVoid)
     )
+  }
 
   const inspect: BackendShape["inspect"] = (proc) =>
     inspectWith(

@@ -14,7 +14,12 @@ export const qmpExecute = (
   vmId: string,
   socketPath: string,
   command: string,
-  options: { readonly timeoutMs?: number; readonly closeIsSuccess?: boolean } = {}
+  options: {
+    readonly timeoutMs?: number
+    readonly closeIsSuccess?: boolean
+    /** The command's `arguments` object, when it takes any. */
+    readonly arguments?: Record<string, unknown>
+  } = {}
 ): Effect.Effect<unknown, VmmError> =>
   Effect.async<unknown, string>((resume) => {
     const conn = net.createConnection({ path: socketPath })
@@ -28,7 +33,8 @@ export const qmpExecute = (
       conn.destroy()
       resume(result)
     }
-    const send = (execute: string) => conn.write(`${JSON.stringify({ execute })}\n`)
+    const send = (execute: string, args?: Record<string, unknown>) =>
+      conn.write(`${JSON.stringify(args === undefined ? { execute } : { execute, arguments: args })}\n`)
     conn.setEncoding("utf8")
     conn.on("data", (chunk: string) => {
       buffered += chunk
@@ -54,7 +60,7 @@ export const qmpExecute = (
           finish(Effect.fail(message.error.desc ?? JSON.stringify(message.error)))
         } else if (stage === 1) {
           stage = 2
-          send(command)
+          send(command, options.arguments)
         } else {
           finish(Effect.succeed(message.return))
         }
