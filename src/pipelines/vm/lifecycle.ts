@@ -1,13 +1,12 @@
 import { FileSystem } from "@effect/platform"
-import { DateTime, Effect } from "effect"
+import { Effect } from "effect"
 import { FilesystemError, VmRefused } from "../../domain/errors.js"
-import { Vm } from "../../domain/vm.js"
 import type { StopOutcome } from "../../domain/vmm.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { showImage } from "../image/manage-images.js"
 import { bootVm, vmProcessOf } from "./boot.js"
-import { findVm } from "./live-state.js"
+import { findVm, recordStopped } from "./live-state.js"
 
 /** How long a guest gets to power off after ACPI / Ctrl-Alt-Del before the VMM is signalled. */
 export const STOP_GRACE_MS = 30_000
@@ -36,24 +35,12 @@ export const startVm = Effect.fn("vm.start")(function* (name: string) {
 
 /** Asks the guest to power off (`force`: signals at once); a stopped VM is returned as it is. */
 export const stopVm = Effect.fn("vm.stop")(function* (name: string, options: { readonly force?: boolean } = {}) {
-  const store = yield* Store
   const vmm = yield* Vmm
   const vm = yield* findVm(name)
   const proc = vmProcessOf(vm)
   if (vm.state !== "running" || proc === undefined) return vm
   const outcome = yield* vmm.stop(proc, { graceMs: STOP_GRACE_MS, force: options.force ?? false })
-  const stopped = new Vm({
-    ...vm,
-    state: "stopped",
-    pid: null,
-    pidStartTime: null,
-    controlSocket: null,
-    runningAccel: null,
-    lastExit: exitDescription[outcome],
-    stoppedAt: DateTime.formatIso(yield* DateTime.now)
-  })
-  yield* store.vms.update(stopped)
-  return stopped
+  return yield* recordStopped(vm, exitDescription[outcome])
 })
 
 export const restartVm = Effect.fn("vm.restart")(function* (name: string) {

@@ -15,6 +15,11 @@ export const liveVm = Effect.fn("vm.live")(function* (vm: Vm, foundBy: string) {
   const proc = vmProcessOf(vm)
   const inspection = proc === undefined ? undefined : yield* vmm.inspect(proc)
   if (inspection !== undefined && inspection.state !== "gone") return vm
+  return yield* recordStopped(vm, `the VMM exited on its own (found by ${foundBy})`)
+})
+
+/** The row as stopped, with how its last run ended: no process fields, the time it was seen down. */
+export const recordStopped = Effect.fn("vm.recordStopped")(function* (vm: Vm, lastExit: string) {
   const stopped = new Vm({
     ...vm,
     state: "stopped",
@@ -22,7 +27,7 @@ export const liveVm = Effect.fn("vm.live")(function* (vm: Vm, foundBy: string) {
     pidStartTime: null,
     controlSocket: null,
     runningAccel: null,
-    lastExit: `the VMM exited on its own (found by ${foundBy})`,
+    lastExit,
     stoppedAt: DateTime.formatIso(yield* DateTime.now)
   })
   const store = yield* Store
