@@ -10,22 +10,37 @@ import { readyLine, waitReady } from "../../src/pipelines/vm/wait-ready.js"
 
 describe("chooseVmm", () => {
   const everything = { firecracker: true, kvmUsable: true }
+  const elf = { format: "elf", pvh: false } as const
+  const pvhElf = { format: "elf", pvh: true } as const
+  const bz = { format: "bzImage", pvh: false } as const
   it("defaults to firecracker only when its binary, KVM and an ELF kernel are all there", () => {
-    expect(chooseVmm(undefined, "elf", everything)).toMatchObject({ _tag: "Chosen", vmm: "firecracker" })
-    const bz = chooseVmm(undefined, "bzImage", everything)
-    expect(bz).toMatchObject({ _tag: "Chosen", vmm: "qemu" })
-    expect(bz._tag === "Chosen" && bz.reason).toContain("uncompressed ELF vmlinux; this kernel is bzImage")
-    const noBin = chooseVmm(undefined, "elf", { firecracker: false, kvmUsable: true })
+    expect(chooseVmm(undefined, elf, everything)).toMatchObject({ _tag: "Chosen", vmm: "firecracker" })
+    const bzImage = chooseVmm(undefined, bz, everything)
+    expect(bzImage).toMatchObject({ _tag: "Chosen", vmm: "qemu" })
+    expect(bzImage._tag === "Chosen" && bzImage.reason).toContain("uncompressed ELF vmlinux; this kernel is bzImage")
+    const noBin = chooseVmm(undefined, pvhElf, { firecracker: false, kvmUsable: true })
     expect(noBin._tag === "Chosen" && noBin.reason).toContain("no firecracker binary")
-    const noKvm = chooseVmm(undefined, "elf", { firecracker: true, kvmUsable: false })
+    const noKvm = chooseVmm(undefined, pvhElf, { firecracker: true, kvmUsable: false })
     expect(noKvm._tag === "Chosen" && noKvm.reason).toContain("/dev/kvm")
   })
   it("honours --vmm, refusing firecracker with the reason when it cannot boot the kernel", () => {
-    expect(chooseVmm("qemu", "elf", everything)).toEqual({ _tag: "Chosen", vmm: "qemu", reason: "--vmm qemu" })
-    expect(chooseVmm("firecracker", "elf", everything)).toMatchObject({ _tag: "Chosen", vmm: "firecracker" })
-    const refused = chooseVmm("firecracker", "bzImage", everything)
+    expect(chooseVmm("qemu", pvhElf, everything)).toEqual({ _tag: "Chosen", vmm: "qemu", reason: "--vmm qemu" })
+    expect(chooseVmm("firecracker", elf, everything)).toMatchObject({ _tag: "Chosen", vmm: "firecracker" })
+    const refused = chooseVmm("firecracker", bz, everything)
     expect(refused._tag).toBe("Refused")
     expect(refused.reason).toContain("use --vmm qemu")
+  })
+  it("refuses QEMU for an ELF kernel without a PVH note, asked for or left as the only choice", () => {
+    const asked = chooseVmm("qemu", elf, everything)
+    expect(asked._tag).toBe("Refused")
+    expect(asked.reason).toContain("PVH entry note")
+    const noFirecracker = chooseVmm(undefined, elf, { firecracker: false, kvmUsable: true })
+    expect(noFirecracker._tag).toBe("Refused")
+    expect(noFirecracker.reason).toContain("boots only under Firecracker, which cannot run here: no firecracker binary")
+    expect(chooseVmm(undefined, pvhElf, { firecracker: false, kvmUsable: false })).toMatchObject({
+      _tag: "Chosen",
+      vmm: "qemu"
+    })
   })
 })
 

@@ -1,5 +1,6 @@
 import { FileSystem } from "@effect/platform"
 import { Effect, Option, Stream } from "effect"
+import { hasPvhEntry, noteSegments } from "../../domain/elf-notes.js"
 import { FilesystemError, NotAKernel } from "../../domain/errors.js"
 import type { KernelFormat } from "../../domain/image.js"
 import { bannerScanner, bzImageRelease, detectKernelFormat, KERNEL_HEAD_BYTES } from "../../domain/kernel-file.js"
@@ -8,7 +9,12 @@ export interface KernelFileInfo {
   readonly format: KernelFormat
   /** The release from the file's own version string; undefined when it carries none we can read. */
   readonly release: string | undefined
+  /** An ELF kernel with a PVH entry note, which QEMU can boot with -kernel; a bzImage needs none. */
+  readonly pvh: boolean
 }
+
+/** Note segments are a few KiB; anything larger is not a kernel's. */
+const MAX_NOTES_BYTES = 1024 * 1024
 
 /**
  * Reads a kernel file's magic and version string. `shownAs` names the file in errors (the path
@@ -27,7 +33,19 @@ export const inspectKernelFile = Effect.fn("inspectKernelFile")(function* (file:
       reason: "neither an ELF vmlinux (\\x7fELF) nor a bzImage (HdrS at 0x202, 0xAA55 at 0x1FE)"
     })
   }
-  if (format === "bzImage") return { format, release: bzImageRelease(head) } satisfies KernelFileInfo
+  if (format === "bzImage") return { format, release: bzImageRelease(head), pvh: false } satisfies KernelFileInfo
+  const pvh = yield* Effect.scoped(
+    Effect.gen(function* () {
+      const handle = yield* fs.open(file, { flag: "r" })
+      for (const segment of noteSegments(head)) {
+        if (segment.size > MAX_NOTES_BYTES) continue
+        yield* handle.seek(segment.offset, "start")
+        const notes = yield* handle.readAlloc(segment.size)
+        if (Option.isSome(notes) && hasPvhEntry(notes.value)) return true
+      }
+      return false
+    })
+  ).pipe(Effect.mapError(fsError))
   // An ELF vmlinux is uncompressed: its banner is in .rodata, somewhere in the file.
   const scan = bannerScanner()
   const release = yield* fs.stream(file, { chunkSize: 1024 * 1024 }).pipe(
@@ -38,5 +56,5 @@ export const inspectKernelFile = Effect.fn("inspectKernelFile")(function* (file:
     Effect.map(Option.getOrUndefined),
     Effect.mapError(fsError)
   )
-  return { format, release } satisfies KernelFileInfo
+  return { format, release, pvh } satisfies KernelFileInfo
 })

@@ -61,7 +61,7 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   const image = yield* resolveVmImage(request.image, request.catalog)
   const kernel = yield* inspectKernelFile(image.kernel)
   const kvm = yield* vmm.kvmStatus
-  const decision = chooseVmm(request.vmm, kernel.format, {
+  const decision = chooseVmm(request.vmm, kernel, {
     firecracker: yield* host.firecrackerAvailable,
     kvmUsable: kvm.usable
   })
