@@ -54,7 +54,7 @@ describe("kernel file magic and version", () => {
     Effect.gen(function* () {
       const host = yield* Effect.promise(() => findCloudKernel())
       const info = yield* inspectKernelFile(host.kernel)
-      expect(info).toEqual({ format: "bzImage", release: host.version })
+      expect(info).toEqual({ format: "bzImage", pvh: false, release: host.version })
       expect(bzImageRelease(fs.readFileSync(host.kernel).subarray(0, 65536))).toBe(host.version)
     }).pipe(Effect.provide(NodeContext.layer))
   )
