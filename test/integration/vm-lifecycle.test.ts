@@ -301,4 +301,31 @@ describe("banger vm (QEMU TCG)", () => {
     await until("the rollback", () => vmmProcesses().length === 0 && vmDirs().length === 0, 30_000)
     expect(vmRows()).toEqual([])
   }, 300_000)
+
+  it("the daemon killed -9 mid-create leaves a VMM and a disk no row knows: the next daemon removes both", async () => {
+    const running = startBanger([
+      "--state-dir",
+      state,
+      "vm",
+      "create",
+      "orphan",
+      "--image",
+      "app-image",
+      "--accel",
+      "tcg",
+      "--disk-size",
+      "1G"
+    ])
+    await until("the VMM to start", () => vmmProcesses().length > 0, 120_000)
+    const orphaned = vmmProcesses()
+    await daemon!.kill()
+    await running.result
+    // The VMM runs on, detached from the dead daemon, with its directory and no row.
+    expect(orphaned.every((pid) => fs.existsSync(`/proc/${pid}`))).toBe(true)
+    expect(vmDirs()).toHaveLength(1)
+    daemon = await startBangerDaemon(state)
+    await until("reconcile", () => vmmProcesses().length === 0 && vmDirs().length === 0, 30_000)
+    expect(vmRows()).toEqual([])
+    expect(await json<Array<unknown>>("vm", "list")).toEqual([])
+  }, 300_000)
 })
