@@ -68,7 +68,8 @@ export const makeVmmFake = (): VmmFake => {
       launch,
       stop,
       inspect,
-      kvmStatus: Effect.succeed({ usable: false, reason: "fake" })
+      kvmStatus: Effect.succeed({ usable: false, reason: "fake" }),
+      firecrackerAvailable: Effect.succeed(false)
     },
     launches: [],
     stops: [],

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process"
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { VmmError } from "../../domain/errors.js"
 import type { StopOptions, StopOutcome, VmInspection, VmLaunchSpec, VmmBackend, VmProcess } from "../../domain/vmm.js"
@@ -29,6 +30,8 @@ export interface VmmShape extends BackendShape {
   readonly inspect: (proc: VmProcess) => Effect.Effect<VmInspection>
   /** Whether `--accel auto` would use KVM here, and why (for `doctor`). */
   readonly kvmStatus: Effect.Effect<KvmStatus>
+  /** Whether the firecracker binary this service would start runs (`--version`). */
+  readonly firecrackerAvailable: Effect.Effect<boolean>
 }
 
 export interface VmmConfig {
@@ -54,9 +57,10 @@ export const makeVmm = (config: VmmConfig): VmmShape => {
     deviceOpens: config.kvmDeviceOpens
   }
   const socketTimeoutMs = config.socketTimeoutMs ?? 5000
+  const firecrackerBin = config.firecrackerBin ?? process.env.FIRECRACKER_BIN ?? "firecracker"
   const backends: Record<VmmBackend, BackendShape> = {
     firecracker: makeFirecrackerBackend({
-      bin: config.firecrackerBin ?? process.env.FIRECRACKER_BIN ?? "firecracker",
+      bin: firecrackerBin,
       socketTimeoutMs
     }),
     qemu: makeQemuBackend({
@@ -70,7 +74,10 @@ export const makeVmm = (config: VmmConfig): VmmShape => {
     launch: (spec) => backends[spec.backend].launch(spec),
     stop: (proc, options) => backends[proc.backend].stop(proc, options),
     inspect: (proc) => backends[proc.backend].inspect(proc),
-    kvmStatus: kvmStatus(kvmHost)
+    kvmStatus: kvmStatus(kvmHost),
+    firecrackerAvailable: Effect.sync(
+      () => spawnSync(firecrackerBin, ["--version"], { stdio: "ignore", timeout: 5_000 }).status === 0
+    )
   }
 }
 

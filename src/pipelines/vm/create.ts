@@ -3,7 +3,6 @@ import { ImageNotFound, VmRefused } from "../../domain/errors.js"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
 import { GUEST_INIT } from "../../layers/guest/init/init-script.js"
-import { HostResources } from "../../layers/host/host-resources.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { loadCatalog } from "../catalog/load-catalog.js"
@@ -54,7 +53,6 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
  */
 export const createVm = Effect.fn("vm.create")(function* (request: CreateVmRequest) {
   const store = yield* Store
-  const host = yield* HostResources
   const vmm = yield* Vmm
   const name = yield* validateVmName(request.name)
   const sizing = yield* validateSizing(name, request)
@@ -62,7 +60,7 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   const kernel = yield* inspectKernelFile(image.kernel)
   const kvm = yield* vmm.kvmStatus
   const decision = chooseVmm(request.vmm, kernel, {
-    firecracker: yield* host.firecrackerAvailable,
+    firecracker: yield* vmm.firecrackerAvailable,
     kvmUsable: kvm.usable
   })
   if (decision._tag === "Refused") return yield* new VmRefused({ name, reason: decision.reason })
