@@ -209,10 +209,17 @@ describe("banger vm (QEMU TCG)", () => {
     expect(started).toMatchObject({ state: "running" })
     expect(started.pid).not.toBe(created.pid)
     expect((await ok("vm", "logs", "app")).split("banger: app ready").length - 1).toBe(2)
+    expectOneLineError(await banger("vm", "start", "app"), /it is running already/)
+
+    const restarted = await json("vm", "restart", "app")
+    expect(restarted).toMatchObject({ state: "running" })
+    expect(restarted.pid).not.toBe(started.pid)
+    expect(fs.existsSync(`/proc/${started.pid}`)).toBe(false)
+    expect((await ok("vm", "logs", "app")).split("banger: app ready").length - 1).toBe(3)
 
     // The VMM dies on its own (kill -9): the daemon reports it stopped, and says how.
-    process.kill(started.pid as number, "SIGKILL")
-    await until("the VMM to go", () => !fs.existsSync(`/proc/${started.pid}`))
+    process.kill(restarted.pid as number, "SIGKILL")
+    await until("the VMM to go", () => !fs.existsSync(`/proc/${restarted.pid}`))
     const after = await json("vm", "show", "app")
     expect(after).toMatchObject({ state: "stopped" })
     expect(String(after.lastExit)).toContain("exited on its own")
