@@ -147,7 +147,8 @@ const make = (config: OperationsConfig) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
             if (event._tag === "PhaseStarted") {
-              // A new phase's layers are counted on their own (a kernel's, then an image's).
+              // A new phase's layers and stages are its own (a kernel's, then an image's): the
+              // last phase's final stage must not be replayed to watchers as this one's.
               layers = []
               layerCount = 0
               lastPublish = now
@@ -156,6 +157,7 @@ const make = (config: OperationsConfig) =>
                 (status) =>
                   new OperationStatus({
                     ...status,
+                    stage: null,
                     phase: { phase: event.phase, name: event.name },
                     progress: summarize(layers, layerCount)
                   })

@@ -28,6 +28,8 @@ export interface ProxyOptions {
   readonly fault?: BlobFault
   /** How many blob GETs get the fault before the proxy behaves (default: every one). */
   readonly faultCount?: number
+  /** Only blobs with these digests get the fault, e.g. one layer but not the config (default: any). */
+  readonly faultDigests?: ReadonlyArray<string>
   /** For "cut" and "stall": bytes of body sent first (default: half). */
   readonly faultAfterBytes?: number
   /** For "trickle": how many pieces (default 8) and the pause before each but the first (default 100 ms). */
@@ -63,7 +65,7 @@ export interface RegistryProxy {
   readonly stop: () => Promise<void>
 }
 
-const blobPath = /^\/v2\/.+\/blobs\/(sha256|sha512):[a-f0-9]+$/
+const blobPath = /^\/v2\/.+\/blobs\/((?:sha256|sha512):[a-f0-9]+)$/
 const manifestPath = /^\/v2\/.+\/manifests\/([^/]+)$/
 
 const listen = async (server: http.Server) => {
@@ -156,8 +158,10 @@ export const startRegistryProxy = async (
   const storagePort = fault === "redirect" ? await listen(storage) : undefined
 
   const proxy = http.createServer(async (request, response) => {
-    const isBlobGet = request.method === "GET" && blobPath.test(request.url?.split("?")[0] ?? "")
-    const faulted = isBlobGet && fault !== "none" && faultsLeft > 0
+    const blob = blobPath.exec(request.url?.split("?")[0] ?? "")
+    const isBlobGet = request.method === "GET" && blob !== null
+    const chosen = options.faultDigests === undefined || options.faultDigests.includes(blob?.[1] ?? "")
+    const faulted = isBlobGet && chosen && fault !== "none" && faultsLeft > 0
     if (faulted) faultsLeft--
     requests.push({
       server: "proxy",

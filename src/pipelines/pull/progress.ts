@@ -21,8 +21,11 @@ export const PullStage = Schema.Literal(
 )
 export type PullStage = typeof PullStage.Type
 
-/** One operation can pull a kernel, then an image (`image pull CATALOG_NAME`): each is a phase. */
-export const PullPhase = Schema.Literal("kernel", "image")
+/**
+ * One operation can pull a kernel, then an image (`image pull CATALOG_NAME`), then make a VM from
+ * them (`vm create` of a catalog image): each is a phase.
+ */
+export const PullPhase = Schema.Literal("kernel", "image", "vm")
 export type PullPhase = typeof PullPhase.Type
 
 /** What a pull reports as it goes; a Schema so the daemon can stream it to clients. */

@@ -28,6 +28,11 @@ export interface PullRequest {
   readonly kernel?: KernelSource | undefined
   /** The request's catalog file; default the daemon's. */
   readonly catalog?: string | undefined
+  /**
+   * Report the image phase even when no kernel was pulled before it: a pull nested in another
+   * operation (`vm create`) whose own stages follow, so the pull's stages must be told apart.
+   */
+  readonly announce?: boolean | undefined
 }
 
 /**
@@ -62,7 +67,7 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
     Effect.gen(function* () {
       // A catalog kernel not yet local is pulled first, in this scope: a later failure removes it.
       const kernel = yield* resolveKernelInputs(kernelSource, request.catalog)
-      if (kernel.pulled) yield* reportPhase("image", name)
+      if (kernel.pulled || request.announce === true) yield* reportPhase("image", name)
       const staging = yield* acquireStaging()
       const fetched = yield* fetchImage(reference, platform)
       const rootfs = path.join(staging.dir, ROOTFS_FILE)

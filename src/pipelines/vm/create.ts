@@ -7,7 +7,7 @@ import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { loadCatalog } from "../catalog/load-catalog.js"
 import { inspectKernelFile, type KernelFileInfo } from "../kernel/inspect-kernel.js"
-import { reportStage } from "../pull/progress.js"
+import { reportPhase, reportStage } from "../pull/progress.js"
 import { pullImage } from "../pull/pull.js"
 import { bootVm } from "./boot.js"
 import { chooseVmm, type VmmChoice } from "./choose-vmm.js"
@@ -29,13 +29,14 @@ export interface CreateVmRequest extends VmSizing {
 
 /**
  * The image a VM is made from: local by name, else the catalog's entry of that name, pulled here
- * (its progress is this operation's). Anything else is not guessed at as a registry reference.
+ * (its progress is this operation's, as an "image" phase after its kernel's). Anything else is not
+ * guessed at as a registry reference.
  */
 export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested: string | undefined, catalog?: string) {
   const store = yield* Store
   const name = requested ?? (yield* loadCatalog(catalog)).defaultImage.name
   const local = yield* store.images.find(name)
-  if (Option.isSome(local)) return local.value
+  if (Option.isSome(local)) return { image: local.value, pulled: false }
   const entry = (yield* loadCatalog(catalog)).findImage(name)
   if (entry === undefined) {
     return yield* new ImageNotFound({
@@ -43,7 +44,8 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
       reason: "not a local image nor a catalog image (pull it first with banger image pull, or see banger catalog list)"
     })
   }
-  return yield* pullImage({ reference: entry.name, catalog })
+  const image = yield* pullImage({ reference: entry.name, catalog, announce: true })
+  return { image, pulled: true }
 })
 
 /**
@@ -56,7 +58,9 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   const vmm = yield* Vmm
   const name = yield* validateVmName(request.name)
   const sizing = yield* validateSizing(name, request)
-  const image = yield* resolveVmImage(request.image, request.catalog)
+  const { image, pulled } = yield* resolveVmImage(request.image, request.catalog)
+  // After a pull's phases, the VM's own stages get theirs, or they would read as the pull's.
+  if (pulled) yield* reportPhase("vm", name)
   const kernel = yield* inspectKernelFile(image.kernel)
   const kvm = yield* vmm.kvmStatus
   const decision = chooseVmm(request.vmm, kernel, {
