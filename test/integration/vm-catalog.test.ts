@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger, startBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { expectOneLineError, runBanger, startBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
@@ -316,5 +316,84 @@ describe("banger vm create from the catalog", () => {
     const cached = list(path.join(state, "cache", "blobs", "sha256"))
     expect(cached).toContain(kernelLayerDigest.replace("sha256:", ""))
     expect(cached).not.toContain(imageLayerDigest.replace("sha256:", ""))
+  }, 900_000)
+
+  it("two creates at once on a fresh host: both pull, one publishes the kernel and image, both use them", async () => {
+    const state = path.join(work, "state-race")
+    // The image's layer arrives over seconds: both creates are still pulling when one publishes.
+    const proxy = await startRegistryProxy(registry, {
+      fault: "trickle",
+      faultDigests: [imageLayerDigest],
+      trickleParts: 20,
+      trickleIntervalMs: 250
+    })
+    const catalog = writeCatalog(path.join(work, "catalog-race.json"), proxy.host)
+    await withBangerDaemon(state, async () => {
+      const create = (vm: string) =>
+        runBanger(["--state-dir", state, "--catalog", catalog, "vm", "create", vm, "--no-start", "--disk-size", "1G"], {
+          timeoutMs: 600_000
+        })
+      const [a, b] = await Promise.all([create("a"), create("b")])
+      expect(a.code, a.stderr).toBe(0)
+      expect(b.code, b.stderr).toBe(0)
+      // Both really pulled (a create that found the image local would show no image phase).
+      expect(a.stderr).toMatch(/^image scratch-dev$/m)
+      expect(b.stderr).toMatch(/^image scratch-dev$/m)
+      expect(a.stdout).toBe("a stopped (qemu)\n")
+      expect(b.stdout).toBe("b stopped (qemu)\n")
+      expect(rows(state, "vms")).toEqual([{ name: "a" }, { name: "b" }])
+      expect(rows(state, "kernels")).toEqual([{ name: "cloud-kernel" }])
+      expect(imageRows(state).map((row) => row.name)).toEqual(["scratch-dev"])
+      expect(list(path.join(state, "kernels"))).toEqual(["cloud-kernel"])
+      expect(leftovers(state)).toEqual(nothingLeft)
+      for (const vm of ["a", "b"]) {
+        const deleted = await runBanger(["--state-dir", state, "vm", "delete", vm])
+        expect(deleted.code, deleted.stderr).toBe(0)
+      }
+    }).finally(() => proxy.stop())
+  }, 900_000)
+
+  it("a catalog image missing from the registry fails in one line; op cancel of a detached create rolls back", async () => {
+    const state = path.join(work, "state-failures")
+    const proxy = await startRegistryProxy(registry, { fault: "stall", faultDigests: [imageLayerDigest] })
+    try {
+      const missing = path.join(work, "catalog-missing.json")
+      fs.writeFileSync(
+        missing,
+        fs.readFileSync(writeCatalog(missing, registry.host), "utf8").replace("/scratch-app:1", "/no-such-image:1")
+      )
+      const held = writeCatalog(path.join(work, "catalog-held.json"), proxy.host)
+      await withBangerDaemon(state, async () => {
+        const banger = (catalog: string, ...args: Array<string>) =>
+          runBanger(["--state-dir", state, "--catalog", catalog, ...args])
+
+        // The kernel is pulled first, then the image's manifest is not found: the kernel goes too.
+        expectOneLineError(await banger(missing, ...createArgs), /^banger: registry error/)
+        expectEmptyStore(state)
+
+        const detached = await banger(held, ...createArgs, "--detach")
+        expect(detached.code, detached.stderr).toBe(0)
+        const id = detached.stdout.trim()
+        await until(
+          "the image's layer to be held",
+          () => proxy.requests.some((request) => request.faulted) && leftovers(state).staging.length > 0,
+          () => "",
+          300_000
+        )
+        const cancelled = await banger(held, "op", "cancel", id, "--json")
+        expect(cancelled.code, cancelled.stderr).toBe(0)
+        expect(JSON.parse(cancelled.stdout)).toMatchObject({ id, kind: "vm.create", state: "cancelled" })
+        expectEmptyStore(state)
+        expect(vmmProcesses()).toEqual([])
+        const ops = JSON.parse((await banger(held, "op", "list", "--json")).stdout)
+        expect(ops.map((op: { kind: string; state: string }) => `${op.kind} ${op.state}`).sort()).toEqual([
+          "vm.create cancelled",
+          "vm.create failed"
+        ])
+      })
+    } finally {
+      await proxy.stop()
+    }
+    expectEmptyStore(state)
   }, 900_000)
 })

@@ -44,7 +44,15 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
       reason: "not a local image nor a catalog image (pull it first with banger image pull, or see banger catalog list)"
     })
   }
-  const image = yield* pullImage({ reference: entry.name, catalog, announce: true })
+  const image = yield* pullImage({ reference: entry.name, catalog, announce: true }).pipe(
+    // Another operation (a second create, an image pull) published this image meanwhile: use
+    // theirs, as a catalog kernel pull does, rather than fail a create that asked for no name.
+    Effect.catchTag("ImageNameTaken", (taken) =>
+      Effect.flatMap(store.images.find(entry.name), (theirs) =>
+        Option.isSome(theirs) ? Effect.succeed(theirs.value) : Effect.fail(taken)
+      )
+    )
+  )
   return { image, pulled: true }
 })
 
