@@ -1,7 +1,7 @@
 import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import { Chunk, Deferred, type Duration, Effect, Fiber, Layer, Option, Schedule, Stream } from "effect"
 import { GC_DELAY_MS } from "../../src/daemon/collect-garbage.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
@@ -309,6 +309,36 @@ describe("Operations", () => {
       expect((yield* Fiber.join(fiber)).state).toBe("succeeded")
       const again = Chunk.toReadonlyArray(yield* Stream.runCollect(operations.watch(begun.id)))
       expect(again.map((status) => status.state)).toEqual(["succeeded"])
+    }).pipe(Effect.provide(operationsIn()), Effect.scoped)
+  )
+
+  it.live("a new phase starts with no stage: the last phase's final stage is not replayed as its own", () =>
+    Effect.gen(function* () {
+      const operations = yield* Operations
+      const gate = yield* Deferred.make<void>()
+      const begun = yield* operations.begin({
+        kind: "image.pull",
+        target: "t",
+        run: (progress) =>
+          Effect.gen(function* () {
+            yield* progress.report({ _tag: "PhaseStarted", phase: "kernel", name: "k" })
+            yield* progress.report({ _tag: "StageStarted", stage: "publish" })
+            yield* progress.report({ _tag: "PhaseStarted", phase: "image", name: "t" })
+            yield* Deferred.await(gate)
+            yield* progress.report({ _tag: "StageStarted", stage: "resolve" })
+            return image("t")
+          })
+      })
+      const statuses = yield* Effect.fork(Stream.runCollect(operations.watch(begun.id)))
+      yield* waitUntil(
+        Effect.map(operations.status(begun.id), (status) => status.phase?.phase === "image").pipe(Effect.orDie)
+      )
+      expect(yield* operations.status(begun.id)).toMatchObject({ phase: { phase: "image", name: "t" }, stage: null })
+      yield* Deferred.succeed(gate, undefined)
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(statuses))
+      const imagePhase = seen.filter((status) => status.phase?.phase === "image").map((status) => status.stage)
+      expect(imagePhase).not.toContain("publish")
+      expect(imagePhase.at(-1)).toBe("resolve")
     }).pipe(Effect.provide(operationsIn()), Effect.scoped)
   )
 })
