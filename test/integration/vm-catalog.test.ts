@@ -2,8 +2,10 @@
  * `banger vm create` with nothing local, through the real CLI and daemon, a real registry and QEMU
  * TCG: a test catalog whose default kernel is the host's Debian cloud kernel published as an OCI
  * image (bzImage, initrd, /lib/modules tree) and whose default image is a busybox scratch image.
- * One operation pulls the kernel, then the image, then makes and boots the VM; a Ctrl-C while the
- * image's layer is held leaves nothing but the blob cache's verified blobs.
+ * One operation pulls the kernel, then the image, then makes and boots the VM; a Ctrl-C (or an
+ * `op cancel`) while the image's layer is held leaves nothing but the blob cache's verified blobs;
+ * two creates racing to pull the same catalog image both succeed; a catalog image the registry
+ * lacks fails in one line after rolling back the kernel pulled for it.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
