@@ -1,0 +1,514 @@
+/**
+ * `banger vm create` of a local Debian image under QEMU TCG, from the CLI's start to the VMM
+ * process started and to the guest's ready line, per step, with the state dir on an XFS scratch
+ * filesystem (the work disk is a reflink) and on the ordinary disk (a sparse copy).
+ *
+ *   npm run bench:vm -- [--runs 5] [--scenario xfs|disk|both] [--disk-size 8G] [--no-build] [--out FILE]
+ *
+ * The image is the test harness's debootstrap Debian (systemd, the golden package list), pushed to a
+ * registry on 127.0.0.1 and pulled once per scenario with the host's Debian cloud kernel and initrd.
+ * Each run is `vm create` then `vm delete --force`. Stage times are when the CLI printed each stage
+ * (stderr is not a terminal, so it prints one line per stage); the QEMU process's start comes from
+ * /proc (10 ms resolution); when the operation began in the daemon from `op list`. See bench/README.md.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { debianRootfs, repoRoot } from "../test/support/debian-rootfs.js"
+import { findCloudKernel } from "../test/support/qemu.js"
+import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
+import { layerFromDirectory } from "../test/support/rootfs-layers.js"
+
+type ScenarioName = "xfs" | "disk"
+
+interface Options {
+  readonly runs: number
+  readonly scenarios: ReadonlyArray<ScenarioName>
+  readonly diskSize: string
+  readonly build: boolean
+  readonly out: string | undefined
+}
+
+const usage =
+  "usage: npm run bench:vm -- [--runs N] [--scenario xfs|disk|both] [--disk-size S] [--no-build] [--out FILE]"
+
+const parseArgs = (argv: ReadonlyArray<string>): Options => {
+  let runs = 5
+  let scenarios: ReadonlyArray<ScenarioName> = ["xfs", "disk"]
+  let diskSize = "8G"
+  let build = true
+  let out: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = () => {
+      const next = argv[++i]
+      if (next === undefined) throw new Error(`${arg} needs a value\n${usage}`)
+      return next
+    }
+    if (arg === "--runs") runs = Number(value())
+    else if (arg === "--scenario") {
+      const wanted = value()
+      if (wanted !== "xfs" && wanted !== "disk" && wanted !== "both") throw new Error(usage)
+      scenarios = wanted === "both" ? ["xfs", "disk"] : [wanted]
+    } else if (arg === "--disk-size") diskSize = value()
+    else if (arg === "--no-build") build = false
+    else if (arg === "--out") out = value()
+    else throw new Error(`unknown argument ${arg}\n${usage}`)
+  }
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer\n${usage}`)
+  return { runs, scenarios, diskSize, build, out }
+}
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
+
+const runQuiet = (command: string, args: ReadonlyArray<string>) => {
+  const result = spawnSync(command, args, { encoding: "utf8" })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")}: ${result.stderr || result.error}`)
+  return result.stdout
+}
+
+const timed = (command: string, args: ReadonlyArray<string>) => {
+  const began = performance.now()
+  runQuiet(command, args)
+  return performance.now() - began
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the state dir lives
+
+interface Scratch {
+  readonly dir: string
+  readonly describe: string
+  readonly release: () => Promise<void>
+}
+
+/** A directory on the ordinary disk: the temp dir's filesystem (ext4 here). */
+const diskScratch = async (): Promise<Scratch> => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "banger-vmbench-"))
+  const type = runQuiet("findmnt", ["-n", "-o", "FSTYPE", "-T", root]).trim()
+  return { dir: root, describe: `${root} (${type})`, release: () => fs.rm(root, { recursive: true, force: true }) }
+}
+
+/** A fresh XFS with reflinks on a loop device, its backing file sparse; unmounted and removed by release. */
+const xfsScratch = async (): Promise<Scratch> => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "banger-vmbench-xfs-"))
+  const image = path.join(root, "scratch.xfs")
+  const mountPoint = path.join(root, "mnt")
+  let mounted = false
+  const release = async () => {
+    if (mounted) {
+      try {
+        runQuiet("umount", [mountPoint])
+      } catch (error) {
+        log(`${error instanceof Error ? error.message.trim() : error}; detaching lazily`)
+        runQuiet("umount", ["-l", mountPoint])
+      }
+      mounted = false
+    }
+    await fs.rm(root, { recursive: true, force: true })
+  }
+  try {
+    await fs.mkdir(mountPoint)
+    await fs.writeFile(image, "")
+    await fs.truncate(image, 24 * 1024 ** 3)
+    runQuiet("mkfs.xfs", ["-q", "-m", "reflink=1", image])
+    runQuiet("mount", ["-o", "loop", image, mountPoint])
+    mounted = true
+  } catch (error) {
+    await release()
+    throw error
+  }
+  return { dir: mountPoint, describe: "a fresh XFS (reflink=1) on a loop device", release }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running banger
+
+const running = new Set<ChildProcess>()
+
+interface CliRun {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+  /** Epoch ms when the CLI was spawned (to compare with the daemon's and /proc's clocks). */
+  readonly spawnedAt: number
+  readonly wallMs: number
+  /** Each stderr line with the ms since spawn at which it arrived. */
+  readonly lines: ReadonlyArray<readonly [ms: number, line: string]>
+}
+
+const cli = (bin: string, args: ReadonlyArray<string>): Promise<CliRun> =>
+  new Promise((resolve, reject) => {
+    const spawnedAt = Date.now()
+    const began = performance.now()
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+    running.add(child)
+    let stdout = ""
+    let stderr = ""
+    let partial = ""
+    const lines: Array<readonly [number, string]> = []
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk
+    })
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      const at = performance.now() - began
+      stderr += chunk
+      const parts = (partial + chunk).split("\n")
+      partial = parts.pop() ?? ""
+      for (const line of parts) lines.push([at, line])
+    })
+    child.on("error", reject)
+    child.on("close", (code) => {
+      running.delete(child)
+      resolve({ code, stdout, stderr, spawnedAt, wallMs: performance.now() - began, lines })
+    })
+  })
+
+const ok = async (bin: string, args: ReadonlyArray<string>) => {
+  const result = await cli(bin, args)
+  if (result.code !== 0) throw new Error(`banger ${args.join(" ")} exited ${result.code}:\n${result.stderr}`)
+  return result
+}
+
+/**
+ * Epoch ms at which a process started: /proc/<pid>/stat's start time counts clock ticks since boot,
+ * on the same clock as /proc/uptime (btime is rounded to the second, and the wall clock drifts from it).
+ */
+const CLOCK_TICKS = 100
+const processStartEpochMs = async (startTicks: string) => {
+  const now = Date.now()
+  const uptime = Number((await fs.readFile("/proc/uptime", "utf8")).split(" ")[0])
+  return now - (uptime - Number(startTicks) / CLOCK_TICKS) * 1000
+}
+
+const readCmdline = async (pid: number) =>
+  (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((arg) => arg !== "")
+
+/** Live processes of ours whose command line names `needle` (the state dir): daemons and VMMs. */
+const processesNaming = async (needle: string, match: (argv: ReadonlyArray<string>) => boolean) => {
+  const found: Array<number> = []
+  for (const name of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
+    const argv = await readCmdline(Number(name))
+    if (argv.some((arg) => arg.includes(needle)) && match(argv)) found.push(Number(name))
+  }
+  return found
+}
+
+const gone = async (pid: number, ms: number) => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const state = /^State:\s*(\S)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1]
+    if (state === undefined || state === "Z") return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return false
+}
+
+const terminate = async (pid: number) => {
+  try {
+    process.kill(pid, "SIGTERM")
+  } catch {
+    return
+  }
+  if (!(await gone(pid, 10_000))) {
+    process.kill(pid, "SIGKILL")
+    await gone(pid, 5_000)
+  }
+}
+
+/** The daemon of this state dir, then (should a run have failed midway) QEMUs on its disks. */
+const stopEverything = async (stateDir: string) => {
+  const isDaemon = (argv: ReadonlyArray<string>) => argv.includes("daemon") && argv.includes("--state-dir")
+  for (const pid of await processesNaming(stateDir, isDaemon)) await terminate(pid)
+  const isQemu = (argv: ReadonlyArray<string>) => path.basename(argv[0] ?? "").startsWith("qemu-system")
+  for (const pid of await processesNaming(path.join(stateDir, "vms"), isQemu)) await terminate(pid)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One create
+
+const STAGES = ["work-disk", "configure", "boot", "ready"] as const
+
+interface Sample {
+  /** CLI spawn → the operation's start in the daemon (the CLI's own start, connect, begin). */
+  readonly cliToOpMs: number
+  /** Operation start → the work-disk stage (validate, resolve the image, inspect the kernel, choose). */
+  readonly validateMs: number
+  readonly workDiskMs: number
+  readonly configureMs: number
+  /** The boot stage → QEMU's process start (the VMM's spawn, as /proc dates it). */
+  readonly spawnMs: number
+  /** QEMU's process start → the ready stage (its QMP socket answering, the guest running). */
+  readonly qmpMs: number
+  /** CLI spawn → the ready stage: the VMM started and answering. */
+  readonly vmmStartedMs: number
+  /** Operation start (in the daemon) → the ready stage. */
+  readonly daemonVmmStartedMs: number
+  /** The ready stage → the CLI's exit: the guest's boot to its ready line, the row, the reply. */
+  readonly guestMs: number
+  readonly totalMs: number
+  readonly deleteMs: number
+}
+
+interface CreatedVm {
+  readonly pid: number
+  readonly pidStartTime: string
+}
+
+interface OpRow {
+  readonly kind: string
+  readonly target: string
+  readonly startedAt: string
+}
+
+const createOnce = async (bin: string, stateDir: string, name: string, diskSize: string): Promise<Sample> => {
+  const base = ["--state-dir", stateDir]
+  spawnSync("sync")
+  const run = await cli(bin, [
+    ...base,
+    "vm",
+    "create",
+    name,
+    "--image",
+    "debian",
+    "--accel",
+    "tcg",
+    "--disk-size",
+    diskSize,
+    "--json"
+  ])
+  if (run.code !== 0) throw new Error(`vm create ${name} exited ${run.code}:\n${run.stderr}`)
+  const stageAt = (stage: (typeof STAGES)[number]) => {
+    const found = run.lines.find(([, line]) => line.trim() === stage)
+    if (found === undefined) throw new Error(`vm create ${name}: no "${stage}" line on stderr:\n${run.stderr}`)
+    return found[0]
+  }
+  const at = Object.fromEntries(STAGES.map((stage) => [stage, stageAt(stage)])) as Record<
+    (typeof STAGES)[number],
+    number
+  >
+  const vm = JSON.parse(run.stdout) as CreatedVm
+  const qemuStarted = (await processStartEpochMs(vm.pidStartTime)) - run.spawnedAt
+  const ops = JSON.parse((await ok(bin, [...base, "op", "list", "--json"])).stdout) as Array<OpRow>
+  const op = ops.find((row) => row.target === name)
+  if (op === undefined) throw new Error(`no operation for ${name} in op list`)
+  const opStarted = Date.parse(op.startedAt) - run.spawnedAt
+  const deleted = await ok(bin, [...base, "vm", "delete", name, "--force"])
+  return {
+    cliToOpMs: opStarted,
+    validateMs: at["work-disk"] - opStarted,
+    workDiskMs: at.configure - at["work-disk"],
+    configureMs: at.boot - at.configure,
+    spawnMs: qemuStarted - at.boot,
+    qmpMs: at.ready - qemuStarted,
+    vmmStartedMs: at.ready,
+    daemonVmmStartedMs: at.ready - opStarted,
+    guestMs: run.wallMs - at.ready,
+    totalMs: run.wallMs,
+    deleteMs: deleted.wallMs
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The work disk's parts, outside banger, on the same filesystem
+
+interface DiskParts {
+  readonly copyMs: number
+  readonly e2fsckMs: number
+  readonly resize2fsMs: number
+  /** Blocks the copy allocated of its own (`du`): 0 for a reflink. */
+  readonly copyAllocatedBytes: number
+}
+
+/** What `createWorkDisk` runs (cp, e2fsck -fp, resize2fs), timed one by one; removed after. */
+const diskParts = async (rootfs: string, dir: string, diskSize: string): Promise<DiskParts> => {
+  const disk = path.join(dir, "bench-disk.ext4")
+  try {
+    spawnSync("sync")
+    const copyMs = timed("cp", ["--reflink=auto", "--sparse=always", "--preserve=timestamps", rootfs, disk])
+    spawnSync("sync")
+    const allocated = Number(runQuiet("du", ["-B1", disk]).split("\t")[0])
+    const e2fsckMs = timed("e2fsck", ["-fp", disk])
+    const resize2fsMs = timed("resize2fs", [disk, diskSize])
+    return { copyMs, e2fsckMs, resize2fsMs, copyAllocatedBytes: allocated }
+  } finally {
+    await fs.rm(disk, { force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`)
+
+const ROWS: ReadonlyArray<readonly [keyof Sample, string]> = [
+  ["cliToOpMs", "CLI start → operation begun in the daemon"],
+  ["validateMs", "validate, resolve image, inspect kernel"],
+  ["workDiskMs", "work-disk (copy, e2fsck -fp, resize2fs)"],
+  ["configureMs", "configure (hostname, hosts, machine-id, unit)"],
+  ["spawnMs", "boot → QEMU process started (/proc, ±10 ms)"],
+  ["qmpMs", "QEMU started → QMP answering, guest running"],
+  ["daemonVmmStartedMs", "= operation begun → VMM started"],
+  ["vmmStartedMs", "= vm create → VMM started"],
+  ["guestMs", "VMM started → ready line, row, CLI exit"],
+  ["totalMs", "= vm create → ready (CLI exit)"],
+  ["deleteMs", "vm delete --force (not part of the above)"]
+]
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const all = [header, ...rows]
+  const widths = header.map((_, column) => Math.max(...all.map((row) => row[column]!.length)))
+  return all.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ")).join("\n")
+}
+
+interface ScenarioResult {
+  readonly scenario: ScenarioName
+  readonly where: string
+  readonly reflink: boolean
+  readonly rootfsBytes: number
+  readonly samples: ReadonlyArray<Sample>
+  readonly diskParts: ReadonlyArray<DiskParts>
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const main = async () => {
+  const options = parseArgs(process.argv.slice(2))
+  if (process.getuid?.() !== 0) throw new Error("run as root: the XFS scratch filesystem is a loop mount")
+  for (const tool of ["mkfs.xfs", "qemu-system-x86_64", "e2fsck", "resize2fs", "docker-registry"]) {
+    if (spawnSync("sh", ["-c", `command -v "$0"`, tool]).status !== 0) throw new Error(`missing ${tool}`)
+  }
+  const bin = path.join(repoRoot, "bin", "banger")
+  if (options.build) {
+    log("npm run build")
+    const built = spawnSync("npm", ["run", "--silent", "build"], { cwd: repoRoot, stdio: ["ignore", 2, 2] })
+    if (built.status !== 0) throw new Error("npm run build failed")
+  }
+  const kernel = await findCloudKernel()
+
+  let registry: TestRegistry | undefined
+  let scratch: Scratch | undefined
+  let stateDir: string | undefined
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), "banger-vmbench-image-"))
+  const cleanup = async () => {
+    for (const child of running) child.kill("SIGKILL")
+    if (stateDir) await stopEverything(stateDir)
+    await scratch?.release()
+    scratch = undefined
+    stateDir = undefined
+    await registry?.stop()
+    registry = undefined
+    await fs.rm(work, { recursive: true, force: true })
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`)
+    void cleanup().finally(() => process.exit(130))
+  }
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+
+  try {
+    const rootfs = await debianRootfs()
+    const layer = await layerFromDirectory(rootfs, { output: path.join(work, "debian.tar.gz"), level: 1 })
+    registry = await startRegistry()
+    await pushImage(registry, "debian-systemd", "1", { layers: [layer] })
+    log(`pushed ${registry.host}/debian-systemd:1; kernel ${kernel.kernel}`)
+
+    const results: Array<ScenarioResult> = []
+    for (const scenario of options.scenarios) {
+      scratch = scenario === "xfs" ? await xfsScratch() : await diskScratch()
+      stateDir = path.join(scratch.dir, "state")
+      log(`${scenario}: state dir on ${scratch.describe}`)
+      const pulled = await ok(bin, [
+        "--state-dir",
+        stateDir,
+        "image",
+        "pull",
+        `${registry.host}/debian-systemd:1`,
+        "--name",
+        "debian",
+        "--kernel",
+        kernel.kernel,
+        "--initrd",
+        kernel.initrd,
+        "--json"
+      ])
+      const image = JSON.parse(pulled.stdout) as { rootfs: string; sizeBytes: number }
+      const probe = spawnSync("cp", ["--reflink=always", image.rootfs, path.join(scratch.dir, "probe")])
+      await fs.rm(path.join(scratch.dir, "probe"), { force: true })
+      const reflink = probe.status === 0
+      log(`${scenario}: image pulled (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB rootfs), reflink ${reflink}`)
+
+      const samples: Array<Sample> = []
+      for (let run = 0; run < options.runs; run++) {
+        const sample = await createOnce(bin, stateDir, `bench-${run}`, options.diskSize)
+        samples.push(sample)
+        log(
+          `${scenario} run ${run + 1}: VMM started ${ms(sample.vmmStartedMs)} (daemon ${ms(sample.daemonVmmStartedMs)}; work-disk ${ms(sample.workDiskMs)}, configure ${ms(sample.configureMs)}), ready ${ms(sample.totalMs)}`
+        )
+      }
+      const parts: Array<DiskParts> = []
+      for (let i = 0; i < 3; i++) parts.push(await diskParts(image.rootfs, scratch.dir, options.diskSize))
+      results.push({
+        scenario,
+        where: scratch.describe,
+        reflink,
+        rootfsBytes: image.sizeBytes,
+        samples,
+        diskParts: parts
+      })
+      await stopEverything(stateDir)
+      stateDir = undefined
+      await scratch.release()
+      scratch = undefined
+    }
+
+    const header = ["median of runs", ...results.map((r) => `${r.scenario} (${r.reflink ? "reflink" : "copy"})`)]
+    const rows = ROWS.map(([key, label]) => [label, ...results.map((r) => ms(median(r.samples.map((s) => s[key]))))])
+    const diskHeader = ["work disk's parts, outside banger (median of 3)", ...results.map((r) => r.scenario)]
+    const diskRows: Array<Array<string>> = [
+      ["cp --reflink=auto --sparse=always", ...results.map((r) => ms(median(r.diskParts.map((p) => p.copyMs))))],
+      ["e2fsck -fp", ...results.map((r) => ms(median(r.diskParts.map((p) => p.e2fsckMs))))],
+      [`resize2fs to ${options.diskSize}`, ...results.map((r) => ms(median(r.diskParts.map((p) => p.resize2fsMs))))],
+      [
+        "blocks the copy allocated",
+        ...results.map((r) => `${(median(r.diskParts.map((p) => p.copyAllocatedBytes)) / 2 ** 20).toFixed(0)} MiB`)
+      ]
+    ]
+    console.log(
+      [
+        "",
+        `vm create of the Debian (systemd) image, QEMU TCG, ${options.runs} run(s) each, --disk-size ${options.diskSize}`,
+        ...results.map((r) => `  ${r.scenario}: ${r.where}`),
+        "",
+        table(header, rows),
+        "",
+        table(diskHeader, diskRows),
+        ""
+      ].join("\n")
+    )
+    const date = new Date().toISOString()
+    const out = options.out ?? path.join(repoRoot, ".bench", "results", `vm-${date.replace(/[:.]/g, "-")}.json`)
+    await fs.mkdir(path.dirname(out), { recursive: true })
+    await fs.writeFile(
+      out,
+      `${JSON.stringify({ date, runs: options.runs, diskSize: options.diskSize, host: { cpus: os.cpus().length, node: process.version, load: os.loadavg() }, results }, null, 2)}\n`
+    )
+    log(`results: ${path.relative(process.cwd(), out)}`)
+  } finally {
+    await cleanup()
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exitCode = 1
+})
