@@ -7,7 +7,7 @@
  *
  * The image is the test harness's debootstrap Debian (systemd, the golden package list), pushed to a
  * registry on 127.0.0.1 and pulled once per scenario with the host's Debian cloud kernel and initrd.
- * Each run is `vm create` then `vm delete --force`. Stage times are when the CLI printed each stage
+ * Each run is `vm create` then `vm delete --force`; the scenarios take turns, run by run. Stage times are when the CLI printed each stage
  * (stderr is not a terminal, so it prints one line per stage); the QEMU process's start comes from
  * /proc (10 ms resolution); when the operation began in the daemon from `op list`. See bench/README.md.
  */
@@ -318,8 +318,13 @@ interface DiskParts {
   readonly copyMs: number
   readonly e2fsckMs: number
   readonly resize2fsMs: number
-  /** Blocks the copy allocated of its own (`du`): 0 for a reflink. */
+  /** Free space the copy took (statfs before and after, synced): ~0 for a reflink. */
   readonly copyAllocatedBytes: number
+}
+
+const freeBytes = (dir: string) => {
+  const [blocks, size] = runQuiet("stat", ["-f", "-c", "%f %S", dir]).trim().split(" ").map(Number)
+  return blocks! * size!
 }
 
 /** What `createWorkDisk` runs (cp, e2fsck -fp, resize2fs), timed one by one; removed after. */
@@ -327,9 +332,10 @@ const diskParts = async (rootfs: string, dir: string, diskSize: string): Promise
   const disk = path.join(dir, "bench-disk.ext4")
   try {
     spawnSync("sync")
+    const before = freeBytes(dir)
     const copyMs = timed("cp", ["--reflink=auto", "--sparse=always", "--preserve=timestamps", rootfs, disk])
     spawnSync("sync")
-    const allocated = Number(runQuiet("du", ["-B1", disk]).split("\t")[0])
+    const allocated = before - freeBytes(dir)
     const e2fsckMs = timed("e2fsck", ["-fp", disk])
     const resize2fsMs = timed("resize2fs", [disk, diskSize])
     return { copyMs, e2fsckMs, resize2fsMs, copyAllocatedBytes: allocated }
@@ -369,6 +375,15 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return all.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ")).join("\n")
 }
 
+interface Context {
+  readonly scenario: ScenarioName
+  readonly scratch: Scratch
+  readonly stateDir: string
+  readonly samples: Array<Sample>
+  image?: { readonly rootfs: string; readonly sizeBytes: number }
+  reflink?: boolean
+}
+
 interface ScenarioResult {
   readonly scenario: ScenarioName
   readonly where: string
@@ -395,15 +410,14 @@ const main = async () => {
   const kernel = await findCloudKernel()
 
   let registry: TestRegistry | undefined
-  let scratch: Scratch | undefined
-  let stateDir: string | undefined
+  const contexts: Array<Context> = []
   const work = await fs.mkdtemp(path.join(os.tmpdir(), "banger-vmbench-image-"))
   const cleanup = async () => {
     for (const child of running) child.kill("SIGKILL")
-    if (stateDir) await stopEverything(stateDir)
-    await scratch?.release()
-    scratch = undefined
-    stateDir = undefined
+    for (const context of contexts.splice(0)) {
+      await stopEverything(context.stateDir)
+      await context.scratch.release()
+    }
     await registry?.stop()
     registry = undefined
     await fs.rm(work, { recursive: true, force: true })
@@ -422,14 +436,16 @@ const main = async () => {
     await pushImage(registry, "debian-systemd", "1", { layers: [layer] })
     log(`pushed ${registry.host}/debian-systemd:1; kernel ${kernel.kernel}`)
 
-    const results: Array<ScenarioResult> = []
+    // Every scenario is set up first (its own state dir and daemon), then the runs alternate
+    // between them: other work on the machine moves single runs by 2x, and it should hit each alike.
     for (const scenario of options.scenarios) {
-      scratch = scenario === "xfs" ? await xfsScratch() : await diskScratch()
-      stateDir = path.join(scratch.dir, "state")
+      const scratch = scenario === "xfs" ? await xfsScratch() : await diskScratch()
+      const context: Context = { scenario, scratch, stateDir: path.join(scratch.dir, "state"), samples: [] }
+      contexts.push(context)
       log(`${scenario}: state dir on ${scratch.describe}`)
       const pulled = await ok(bin, [
         "--state-dir",
-        stateDir,
+        context.stateDir,
         "image",
         "pull",
         `${registry.host}/debian-systemd:1`,
@@ -442,33 +458,39 @@ const main = async () => {
         "--json"
       ])
       const image = JSON.parse(pulled.stdout) as { rootfs: string; sizeBytes: number }
+      context.image = image
       const probe = spawnSync("cp", ["--reflink=always", image.rootfs, path.join(scratch.dir, "probe")])
       await fs.rm(path.join(scratch.dir, "probe"), { force: true })
-      const reflink = probe.status === 0
-      log(`${scenario}: image pulled (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB rootfs), reflink ${reflink}`)
-
-      const samples: Array<Sample> = []
-      for (let run = 0; run < options.runs; run++) {
-        const sample = await createOnce(bin, stateDir, `bench-${run}`, options.diskSize)
-        samples.push(sample)
+      context.reflink = probe.status === 0
+      log(
+        `${scenario}: image pulled (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB rootfs), reflink ${context.reflink}`
+      )
+    }
+    const loadBefore = os.loadavg()
+    for (let run = 0; run < options.runs; run++) {
+      const order = run % 2 === 0 ? contexts : [...contexts].reverse()
+      for (const context of order) {
+        const sample = await createOnce(bin, context.stateDir, `bench-${run}`, options.diskSize)
+        context.samples.push(sample)
         log(
-          `${scenario} run ${run + 1}: VMM started ${ms(sample.vmmStartedMs)} (daemon ${ms(sample.daemonVmmStartedMs)}; work-disk ${ms(sample.workDiskMs)}, configure ${ms(sample.configureMs)}), ready ${ms(sample.totalMs)}`
+          `${context.scenario} run ${run + 1}: VMM started ${ms(sample.vmmStartedMs)} (in the daemon ${ms(sample.daemonVmmStartedMs)}; work-disk ${ms(sample.workDiskMs)}, configure ${ms(sample.configureMs)}), ready ${ms(sample.totalMs)}`
         )
       }
+    }
+    const loadAfter = os.loadavg()
+    const results: Array<ScenarioResult> = []
+    for (const context of contexts) {
       const parts: Array<DiskParts> = []
-      for (let i = 0; i < 3; i++) parts.push(await diskParts(image.rootfs, scratch.dir, options.diskSize))
+      for (let i = 0; i < 3; i++)
+        parts.push(await diskParts(context.image!.rootfs, context.scratch.dir, options.diskSize))
       results.push({
-        scenario,
-        where: scratch.describe,
-        reflink,
-        rootfsBytes: image.sizeBytes,
-        samples,
+        scenario: context.scenario,
+        where: context.scratch.describe,
+        reflink: context.reflink ?? false,
+        rootfsBytes: context.image!.sizeBytes,
+        samples: context.samples,
         diskParts: parts
       })
-      await stopEverything(stateDir)
-      stateDir = undefined
-      await scratch.release()
-      scratch = undefined
     }
 
     const header = ["median of runs", ...results.map((r) => `${r.scenario} (${r.reflink ? "reflink" : "copy"})`)]
@@ -486,7 +508,7 @@ const main = async () => {
     console.log(
       [
         "",
-        `vm create of the Debian (systemd) image, QEMU TCG, ${options.runs} run(s) each, --disk-size ${options.diskSize}`,
+        `vm create of the Debian (systemd) image, QEMU TCG, ${options.runs} interleaved run(s) each, --disk-size ${options.diskSize}; load average ${loadBefore[0]!.toFixed(1)} before, ${loadAfter[0]!.toFixed(1)} after`,
         ...results.map((r) => `  ${r.scenario}: ${r.where}`),
         "",
         table(header, rows),
@@ -500,7 +522,7 @@ const main = async () => {
     await fs.mkdir(path.dirname(out), { recursive: true })
     await fs.writeFile(
       out,
-      `${JSON.stringify({ date, runs: options.runs, diskSize: options.diskSize, host: { cpus: os.cpus().length, node: process.version, load: os.loadavg() }, results }, null, 2)}\n`
+      `${JSON.stringify({ date, runs: options.runs, diskSize: options.diskSize, host: { cpus: os.cpus().length, node: process.version }, load: { before: loadBefore, after: loadAfter }, results }, null, 2)}\n`
     )
     log(`results: ${path.relative(process.cwd(), out)}`)
   } finally {
