@@ -501,7 +501,7 @@ const main = async () => {
       ["e2fsck -fp", ...results.map((r) => ms(median(r.diskParts.map((p) => p.e2fsckMs))))],
       [`resize2fs to ${options.diskSize}`, ...results.map((r) => ms(median(r.diskParts.map((p) => p.resize2fsMs))))],
       [
-        "blocks the copy allocated",
+        "free space the copy took",
         ...results.map((r) => `${(median(r.diskParts.map((p) => p.copyAllocatedBytes)) / 2 ** 20).toFixed(0)} MiB`)
       ]
     ]
