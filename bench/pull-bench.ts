@@ -25,6 +25,7 @@ import { pathToFileURL } from "node:url"
 import { debianRootfs, debianRootfsInfo, repoRoot } from "../test/support/debian-rootfs.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { type LayerFile, layerFromDirectory, splitDebianImage } from "../test/support/rootfs-layers.js"
+import { gone, readCmdline } from "./proc.js"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -452,9 +453,6 @@ const readCpu = async (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
-const readCmdline = async (pid: number) =>
-  (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((arg) => arg !== "")
-
 const childrenOf = async (pid: number): Promise<Array<number>> => {
   const tasks = await fs.readdir(`/proc/${pid}/task`).catch(() => [] as Array<string>)
   const found: Array<number> = []
@@ -732,16 +730,6 @@ const runBanger = async (context: BangerContext, name: string, tracing: Tracing)
     children: result.children
   }
   return { sample, sizeBytes: image.sizeBytes }
-}
-
-const gone = async (pid: number, ms: number) => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const state = /^State:\s*(\S)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1]
-    if (state === undefined || state === "Z") return true
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return false
 }
 
 /** Daemons serving this state dir (the bench's own: the state dir is in its work dir). */

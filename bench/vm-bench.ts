@@ -19,6 +19,7 @@ import { debianRootfs, repoRoot } from "../test/support/debian-rootfs.js"
 import { findCloudKernel } from "../test/support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { layerFromDirectory } from "../test/support/rootfs-layers.js"
+import { gone, readCmdline } from "./proc.js"
 
 type ScenarioName = "xfs" | "disk"
 
@@ -182,9 +183,6 @@ const processStartEpochMs = async (startTicks: string) => {
   return now - (uptime - Number(startTicks) / CLOCK_TICKS) * 1000
 }
 
-const readCmdline = async (pid: number) =>
-  (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter((arg) => arg !== "")
-
 /** Live processes of ours whose command line names `needle` (the state dir): daemons and VMMs. */
 const processesNaming = async (needle: string, match: (argv: ReadonlyArray<string>) => boolean) => {
   const found: Array<number> = []
@@ -194,16 +192,6 @@ const processesNaming = async (needle: string, match: (argv: ReadonlyArray<strin
     if (argv.some((arg) => arg.includes(needle)) && match(argv)) found.push(Number(name))
   }
   return found
-}
-
-const gone = async (pid: number, ms: number) => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const state = /^State:\s*(\S)/m.exec(await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1]
-    if (state === undefined || state === "Z") return true
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return false
 }
 
 const terminate = async (pid: number) => {
