@@ -78,6 +78,22 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
+/** A `vm create` of the scratch image left running in the background, for a test to interrupt. */
+const startCreate = (name: string) =>
+  startBanger([
+    "--state-dir",
+    state,
+    "vm",
+    "create",
+    name,
+    "--image",
+    "app-image",
+    "--accel",
+    "tcg",
+    "--disk-size",
+    "1G"
+  ])
+
 let daemon: Awaited<ReturnType<typeof startBangerDaemon>> | undefined
 
 beforeAll(async () => {
@@ -286,19 +302,7 @@ describe("banger vm (QEMU TCG)", () => {
   }, 300_000)
 
   it("Ctrl-C during boot cancels the create: the VMM is killed, the disk and row never stay", async () => {
-    const running = startBanger([
-      "--state-dir",
-      state,
-      "vm",
-      "create",
-      "gone",
-      "--image",
-      "app-image",
-      "--accel",
-      "tcg",
-      "--disk-size",
-      "1G"
-    ])
+    const running = startCreate("gone")
     await until("the VMM to start", () => vmmProcesses().length > 0, 120_000)
     // Booting, the guest not ready yet: the built-in init takes seconds under TCG to print its line.
     expect(await ok("op", "list", "--json")).toMatch(/"stage": "(boot|ready)"/)
@@ -310,19 +314,7 @@ describe("banger vm (QEMU TCG)", () => {
   }, 300_000)
 
   it("the daemon killed -9 mid-create leaves a VMM and a disk no row knows: the next daemon removes both", async () => {
-    const running = startBanger([
-      "--state-dir",
-      state,
-      "vm",
-      "create",
-      "orphan",
-      "--image",
-      "app-image",
-      "--accel",
-      "tcg",
-      "--disk-size",
-      "1G"
-    ])
+    const running = startCreate("orphan")
     await until("the VMM to start", () => vmmProcesses().length > 0, 120_000)
     const orphaned = vmmProcesses()
     await daemon!.kill()
