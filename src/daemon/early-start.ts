@@ -14,10 +14,11 @@ import { type DaemonTarget, daemonTarget, probeSocketPath, type StartedDaemon, s
 
 /** The commands whose handlers connect to the daemon before anything else (`withDaemon` in src/cli). */
 export const DAEMON_COMMANDS: Readonly<Record<string, ReadonlyArray<string>>> = {
-  image: ["pull", "list", "show", "delete"],
-  kernel: ["register", "list", "show", "delete"],
+  image: ["pull", "list", "show", "delete", "register", "promote"],
+  kernel: ["pull", "register", "list", "show", "delete"],
   op: ["list", "status", "watch", "cancel"],
-  catalog: ["list"]
+  catalog: ["list"],
+  vm: ["create", "start", "stop", "restart", "delete", "list", "show", "logs"]
 }
 
 /** Every top-level command of the CLI, whether it uses the daemon or not. */
