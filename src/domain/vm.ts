@@ -1,4 +1,6 @@
 import { Schema } from "effect"
+import { KernelFormat } from "./image.js"
+import { Accel, AccelRequest, VmmBackend } from "./vmm.js"
 
 /**
  * What the VM row says; `vm list` / `vm show` check it against the process (pid + start time,
@@ -14,15 +16,15 @@ export class Vm extends Schema.Class<Vm>("Vm")({
   /** The image it was created from (name and id: the name may be reused after a delete). */
   image: Schema.String,
   imageId: Schema.String,
-  vmm: Schema.Literal("firecracker", "qemu"),
+  vmm: VmmBackend,
   /** Why this VMM: the user's `--vmm`, or what the host and kernel allowed. */
   vmmReason: Schema.String,
   /** Of the image's kernel, read when the VM was created: Firecracker boots only `elf`. */
-  kernelFormat: Schema.Literal("elf", "bzImage"),
+  kernelFormat: KernelFormat,
   /** `init=` for images booted with banger's built-in init; null boots the image's own /sbin/init. */
   init: Schema.NullOr(Schema.String),
   /** `auto` is resolved at each start (kvm, or tcg where KVM guests do not run). */
-  accel: Schema.Literal("kvm", "tcg", "auto"),
+  accel: AccelRequest,
   cpus: Schema.Int,
   memoryMib: Schema.Int,
   diskBytes: Schema.Number,
@@ -33,7 +35,7 @@ export class Vm extends Schema.Class<Vm>("Vm")({
   pid: Schema.NullOr(Schema.Int),
   pidStartTime: Schema.NullOr(Schema.String),
   /** The accel the running VMM actually uses, and why. */
-  runningAccel: Schema.NullOr(Schema.Literal("kvm", "tcg")),
+  runningAccel: Schema.NullOr(Accel),
   accelReason: Schema.NullOr(Schema.String),
   /** Firecracker's API socket or QEMU's QMP socket of the running VMM. */
   controlSocket: Schema.NullOr(Schema.String),

@@ -3,6 +3,7 @@ import { DoctorCheck } from "../domain/doctor.js"
 import * as Errors from "../domain/errors.js"
 import { Image, Kernel } from "../domain/image.js"
 import { Vm } from "../domain/vm.js"
+import { AccelRequest, VmmBackend } from "../domain/vmm.js"
 import { PullPhase } from "../pipelines/pull/progress.js"
 
 /** Where a pull's boot artifacts come from; mirrors `KernelSource` of the pull pipeline. */
@@ -114,8 +115,8 @@ export const VmCreatePayload = Schema.Struct({
   cpus: Schema.optional(Schema.Number),
   memoryMib: Schema.optional(Schema.Number),
   diskSize: Schema.optional(Schema.String),
-  vmm: Schema.optional(Schema.Literal("firecracker", "qemu")),
-  accel: Schema.optional(Schema.Literal("kvm", "tcg", "auto")),
+  vmm: Schema.optional(VmmBackend),
+  accel: Schema.optional(AccelRequest),
   /** False for `--no-start`. */
   start: Schema.Boolean,
   catalog: Schema.optional(Schema.String)

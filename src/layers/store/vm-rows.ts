@@ -1,7 +1,9 @@
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { StoreError, VmNameTaken } from "../../domain/errors.js"
+import type { KernelFormat } from "../../domain/image.js"
 import { Vm, type VmState } from "../../domain/vm.js"
+import type { Accel, AccelRequest, VmmBackend } from "../../domain/vmm.js"
 
 export interface VmRowsShape {
   /** Fails with VmNameTaken when the name is recorded already (the UNIQUE constraint decides races). */
@@ -20,11 +22,11 @@ interface VmRow {
   readonly name: string
   readonly image: string
   readonly image_id: string
-  readonly vmm: "firecracker" | "qemu"
+  readonly vmm: VmmBackend
   readonly vmm_reason: string
-  readonly kernel_format: "elf" | "bzImage"
+  readonly kernel_format: KernelFormat
   readonly init: string | null
-  readonly accel: "kvm" | "tcg" | "auto"
+  readonly accel: AccelRequest
   readonly cpus: number
   readonly memory_mib: number
   readonly disk_bytes: number
@@ -32,7 +34,7 @@ interface VmRow {
   readonly state: VmState
   readonly pid: number | null
   readonly pid_start_time: string | null
-  readonly running_accel: "kvm" | "tcg" | null
+  readonly running_accel: Accel | null
   readonly accel_reason: string | null
   readonly control_socket: string | null
   readonly last_exit: string | null

@@ -1,6 +1,8 @@
 import type { KernelFormat } from "../../domain/image.js"
+import type { VmmBackend } from "../../domain/vmm.js"
 
-export type VmmChoice = "firecracker" | "qemu"
+/** A VMM the user may ask for, or banger chooses: the Vmm service's backends. */
+export type VmmChoice = VmmBackend
 
 /** What the host offers, as far as choosing a VMM goes. */
 export interface VmmHostFacts {

@@ -2,6 +2,7 @@ import { DateTime, Effect, Option } from "effect"
 import { ImageNotFound, VmRefused } from "../../domain/errors.js"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
+import type { AccelRequest } from "../../domain/vmm.js"
 import { GUEST_INIT } from "../../layers/guest/init/init-script.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
@@ -21,7 +22,7 @@ export interface CreateVmRequest extends VmSizing {
   /** A local image, else a catalog image (pulled on first use); default the catalog's default. */
   readonly image?: string | undefined
   readonly vmm?: VmmChoice | undefined
-  readonly accel?: "kvm" | "tcg" | "auto" | undefined
+  readonly accel?: AccelRequest | undefined
   /** False for `--no-start`: the VM is made, configured and recorded stopped. */
   readonly start: boolean
   readonly catalog?: string | undefined
