@@ -74,9 +74,9 @@ const validReferences: ReadonlyArray<readonly [string, Expected]> = [
   ["x:a-b.C_d", ref("docker.io", "library/x", "a-b.C_d", undefined, "docker.io/library/x:a-b.C_d")]
 ]
 
-/** `docker.io/library/` is 18 characters, so 237 more reach distribution's 255 exactly. */
-const hubAtLimit = "a".repeat(237)
-const hostAtLimit = `example.com/${"b".repeat(243)}`
+/** distribution's limit is on the repository path: `library/` is 8 characters, so 247 more reach 255. */
+const hubAtLimit = "a".repeat(247)
+const hostAtLimit = `example.com/${"b".repeat(255)}`
 const longTag = "t".repeat(128)
 
 const invalidReferences: ReadonlyArray<readonly [string, string]> = [
@@ -131,7 +131,7 @@ const invalidReferences: ReadonlyArray<readonly [string, string]> = [
   ["bad..io/x", "registry host has an empty label at position 5"],
   [".io/x", "registry host has an empty label at position 1"],
   ["bad_host.io/x", `invalid character "_" at position 4 in registry host`],
-  [`${hubAtLimit}a`, "repository name is too long (256 characters including the registry, max 255)"],
+  [`${hubAtLimit}a`, "repository name is too long (256 characters without the registry, max 255)"],
   [`${hostAtLimit}b:tag`, "repository name is too long (256 characters"]
 ]
 
@@ -158,9 +158,9 @@ describe("parseReference", () => {
   it.effect("accepts names exactly at the 255-character limit", () =>
     Effect.gen(function* () {
       const hub = yield* parseReference(hubAtLimit)
-      expect(`${hub.registry}/${hub.repository}`).toHaveLength(255)
+      expect(hub.repository).toHaveLength(255)
       const host = yield* parseReference(`${hostAtLimit}:tag`)
-      expect(`${host.registry}/${host.repository}`).toHaveLength(255)
+      expect(host.repository).toHaveLength(255)
       expect(host.tag).toBe("tag")
     })
   )

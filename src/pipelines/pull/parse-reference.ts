@@ -23,8 +23,11 @@ const dockerHub = "docker.io"
 /** The legacy Docker Hub name; docker rewrites it to docker.io, so the same image gets one name. */
 const legacyDockerHub = "index.docker.io"
 const officialPrefix = "library/"
-/** distribution's NameTotalLengthMax, applied like ParseNormalizedNamed does: to `registry/repository`. */
-const nameTotalLengthMax = 255
+/**
+ * distribution's RepositoryNameTotalLengthMax, applied as its Parse does: to the repository path
+ * after normalization (`library/` included), not counting the registry.
+ */
+const repositoryLengthMax = 255
 const tagLengthMax = 128
 const digestHexLength: Readonly<Record<string, number>> = { sha256: 64, sha512: 128 }
 
@@ -161,16 +164,21 @@ const checkDigest = (digest: string, offset: number): Problem => {
 }
 
 /**
- * The first path component names a registry only if it looks like a host: it has a "." or ":" or is
- * "localhost". Unlike newer distribution releases, an uppercase first component is not taken as a
- * host, so `User/app` is rejected as a non-lowercase repository instead of dialing a host "User".
+ * distribution's splitDockerDomain: the first path component names a registry when it looks like a
+ * host (a "." or ":", or "localhost") or is not lowercase — repository paths never have upper case,
+ * so `LOCALDOMAIN/debian` and `Docker/docker` name hosts, as docker reads them.
  */
 const splitDomain = (name: string): { readonly domain: string | undefined; readonly path: string } => {
   const slash = name.indexOf("/")
   if (slash === -1) return { domain: undefined, path: name }
   const first = name.slice(0, slash)
   // A leading "[" can only be a (broken) IPv6 host; treating it as one gives the better error.
-  const isHost = first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("[")
+  const isHost =
+    first.includes(".") ||
+    first.includes(":") ||
+    first === "localhost" ||
+    first.startsWith("[") ||
+    first.toLowerCase() !== first
   return isHost ? { domain: first, path: name.slice(slash + 1) } : { domain: undefined, path: name }
 }
 
@@ -206,12 +214,12 @@ export const parseReferenceEither = (input: string): Either.Either<ImageReferenc
 
   const registry = domain === undefined || domain === legacyDockerHub ? dockerHub : domain
   const repository = registry === dockerHub && !path.includes("/") ? officialPrefix + path : path
-  const fullName = `${registry}/${repository}`
-  if (fullName.length > nameTotalLengthMax) {
+  if (repository.length > repositoryLengthMax) {
     return Either.left(
-      `repository name is too long (${fullName.length} characters including the registry, max ${nameTotalLengthMax})`
+      `repository name is too long (${repository.length} characters without the registry, max ${repositoryLengthMax})`
     )
   }
+  const fullName = `${registry}/${repository}`
 
   const finalTag = tag === undefined && digest === undefined ? "latest" : tag
   const normalized =
