@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { type PullEvent, PullProgress } from "../pipelines/pull/progress.js"
+import { type PullEvent, PullProgress, type PullStage } from "../pipelines/pull/progress.js"
 import { formatBytes } from "./output.js"
 
 interface LayerState {
@@ -7,6 +7,24 @@ interface LayerState {
   done: number
   total: number
   cached: boolean
+}
+
+/** What each stage is doing, as a person reading a log would say it. */
+const stageText: Record<PullStage, string> = {
+  resolve: "resolving the reference",
+  fetch: "fetching layers",
+  flatten: "flattening layers",
+  size: "sizing the filesystem",
+  "write-ext4": "writing the ext4 filesystem",
+  "stage-boot": "staging the kernel and initrd",
+  publish: "publishing",
+  "work-disk": "making the work disk",
+  configure: "configuring the guest",
+  boot: "booting",
+  ready: "waiting for the guest to be ready",
+  inspect: "inspecting the sources",
+  copy: "copying into the store",
+  extract: "extracting the kernel"
 }
 
 const shortDigest = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12)
@@ -27,7 +45,7 @@ const layerLine = (index: number, count: number, layer: LayerState) => {
 const ttyRenderer = (stream: NodeJS.WriteStream) => {
   let layers: Array<LayerState> = []
   let count = 0
-  let stage = ""
+  let stage: PullStage | undefined
   let phase = ""
   let drawnLines = 0
   let lastDraw = 0
@@ -36,7 +54,7 @@ const ttyRenderer = (stream: NodeJS.WriteStream) => {
     if (!force && now - lastDraw < 100) return
     lastDraw = now
     const lines = [
-      `${phase}${stage}…`,
+      `${phase}${stage === undefined ? "" : stageText[stage]}…`,
       ...layers.flatMap((layer, index) => (layer ? [layerLine(index, count, layer)] : []))
     ]
     const up = drawnLines > 0 ? `\x1b[${drawnLines}A` : ""
@@ -63,19 +81,20 @@ const ttyRenderer = (stream: NodeJS.WriteStream) => {
   }
 }
 
-/** One line per stage and per finished layer: readable in logs and CI output. */
+/** One `banger: …` line per phase, stage and finished layer: readable in logs and CI output. */
 const plainRenderer = (stream: NodeJS.WriteStream) => {
   let finished = new Set<number>()
+  const line = (text: string) => stream.write(`banger: ${text}\n`)
   return (event: PullEvent) => {
     if (event._tag === "PhaseStarted") {
       finished = new Set()
-      stream.write(`${event.phase} ${event.name}\n`)
+      line(`${event.phase} ${event.name}`)
     } else if (event._tag === "StageStarted") {
-      stream.write(`${event.stage}\n`)
+      line(`${stageText[event.stage]}…`)
     } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
       finished.add(event.index)
       const layer = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
-      stream.write(`${layerLine(event.index, event.count, layer)}\n`)
+      line(layerLine(event.index, event.count, layer))
     }
   }
 }

@@ -227,7 +227,7 @@ describe("banger kernel pull", () => {
       )
       expect(viaRef.code, viaRef.stderr).toBe(0)
       expect(JSON.parse(viaRef.stdout)).toMatchObject({ name: "via-ref", kernelName: "test-kernel" })
-      expect(viaRef.stderr).toMatch(/^kernel test-kernel\n(.*\n)*image via-ref\n/m)
+      expect(viaRef.stderr).toMatch(/^banger: kernel test-kernel\n(.*\n)*banger: image via-ref\n/m)
       const kernel = JSON.parse((await banger("kernel", "show", "test-kernel", "--json")).stdout)
       expect(kernel).toMatchObject({ format: "elf", version: RELEASE, manifestDigest: digests["kernels/elf"] })
       const ops = JSON.parse((await banger("op", "list", "--json")).stdout)
@@ -246,7 +246,7 @@ describe("banger kernel pull", () => {
       expect(pulled.code, pulled.stderr).toBe(0)
       const image = JSON.parse(pulled.stdout)
       expect(image).toMatchObject({ name: "tiny-dev", ref: `${registry.host}/tiny:1`, kernelName: "test-kernel" })
-      expect(pulled.stderr).toMatch(/^kernel test-kernel\n(.*\n)*image tiny-dev\n/m)
+      expect(pulled.stderr).toMatch(/^banger: kernel test-kernel\n(.*\n)*banger: image tiny-dev\n/m)
       expect(fs.readFileSync(image.kernel).equals(elfVmlinux(RELEASE))).toBe(true)
       expect(kernelDirs(state)).toEqual(["test-kernel"])
       // A local kernel is used as is: no second pull.
@@ -279,8 +279,8 @@ describe("banger kernel pull", () => {
         running.child.kill("SIGINT")
         const result = await running.result
         expect(result.code).toBe(130)
-        expect(result.stderr).toMatch(/^kernel test-kernel$/m)
-        expect(result.stderr).toMatch(/^image tiny-dev$/m)
+        expect(result.stderr).toMatch(/^banger: kernel test-kernel$/m)
+        expect(result.stderr).toMatch(/^banger: image tiny-dev$/m)
         const kernels = await runBanger(["--state-dir", state, "kernel", "list", "--json"])
         expect(JSON.parse(kernels.stdout)).toEqual([])
         const ops = JSON.parse((await runBanger(["--state-dir", state, "op", "list", "--json"])).stdout)

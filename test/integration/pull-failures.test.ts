@@ -120,7 +120,7 @@ describe("banger image pull failures", () => {
 
   it("reports --json errors as an object on stdout", async () => {
     await withState(async (state) => {
-      const result = await runBanger(["--state-dir", state, "image", "pull", "UPPER/case", "--json"])
+      const result = await runBanger(["--state-dir", state, "image", "pull", "user/UPPER", "--json"])
       expect(result.code).not.toBe(0)
       const parsed = JSON.parse(result.stdout)
       expect(parsed.error._tag).toBe("InvalidReference")

@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { expectOneLineError, runBanger, startBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { expectOneLineError, isProgressLine, runBanger, startBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
@@ -172,7 +172,13 @@ describe("banger vm create from the catalog", () => {
       expect(created.stdout).toBe("dev running (qemu, tcg)\n")
       // Each phase's header, in order, with its own stages and downloaded layer under it: no stage
       // of one phase is replayed under the next one's header.
-      const lines = created.stderr.split("\n").filter((line) => line !== "")
+      const raw = created.stderr.split("\n").filter((line) => line !== "")
+      // Every line is a `banger: …` progress line, no error among them.
+      expect(
+        raw.filter((line) => !isProgressLine(line)),
+        created.stderr
+      ).toEqual([])
+      const lines = raw.map((line) => line.slice("banger: ".length))
       const kernelPhase = lines.slice(0, lines.indexOf("image scratch-dev"))
       const imagePhase = lines.slice(lines.indexOf("image scratch-dev"), lines.indexOf("vm dev"))
       const vmPhase = lines.slice(lines.indexOf("vm dev"))
@@ -180,11 +186,11 @@ describe("banger vm create from the catalog", () => {
       expect(imagePhase[0], created.stderr).toBe("image scratch-dev")
       expect(vmPhase[0], created.stderr).toBe("vm dev")
       expect(
-        kernelPhase.filter((line) => line === "publish"),
+        kernelPhase.filter((line) => line === "publishing…"),
         created.stderr
       ).toHaveLength(1)
       expect(
-        imagePhase.filter((line) => line === "publish"),
+        imagePhase.filter((line) => line === "publishing…"),
         created.stderr
       ).toHaveLength(1)
       expect(
@@ -195,9 +201,13 @@ describe("banger vm create from the catalog", () => {
         imagePhase.filter((line) => line.startsWith("layer 1/1 ")),
         created.stderr
       ).toHaveLength(1)
-      expect(kernelPhase).toContain("extract")
-      expect(vmPhase.slice(1), created.stderr).toEqual(["work-disk", "configure", "boot", "ready"])
-      expect(lines.filter((line) => line.startsWith("banger:"))).toEqual([])
+      expect(kernelPhase).toContain("extracting the kernel…")
+      expect(vmPhase.slice(1), created.stderr).toEqual([
+        "making the work disk…",
+        "configuring the guest…",
+        "booting…",
+        "waiting for the guest to be ready…"
+      ])
 
       const ops = await json<Array<{ kind: string; state: string; target: string }>>("op", "list")
       expect(ops).toEqual([expect.objectContaining({ kind: "vm.create", state: "succeeded", target: "dev" })])
@@ -285,8 +295,8 @@ describe("banger vm create from the catalog", () => {
         running.child.kill("SIGINT")
         const result = await running.result
         expect(result.code, result.stderr).toBe(130)
-        expect(result.stderr).toMatch(/^kernel cloud-kernel$/m)
-        expect(result.stderr).toMatch(/^image scratch-dev$/m)
+        expect(result.stderr).toMatch(/^banger: kernel cloud-kernel$/m)
+        expect(result.stderr).toMatch(/^banger: image scratch-dev$/m)
         expect(result.stderr).not.toMatch(/^vm dev$/m)
 
         await until(
@@ -339,8 +349,8 @@ describe("banger vm create from the catalog", () => {
       expect(a.code, a.stderr).toBe(0)
       expect(b.code, b.stderr).toBe(0)
       // Both really pulled (a create that found the image local would show no image phase).
-      expect(a.stderr).toMatch(/^image scratch-dev$/m)
-      expect(b.stderr).toMatch(/^image scratch-dev$/m)
+      expect(a.stderr).toMatch(/^banger: image scratch-dev$/m)
+      expect(b.stderr).toMatch(/^banger: image scratch-dev$/m)
       expect(a.stdout).toBe("a stopped (qemu)\n")
       expect(b.stdout).toBe("b stopped (qemu)\n")
       expect(rows(state, "vms")).toEqual([{ name: "a" }, { name: "b" }])

@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { expectOneLineError, runBanger, startBanger, startBangerDaemon } from "../support/banger-cli.js"
+import { errorLines, expectOneLineError, runBanger, startBanger, startBangerDaemon } from "../support/banger-cli.js"
 import { debianRootfs } from "../support/debian-rootfs.js"
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
@@ -293,8 +293,7 @@ describe("banger vm (QEMU TCG)", () => {
     const result = await banger("vm", "create", "doomed", "--image", "broken", "--accel", "tcg", "--disk-size", "1G")
     expect(result.code).not.toBe(0)
     // Progress lines, then exactly one error line.
-    const errors = result.stderr.split("\n").filter((line) => line.startsWith("banger: "))
-    expect(errors).toHaveLength(1)
+    expect(errorLines(result.stderr), result.stderr).toHaveLength(1)
     expect(vmRows()).toEqual([])
     expect(vmDirs()).toEqual([])
     expect(vmmProcesses()).toEqual([])

@@ -189,10 +189,17 @@ export const withBangerDaemon = async <A>(
 }
 
 /** A failed command as users see it: exactly one `banger: …` line on stderr, nothing on stdout. */
+/** A non-TTY progress line: a phase (`banger: image dev`), a stage (`banger: booting…`) or a layer. */
+export const isProgressLine = (line: string) => /^banger: (.*…|(kernel|image|vm) \S+|layer \d+\/\d+ .*)$/.test(line)
+
+/** The `banger: …` lines of stderr that are not progress: the errors. */
+export const errorLines = (stderr: string) =>
+  stderr.split("\n").filter((line) => line.startsWith("banger:") && !isProgressLine(line))
+
 export const expectOneLineError = (result: CliResult, pattern: RegExp) => {
   expect(result.code).not.toBe(0)
   expect(result.stdout).toBe("")
-  const lines = result.stderr.split("\n").filter((line) => line.startsWith("banger:"))
+  const lines = errorLines(result.stderr)
   expect(lines, result.stderr).toHaveLength(1)
   expect(lines[0]).toMatch(pattern)
 }

@@ -119,7 +119,7 @@ export const fakePull =
             }
           }
           if (overlap) overlap.current--
-          yield* reportStage("mkfs")
+          yield* reportStage("write-ext4")
           if (options.failWith) return yield* Effect.fail(options.failWith)
           const rootfs = path.join(staging.dir, "rootfs.ext4")
           fs.writeFileSync(rootfs, "ext4 placeholder")

@@ -139,7 +139,7 @@ describe("daemon handlers (RpcTest client)", () => {
       expect(listDir(path.join(stateDir, "tmp"))).toEqual([])
       const cancelled = yield* client.op.cancel({ id: begun.id })
       expect(cancelled.state).toBe("cancelled")
-      expect(cancelled.stage).toBe("mkfs")
+      expect(cancelled.stage).toBe("write-ext4")
       expect(cancelled.error?._tag).toBe("OperationCancelled")
       expect(listDir(path.join(stateDir, "images"))).toEqual([])
       expect(listDir(path.join(stateDir, "tmp"))).toEqual([])

@@ -23,7 +23,7 @@ export const buildRootfs = Effect.fn("buildRootfs")(function* (
       yield* reportStage("size")
       const image = yield* draft.plan(entries)
       const { sizeBytes } = yield* chooseImageSize({ image, entryCount: entries.length, requested: requestedSize })
-      yield* reportStage("mkfs")
+      yield* reportStage("write-ext4")
       yield* image.write({ sizeBytes, label: "rootfs" })
       yield* ext4.check(output)
       return sizeBytes

@@ -5,7 +5,8 @@ export const PullStage = Schema.Literal(
   "fetch",
   "flatten",
   "size",
-  "mkfs",
+  // banger writes the ext4 itself (no mkfs): the stage is named for what it does.
+  "write-ext4",
   "stage-boot",
   "publish",
   // A VM's create and start.
