@@ -157,7 +157,7 @@ describe("BlobCache", () => {
       yield* Deferred.await(started)
       const tmp = yield* Effect.promise(() => fs.readdir(path.join(root, "cache", "blobs", ".tmp")))
       expect(tmp).toHaveLength(1)
-      expect(tmp[0]).toMatch(new RegExp(`^${process.pid}-blob-`))
+      expect(tmp[0]).toMatch(new RegExp(`^${process.pid}\\.\\d+-blob-`))
       yield* Fiber.interrupt(fiber)
       expect(yield* listCache(root)).toEqual([".tmp", "sha256"])
     }).pipe(Effect.scoped)

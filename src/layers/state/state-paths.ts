@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { Context, Layer } from "effect"
+import { ownProcessIdentity } from "../host/process-identity.js"
 
 /** Where banger keeps its database and artifacts; everything lives under one root. */
 export interface StatePathsShape {
@@ -39,11 +40,8 @@ export interface StatePathsShape {
   readonly kvmGuestsDoNotRun: string
 }
 
-/** The pid that owns a temp path made by `tempPath`, if the name has that form. */
-export const tempPathOwner = (name: string): number | undefined => {
-  const match = /^(\d+)-/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
+/** The identity (`pid.starttime`, or a bare pid) of the process that owns a temp path made by `tempPath`. */
+export const tempPathOwner = (name: string): string | undefined => /^(\d+(?:\.\d+)?)-/.exec(name)?.[1]
 
 export const KERNEL_STAGING_PREFIX = ".staging-"
 
@@ -74,7 +72,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     kernelStagingDir: (id) => path.join(kernels, `${KERNEL_STAGING_PREFIX}${id}`),
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
-    tempPath: (dir, label) => path.join(dir, `${process.pid}-${label}-${randomBytes(6).toString("hex")}`),
+    tempPath: (dir, label) => path.join(dir, `${ownProcessIdentity()}-${label}-${randomBytes(6).toString("hex")}`),
     kvmGuestsDoNotRun: path.join(host, "kvm-guests-do-not-run")
   }
 }

@@ -6,24 +6,9 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { Duration, Effect } from "effect"
 import { VmmError } from "../../domain/errors.js"
+import { isSameProcess, readStartTime } from "../host/process-identity.js"
 
-/** /proc/<pid>/stat field 22 (start time in clock ticks since boot), or undefined when the pid is gone or a zombie. */
-export const readStartTime = (pid: number): string | undefined => {
-  let stat: string
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
-  } catch {
-    return undefined
-  }
-  // comm (field 2) may hold spaces and parentheses: the fields after it start after the last ")".
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  // fields[0] is field 3 (state); field 22 is fields[19].
-  if (fields[0] === "Z" || fields[0] === "X") return undefined
-  return fields[19]
-}
-
-/** Whether `pid` is still the very process that had `startTime`. */
-export const isSameProcess = (pid: number, startTime: string): boolean => readStartTime(pid) === startTime
+export { isSameProcess, readStartTime }
 
 /**
  * Sends `signal` only if `pid` is still the process with `startTime`; false when it is not (gone or

@@ -1,9 +1,10 @@
 import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
+import { isIdentityAlive } from "../../layers/host/process-identity.js"
 import { StatePaths, tempPathOwner } from "../../layers/state/state-paths.js"
 import { Store } from "../../layers/store/store.js"
-import { isLeased, isProcessAlive } from "./lease.js"
+import { isLeased } from "./lease.js"
 
 export interface RecoveryReport {
   readonly removed: ReadonlyArray<string>
@@ -48,7 +49,7 @@ export const recoverState = Effect.fn("recoverState")(function* () {
   for (const dir of paths.tempDirs) {
     for (const name of yield* listDir(fs, dir)) {
       const owner = tempPathOwner(name)
-      if (owner !== undefined && isProcessAlive(owner)) continue
+      if (owner !== undefined && isIdentityAlive(owner)) continue
       yield* remove(path.join(dir, name))
     }
   }
