@@ -2,13 +2,14 @@ import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { VERSION } from "../version.js"
 import { makeCatalogCommand } from "./catalog-commands.js"
-import { makeDaemonCommand } from "./daemon-command.js"
+import { defaultWebAddress, makeDaemonCommand } from "./daemon-command.js"
 import { makeDoctorCommand } from "./doctor-command.js"
 import { ExitCode } from "./exit-code.js"
 import { makeImageCommand } from "./image-commands.js"
 import { makeKernelCommand } from "./kernel-commands.js"
 import { makeOpCommand } from "./op-commands.js"
 import { jsonOption, rootCommand } from "./root-command.js"
+import { makeUiCommand } from "./ui-command.js"
 import { makeVmCommand } from "./vm-commands.js"
 
 const subcommands = [
@@ -18,10 +19,11 @@ const subcommands = [
   makeOpCommand(jsonOption),
   makeCatalogCommand(jsonOption),
   makeVmCommand(jsonOption),
-  makeDoctorCommand(jsonOption)
+  makeDoctorCommand(jsonOption),
+  makeUiCommand()
 ] as const
 
-const subcommandNames = new Set<string>(["image", "kernel", "daemon", "op", "catalog", "vm", "doctor"])
+const subcommandNames = new Set<string>(["image", "kernel", "daemon", "op", "catalog", "vm", "doctor", "ui"])
 
 const command = rootCommand.pipe(Command.withSubcommands(subcommands))
 
@@ -67,7 +69,7 @@ const withoutCliErrorOutput = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
  * becomes one `banger: …` line on stderr (or a JSON error object with --json) and exit code 1.
  */
 export const cli = (argv: ReadonlyArray<string>) =>
-  withoutCliErrorOutput(runCommand(helpArgv(argv))).pipe(
+  withoutCliErrorOutput(runCommand(defaultWebAddress(helpArgv(argv)))).pipe(
     Effect.catchAll((error) =>
       Effect.gen(function* () {
         if (error instanceof ExitCode) return yield* Effect.fail(error.code)

@@ -4,6 +4,7 @@ import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "ef
 import { runDaemon, serveUntilSignal } from "../daemon/run.js"
 import { daemonTarget } from "../daemon/spawn.js"
 import { DaemonStartError } from "../domain/errors.js"
+import { DEFAULT_WEB_ADDRESS, webConfig } from "../web/address.js"
 import { requestedCatalog, rootCommand } from "./root-command.js"
 
 const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
@@ -33,6 +34,17 @@ export const makeDaemonCommand = () =>
         Options.withDescription("let this group use the socket (mode 0660; default owner only, 0600)"),
         Options.optional
       ),
+      web: Options.text("web").pipe(
+        Options.withDescription(
+          `also serve the web UI at HOST:PORT (given bare: ${DEFAULT_WEB_ADDRESS}); log in with: banger ui`
+        ),
+        Options.optional
+      ),
+      webAllowRemote: Options.boolean("web-allow-remote").pipe(
+        Options.withDescription(
+          "let --web listen on a non-loopback address (anyone who can reach it may try to log in)"
+        )
+      ),
       operationTtl: Options.text("op-ttl").pipe(
         Options.withDescription("how long finished operations are kept (e.g. 30m, 24h, 7d)"),
         Options.withDefault("24h")
@@ -46,12 +58,18 @@ export const makeDaemonCommand = () =>
         const socket = path.resolve(Option.getOrElse(options.socket, () => target.socket))
         const ttl = parseDuration(options.operationTtl)
         if (Either.isLeft(ttl)) return yield* new DaemonStartError({ reason: `--op-ttl: ${ttl.left}` })
+        const web = Option.map(options.web, (address) => webConfig(address, options.webAllowRemote))
+        if (Option.isSome(web) && Either.isLeft(web.value))
+          return yield* new DaemonStartError({ reason: `--web: ${web.value.left}` })
+        if (Option.isNone(web) && options.webAllowRemote)
+          return yield* new DaemonStartError({ reason: "--web-allow-remote needs --web ADDR" })
         const daemon = runDaemon({
           catalog: requestedCatalog(root.catalog),
           stateDir,
           socket,
           group: Option.getOrUndefined(options.group),
-          operationTtl: ttl.right
+          operationTtl: ttl.right,
+          web: Option.getOrUndefined(Option.flatMap(web, Either.getRight))
         })
         yield* serveUntilSignal(daemon).pipe(levelGiven() ? identity : Logger.withMinimumLogLevel(LogLevel.Info))
       })
@@ -60,3 +78,14 @@ export const makeDaemonCommand = () =>
       "serve the banger API on a Unix socket; owns the state dir. logs (logfmt) go to stderr, from info up unless --log-level says otherwise"
     )
   )
+
+/**
+ * `--web` takes an optional address, which @effect/cli options cannot: a bare `--web` (last, or
+ * followed by another option) is given the default address before parsing.
+ */
+export const defaultWebAddress = (argv: ReadonlyArray<string>): ReadonlyArray<string> =>
+  argv.flatMap((arg, index) => {
+    if (arg !== "--web") return [arg]
+    const next = argv[index + 1]
+    return next === undefined || next.startsWith("-") ? [`--web=${DEFAULT_WEB_ADDRESS}`] : [arg]
+  })

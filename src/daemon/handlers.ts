@@ -1,6 +1,6 @@
 import type { FileSystem } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
-import { ImageBusy } from "../domain/errors.js"
+import { ImageBusy, WebNotServing } from "../domain/errors.js"
 import type { Image, Kernel } from "../domain/image.js"
 import type { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import type { DiskCopy } from "../layers/disk/disk-copy.js"
@@ -28,6 +28,7 @@ import { imagePullTarget, type PullRequest } from "../pipelines/pull/pull.js"
 import { checkKernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerApi } from "../rpc/api.js"
 import type { BangerError, DaemonInfo, KernelPullPayload, PullPayload, RegisterPayload } from "../rpc/schemas.js"
+import { WebSessions } from "../web/sessions.js"
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
@@ -71,6 +72,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
       const names = yield* NameReservations
       const identity = yield* DaemonIdentity
       const store = yield* Store
+      // Absent where no daemon runs (handler tests): web.login then says the UI is not served.
+      const web = yield* Effect.serviceOption(WebSessions)
       const context = yield* Effect.context<R | HandlerServices>()
 
       const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
@@ -194,6 +197,11 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "daemon.info": () => Effect.succeed(identity),
         "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context)),
         ...makeVmHandlers({ operations, names, context }),
+        "web.login": () =>
+          Option.match(web, {
+            onNone: () => Effect.fail(new WebNotServing({ reason: "this daemon does not serve the web UI" })),
+            onSome: (sessions) => sessions.issueLogin
+          }),
         "doctor.run": ({ catalog, clientVersion }) =>
           runDoctor({
             catalog,

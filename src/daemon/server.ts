@@ -6,6 +6,9 @@ import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { BangerApi } from "../rpc/api.js"
 import { DaemonInfo } from "../rpc/schemas.js"
 import { VERSION } from "../version.js"
+import type { WebConfig } from "../web/address.js"
+import { webLayer } from "../web/server.js"
+import { WebSessions } from "../web/sessions.js"
 import {
   DaemonIdentity,
   type HandlerServices,
@@ -28,6 +31,8 @@ export interface DaemonConfig {
   readonly pruneEvery?: Duration.DurationInput | undefined
   /** The catalog used when a request names none; default the one shipped in the package. */
   readonly catalog?: string | undefined
+  /** `--web`: also serve the web UI there, over the same handlers. */
+  readonly web?: WebConfig | undefined
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */
@@ -64,7 +69,8 @@ export const daemonLayer = <R, E>(
     Layer.provide(OperationStore.layer)
   )
   const catalog = DefaultCatalogPath.layer(config.catalog ?? builtinCatalogPath())
-  const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog).pipe(
+  const sessions = WebSessions.layer(config.web ?? null)
+  const core = Layer.mergeAll(operations, NameReservations.layer, identity, catalog, sessions).pipe(
     Layer.provideMerge(services),
     Layer.provide(lock)
   )
@@ -75,11 +81,14 @@ export const daemonLayer = <R, E>(
       Layer.provide(listenUnixSocket({ path: config.socket, group: config.group })),
       Layer.provide(RpcSerialization.layerNdjson)
     )
+    const handlers = handlersLayer(pull, pullKernel).pipe(Layer.provide(ready))
     const server = RpcServer.layer(BangerApi, { disableFatalDefects: true }).pipe(
-      Layer.provide(handlersLayer(pull, pullKernel)),
+      Layer.provide(handlers),
       Layer.provide(protocol),
       Layer.provide(ready)
     )
+    const web =
+      config.web === undefined ? Layer.empty : webLayer(config.web).pipe(Layer.provide(handlers), Layer.provide(ready))
     // Built last, so closed first: operations end (and are recorded) while clients can still watch.
     const lifecycle = Layer.scopedDiscard(
       Effect.gen(function* () {
@@ -90,6 +99,6 @@ export const daemonLayer = <R, E>(
         )
       })
     ).pipe(Layer.provide(ready))
-    return lifecycle.pipe(Layer.provide(server))
+    return lifecycle.pipe(Layer.provide(Layer.merge(server, web)))
   })
 }

@@ -416,3 +416,12 @@ export class ImageInUse extends Schema.TaggedError<ImageInUse>()("ImageInUse", {
     return `image "${this.name}" is used by VM(s) ${this.vms.join(", ")}: ${this.reason}`
   }
 }
+
+/** `banger ui` asked a daemon that does not serve the web UI. */
+export class WebNotServing extends Schema.TaggedError<WebNotServing>()("WebNotServing", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `web UI not available: ${this.reason}`
+  }
+}

@@ -14,7 +14,8 @@ import {
   KernelNotFound,
   NotAKernel,
   OperationNotFound,
-  StoreError
+  StoreError,
+  WebNotServing
 } from "../domain/errors.js"
 import {
   BangerError,
@@ -33,7 +34,8 @@ import {
   Vm,
   VmCreatePayload,
   VmForcePayload,
-  VmLogsPayload
+  VmLogsPayload,
+  WebLogin
 } from "./schemas.js"
 
 const byName = { name: Schema.String }
@@ -110,5 +112,7 @@ export class BangerApi extends RpcGroup.make(
   /** The console log as text chunks; with follow, what the guest prints next, until cancelled. */
   Rpc.make("vm.logs", { payload: VmLogsPayload, success: Schema.String, error: BangerError, stream: true }),
   /** Every check of `banger doctor`, as the daemon sees the host; problems are results, never errors. */
-  Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) })
+  Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) }),
+  /** A fresh one-time login URL for the web UI (`banger ui`); only socket users can ask for one. */
+  Rpc.make("web.login", { success: WebLogin, error: WebNotServing })
 ) {}

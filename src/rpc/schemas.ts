@@ -105,7 +105,8 @@ export const BangerError = Schema.Union(
   Errors.VmNotFound,
   Errors.VmRefused,
   Errors.VmmError,
-  Errors.ImageInUse
+  Errors.ImageInUse,
+  Errors.WebNotServing
 )
 
 /** `vm.create`: sizes as the CLI takes them; the daemon checks them against the host. */
@@ -207,3 +208,10 @@ export const DoctorPayload = Schema.Struct({
 export type DoctorPayload = typeof DoctorPayload.Type
 
 export { DoctorCheck }
+
+/** `web.login`: where the UI is, with a one-time token in the URL that logs a browser in. */
+export class WebLogin extends Schema.Class<WebLogin>("WebLogin")({
+  url: Schema.String,
+  /** The token is refused after this (ISO time) even if unused. */
+  expiresAt: Schema.String
+}) {}
