@@ -1,4 +1,4 @@
-import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { hostAllowed, originAllowed, type WebAddress } from "./address.js"
 import { errorResponse, securityHeaders } from "./responses.js"
@@ -9,10 +9,12 @@ const safeMethod = (method: string) => method === "GET" || method === "HEAD"
 /**
  * Before any route: the Host header must name this server (no DNS rebinding), and an Origin, if
  * sent, must be this server; state-changing requests must send one. Every response gets the
- * security headers; an unknown path is a 404 page, a defect a 500 without details.
+ * security headers; an unknown path is a 404 page, a defect a 500 without details. (A wrapper of
+ * the app, not a server middleware: the server writes the app's response before a middleware's.)
  */
-export const guard = (listening: WebAddress) =>
-  HttpMiddleware.make((app) =>
+export const guard =
+  (listening: WebAddress) =>
+  <E, R>(app: HttpApp.Default<E, R>) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const host = request.headers.host
@@ -30,6 +32,8 @@ export const guard = (listening: WebAddress) =>
       return HttpServerResponse.setHeaders(response, securityHeaders)
     }).pipe(
       Effect.catchAllCause((cause) => {
+        // A browser that hung up: nothing to answer, nothing to log.
+        if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
         const failure = Cause.failureOption(cause)
         const notFound = Option.exists(
           failure,
@@ -49,7 +53,6 @@ export const guard = (listening: WebAddress) =>
         )
       })
     )
-  )
 
 /** The session the request's cookie names, if it is still valid. */
 export const currentSession = Effect.gen(function* () {

@@ -27,7 +27,7 @@ export const webLayer = (config: WebConfig) => {
   const announce = Layer.effectDiscard(
     Effect.logInfo(`web UI on http://${hostPort(browseAddress(config))} (log in with: banger ui)`)
   )
-  return HttpServer.serve(webRouter, guard(config)).pipe(
+  return HttpServer.serve(guard(config)(webRouter)).pipe(
     Layer.provide(dropConnections),
     Layer.provide(WebApi.layer),
     Layer.provideMerge(announce),
