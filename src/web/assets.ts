@@ -48,6 +48,9 @@ export const SCRIPT = `
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
   };
+  // A form being submitted (Cancel) navigates on its own; a reload now would abort it.
+  var submitting = false;
+  document.addEventListener("submit", function () { submitting = true; });
   var op = document.getElementById("op");
   if (op && op.dataset.state === "running" && window.EventSource) {
     var source = new EventSource(op.dataset.events);
@@ -60,7 +63,7 @@ export const SCRIPT = `
       text("op-percent", percent + " %");
       text("op-bytes", bytes(p.bytesDone) + " / " + bytes(p.bytesTotal) + " (" + p.layers.length + "/" + p.layerCount + " layers)");
       var bar = document.getElementById("op-bar"); if (bar) bar.value = percent;
-      if (status.state !== "running") { source.close(); window.location.reload(); }
+      if (status.state !== "running") { source.close(); if (!submitting) window.location.reload(); }
     };
   }
   document.querySelectorAll("button[data-copy]").forEach(function (button) {

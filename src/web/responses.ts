@@ -12,7 +12,7 @@ export const errorResponse = (status: number, title: string, message: string) =>
   htmlResponse(messagePage(title, message, { nav: status !== 401 && status !== 403 }), status)
 
 /**
- * On every response: no framing, no sniffing, no referrer (a login URL must not leak), and no
+ * On every response: no framing, no sniffing, no referrer to other sites (a login URL must not leak; "no-referrer" would make browsers send `Origin: null` on our own forms), and no
  * script or style but the UI's own files.
  */
 export const securityHeaders: Readonly<Record<string, string>> = {
@@ -20,6 +20,6 @@ export const securityHeaders: Readonly<Record<string, string>> = {
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  "referrer-policy": "same-origin",
   "cache-control": "no-store"
 }

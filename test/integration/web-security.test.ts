@@ -51,7 +51,7 @@ describe("banger daemon --web: login", () => {
     expect(first.headers.location).toBe("/")
     const cookie = String(first.headers["set-cookie"]?.[0])
     expect(cookie).toMatch(/^banger_session=[A-Za-z0-9_-]{32}; Path=\/; HttpOnly; SameSite=Strict$/)
-    expect(first.headers["referrer-policy"]).toBe("no-referrer")
+    expect(first.headers["referrer-policy"]).toBe("same-origin")
 
     const again = await request(url)
     expect(again.status).toBe(403)
