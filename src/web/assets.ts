@@ -61,7 +61,7 @@ export const SCRIPT = `
       text("op-state", status.state);
       text("op-stage", (status.phase ? status.phase.phase + " " + status.phase.name + ": " : "") + (status.stage || "starting"));
       text("op-percent", percent + " %");
-      text("op-bytes", bytes(p.bytesDone) + " / " + bytes(p.bytesTotal) + " (" + p.layers.length + "/" + p.layerCount + " layers)");
+      text("op-bytes", bytes(p.bytesDone) + " / " + bytes(p.bytesTotal) + " (" + p.layers.filter(function (l) { return l.bytesDone >= l.bytesTotal; }).length + "/" + p.layerCount + " layers)");
       var bar = document.getElementById("op-bar"); if (bar) bar.value = percent;
       if (status.state !== "running") { source.close(); if (!submitting) window.location.reload(); }
     };

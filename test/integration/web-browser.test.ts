@@ -184,4 +184,17 @@ describe("web UI in a browser", () => {
     await shot("dashboard-phone", phone)
     await phone.close()
   })
+  it("deletes an image after a confirmation page", async () => {
+    await page.goto(`${daemon.origin}/images/app-1`)
+    await Promise.all([page.waitForNavigation(), page.click("a[href$='/delete']")])
+    expect(await page.textContent("h1")).toBe("Delete image app-1?")
+    await shot("image-delete")
+    // Only the confirmation's POST deletes: the page on the way did not.
+    expect(await images()).toEqual(["app-1"])
+    await Promise.all([page.waitForNavigation(), page.click("button.danger")])
+    expect(new URL(page.url()).pathname).toBe("/images")
+    expect(await page.textContent("main")).toContain("No images yet.")
+    expect(await images()).toEqual([])
+    expect(leftovers(state)).toEqual(nothingLeft)
+  })
 })

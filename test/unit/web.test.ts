@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
+import { defaultWebAddress } from "../../src/cli/daemon-command.js"
 import { ImageNameTaken, InvalidReference } from "../../src/domain/errors.js"
 import { Image, OperationStatus } from "../../src/rpc/schemas.js"
 import { hostAllowed, originAllowed, parseWebAddress, webConfig } from "../../src/web/address.js"
@@ -110,6 +111,17 @@ describe("--web address", () => {
     expect(parseWebAddress("localhost:1")).toEqual(Either.right({ host: "localhost", port: 1 }))
     for (const bad of ["evil.example:80", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1", ":", "1.2.3.4:5:6"])
       expect(Either.isLeft(parseWebAddress(bad)), bad).toBe(true)
+  })
+
+  it("a bare --web gets the default address; a given one is kept", () => {
+    expect(defaultWebAddress(["daemon", "--web"])).toEqual(["daemon", "--web=127.0.0.1:7878"])
+    expect(defaultWebAddress(["daemon", "--web", "--op-ttl", "1h"])).toEqual([
+      "daemon",
+      "--web=127.0.0.1:7878",
+      "--op-ttl",
+      "1h"
+    ])
+    expect(defaultWebAddress(["daemon", "--web", "127.0.0.1:9000"])).toEqual(["daemon", "--web", "127.0.0.1:9000"])
   })
 
   it("refuses a non-loopback address unless remote access is allowed", () => {

@@ -7,6 +7,10 @@ import { formatBytes, type PageContext, page, postButton, table, when } from "..
 export const percentDone = (status: OperationStatus) =>
   status.progress.bytesTotal > 0 ? Math.floor((status.progress.bytesDone * 100) / status.progress.bytesTotal) : 0
 
+/** Layers fully fetched (or found in the cache), as the CLI counts them. */
+const finishedLayers = (status: OperationStatus) =>
+  status.progress.layers.filter((layer) => layer.bytesDone >= layer.bytesTotal).length
+
 const stageText = (status: OperationStatus) =>
   `${status.phase ? `${status.phase.phase} ${status.phase.name}: ` : ""}${status.stage ?? "starting"}`
 
@@ -40,7 +44,7 @@ export const operationPage = (context: PageContext, status: OperationStatus) => 
 <dt>Stage</dt><dd id="op-stage">${stageText(status)}</dd>
 <dt>Progress</dt><dd><progress id="op-bar" max="100" value="${percentDone(status)}"></progress>
 <span id="op-percent">${percentDone(status)} %</span><br>
-<span id="op-bytes" class="muted">${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${p.layers.length}/${p.layerCount} layers)</span></dd>
+<span id="op-bytes" class="muted">${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${finishedLayers(status)}/${p.layerCount} layers)</span></dd>
 <dt>Started</dt><dd>${when(status.startedAt)}</dd>
 <dt>Ended</dt><dd>${when(status.endedAt)}</dd>
 </dl>
