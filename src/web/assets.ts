@@ -19,6 +19,7 @@ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #8883
 th { font-weight: 600; font-size: .85rem; color: var(--muted); }
 td.mono, .mono, code, pre { font-family: ui-monospace, monospace; font-size: .85rem; word-break: break-all; }
 pre { background: #8881; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
+pre#console { max-height: 36rem; overflow-y: auto; }
 form.card, .card { border: 1px solid #8884; border-radius: 6px; padding: .8rem 1rem; margin: .8rem 0; }
 form.inline { display: inline; }
 label { display: block; margin: .4rem 0; }

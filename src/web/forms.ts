@@ -58,7 +58,7 @@ export const decodePullForm = (values: FormValues): Decoded<PullPayload> => {
   )
 }
 
-/** The VM create form → `vm.create`'s payload (memory in MiB, disk size as the CLI takes it). */
+/** The VM create form → `vm.create`'s payload (memory in MiB, disk size as the CLI takes it, accel as --accel). */
 export const decodeVmCreateForm = (values: FormValues): Decoded<VmCreatePayload> =>
   decodeWith(VmCreatePayload)(
     withoutUndefined({
@@ -67,6 +67,7 @@ export const decodeVmCreateForm = (values: FormValues): Decoded<VmCreatePayload>
       cpus: numeric(values, "cpus"),
       memoryMib: numeric(values, "memoryMib"),
       diskSize: given(values, "diskSize"),
+      accel: given(values, "accel"),
       start: true
     })
   )

@@ -22,8 +22,9 @@ import { errorResponse, htmlResponse, seeOther } from "./responses.js"
 import { SESSION_COOKIE, WebSessions } from "./sessions.js"
 import { WebApi } from "./web-api.js"
 
-/** How much of a VM's console log its page shows. */
-const CONSOLE_TAIL_CHARS = 8_000
+/** How much of a VM's console log its page shows: the last lines, read from at most the last chars. */
+const CONSOLE_TAIL_CHARS = 16_000
+const CONSOLE_TAIL_LINES = 40
 
 interface Failure {
   readonly message: string
@@ -166,6 +167,7 @@ const consoleTail = (name: string) =>
   Effect.flatMap(WebApi, (api) =>
     api.vm.logs({ name, follow: false }).pipe(
       Stream.runFold("", (text, chunk) => (text + chunk).slice(-CONSOLE_TAIL_CHARS)),
+      Effect.map((text) => text.split("\n").slice(-CONSOLE_TAIL_LINES).join("\n")),
       Effect.orElseSucceed(() => "")
     )
   )

@@ -168,6 +168,8 @@ describe("forms", () => {
       expect(Object.keys(decoded.left)).toEqual(["cpus"])
       expect(decoded.left.cpus).toMatch(/number/)
     }
+    const accel = decodeVmCreateForm({ name: "box", accel: "warp" })
+    expect(Either.isLeft(accel) && Object.keys(accel.left)).toEqual(["accel"])
     expect(decodeVmCreateForm({ name: "box", cpus: "2", memoryMib: "512", diskSize: "4G" })).toEqual(
       Either.right({ name: "box", cpus: 2, memoryMib: 512, diskSize: "4G", start: true })
     )

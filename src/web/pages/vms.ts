@@ -54,6 +54,12 @@ ${errors.image === undefined ? "" : html`<div class="field-error" id="error-imag
 ${textField({ name: "cpus", label: "CPUs", values, errors, placeholder: "default 1" })}
 ${textField({ name: "memoryMib", label: "Memory (MiB)", values, errors, placeholder: "default 512" })}
 ${textField({ name: "diskSize", label: "Disk size", values, errors, placeholder: "e.g. 4G; default the image's size" })}
+<label>Acceleration<span>auto: KVM where the host runs KVM guests, else TCG (QEMU only)</span>
+<select name="accel" id="field-accel">${(["auto", "kvm", "tcg"] as const).map(
+      (accel) =>
+        html`<option value="${accel}"${(values.accel ?? "auto") === accel ? html` selected` : ""}>${accel}</option>`
+    )}</select>
+${errors.accel === undefined ? "" : html`<div class="field-error" id="error-accel">${errors.accel}</div>`}</label>
 <button type="submit" class="primary">Create and start</button>
 </form>`
   )
