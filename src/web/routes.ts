@@ -1,7 +1,6 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Option, Schema, Stream } from "effect"
 import { OperationStatus } from "../rpc/schemas.js"
-import { VERSION } from "../version.js"
 import { SCRIPT, STYLESHEET } from "./assets.js"
 import {
   decodePullForm,
@@ -20,7 +19,7 @@ import { operationPage } from "./pages/operation.js"
 import { deleteVmPage, vmPage, vmsPage } from "./pages/vms.js"
 import { errorResponse, htmlResponse, seeOther } from "./responses.js"
 import { SESSION_COOKIE, WebSessions } from "./sessions.js"
-import { WebApi } from "./web-api.js"
+import { WebApi, WebDoctor } from "./web-api.js"
 
 /** How much of a VM's console log its page shows: the last lines, read from at most the last chars. */
 const CONSOLE_TAIL_CHARS = 16_000
@@ -116,7 +115,7 @@ const dashboard = signedIn(() =>
   Effect.gen(function* () {
     const api = yield* WebApi
     const [vms, images, kernels, operations, doctor] = yield* Effect.all(
-      [api.vm.list(), api.image.list(), api.kernel.list(), api.op.list(), api.doctor.run({ clientVersion: VERSION })],
+      [api.vm.list(), api.image.list(), api.kernel.list(), api.op.list(), yield* WebDoctor],
       { concurrency: "unbounded" }
     )
     return htmlResponse(dashboardPage({ vms, images, kernels, operations, doctor }))

@@ -5,7 +5,7 @@ import { Effect, Layer } from "effect"
 import { browseAddress, hostPort, type WebConfig } from "./address.js"
 import { guard } from "./guard.js"
 import { webRouter } from "./routes.js"
-import { WebApi } from "./web-api.js"
+import { WebApi, WebDoctor } from "./web-api.js"
 
 /**
  * The web UI on `config`'s address, over the daemon's own handlers (provided by the caller with
@@ -29,7 +29,7 @@ export const webLayer = (config: WebConfig) => {
   )
   return HttpServer.serve(guard(config)(webRouter)).pipe(
     Layer.provide(dropConnections),
-    Layer.provide(WebApi.layer),
+    Layer.provide(WebDoctor.layer.pipe(Layer.provideMerge(WebApi.layer))),
     Layer.provideMerge(announce),
     Layer.provide(listener)
   )
