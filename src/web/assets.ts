@@ -55,6 +55,11 @@ export const SCRIPT = `
   var op = document.getElementById("op");
   if (op && op.dataset.state === "running" && window.EventSource) {
     var source = new EventSource(op.dataset.events);
+    // The daemon could not watch it (pruned, or a store error): stop instead of reconnecting forever.
+    source.addEventListener("failure", function (event) {
+      source.close();
+      text("op-stage", "live updates stopped: " + JSON.parse(event.data));
+    });
     source.onmessage = function (event) {
       var status = JSON.parse(event.data);
       var p = status.progress;
