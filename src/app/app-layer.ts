@@ -8,6 +8,8 @@ import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
 import { GuestFs } from "../layers/guest/guest-fs.js"
 import { HostProbe } from "../layers/host/host-probe.js"
 import { HostResources } from "../layers/host/host-resources.js"
+import type { Ipv4Cidr } from "../layers/network/address.js"
+import { Network } from "../layers/network/network.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../layers/state/state-paths.js"
@@ -25,7 +27,12 @@ import { builtinCatalogPath } from "./catalog-path.js"
  * Every real service banger needs for one state dir. Building it opens (and migrates) the
  * database and runs the recovery sweep, so every start of banger cleans up after a crash.
  */
-export const appLayer = (stateDir: string) => {
+export interface AppOptions {
+  /** `banger daemon --subnet`: VMs' address pool; chosen from the host's routes when absent. */
+  readonly subnet?: Ipv4Cidr | undefined
+}
+
+export const appLayer = (stateDir: string, options: AppOptions = {}) => {
   const paths = StatePaths.layer(stateDir)
   const store = Store.layer.pipe(Layer.provide(paths))
   // node:http rather than undici: undici's HTTP parser is WebAssembly, which every fresh daemon
@@ -35,6 +42,7 @@ export const appLayer = (stateDir: string) => {
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
   const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))
+  const network = Network.layerFromState(options.subnet).pipe(Layer.provide(paths))
   const services = Layer.mergeAll(
     paths,
     store,
@@ -45,6 +53,7 @@ export const appLayer = (stateDir: string) => {
     PublishLock.layer,
     DiskCopy.layer,
     vmm,
+    network,
     HostProbe.layer,
     HostResources.layer,
     GuestFs.layer,

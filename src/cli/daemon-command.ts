@@ -4,6 +4,7 @@ import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "ef
 import { runDaemon, serveUntilSignal } from "../daemon/run.js"
 import { daemonTarget } from "../daemon/spawn.js"
 import { DaemonStartError } from "../domain/errors.js"
+import { parseCidr } from "../layers/network/address.js"
 import { DEFAULT_WEB_ADDRESS, webConfig } from "../web/address.js"
 import { requestedCatalog, rootCommand } from "./root-command.js"
 
@@ -45,6 +46,12 @@ export const makeDaemonCommand = () =>
           "let --web listen on a non-loopback address (anyone who can reach it may try to log in)"
         )
       ),
+      subnet: Options.text("subnet").pipe(
+        Options.withDescription(
+          "VMs' address pool, one /30 per VM (default: the first of 172.30.0.0/16, 172.29.0.0/16, … no host route overlaps)"
+        ),
+        Options.optional
+      ),
       operationTtl: Options.text("op-ttl").pipe(
         Options.withDescription("how long finished operations are kept (e.g. 30m, 24h, 7d)"),
         Options.withDefault("24h")
@@ -63,13 +70,16 @@ export const makeDaemonCommand = () =>
           return yield* new DaemonStartError({ reason: `--web: ${web.value.left}` })
         if (Option.isNone(web) && options.webAllowRemote)
           return yield* new DaemonStartError({ reason: "--web-allow-remote needs --web ADDR" })
+        const subnet = Option.isSome(options.subnet) ? parseCidr(options.subnet.value) : Either.right(undefined)
+        if (Either.isLeft(subnet)) return yield* new DaemonStartError({ reason: `--subnet: ${subnet.left}` })
         const daemon = runDaemon({
           catalog: requestedCatalog(root.catalog),
           stateDir,
           socket,
           group: Option.getOrUndefined(options.group),
           operationTtl: ttl.right,
-          web: Option.getOrUndefined(Option.flatMap(web, Either.getRight))
+          web: Option.getOrUndefined(Option.flatMap(web, Either.getRight)),
+          subnet: subnet.right
         })
         yield* serveUntilSignal(daemon).pipe(levelGiven() ? identity : Logger.withMinimumLogLevel(LogLevel.Info))
       })

@@ -20,6 +20,12 @@ const vmFields = (vm: Vm) =>
     ["accel", vm.runningAccel === null ? vm.accel : `${vm.runningAccel} (${vm.accelReason ?? vm.accel})`],
     ["kernel format", vm.kernelFormat],
     ["init", vm.init ?? "the image's own"],
+    [
+      "address",
+      vm.network === null
+        ? "none (made with --no-network)"
+        : `${vm.network.guestAddress} (gateway ${vm.network.hostAddress} on tap ${vm.network.tap}, mac ${vm.network.mac})`
+    ],
     ["cpus", vm.cpus],
     ["memory", `${vm.memoryMib} MiB`],
     ["disk", `${formatBytes(vm.diskBytes)} (${vm.dir}/disk.ext4)`],
@@ -73,6 +79,9 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
         Options.optional
       ),
       noStart: Options.boolean("no-start").pipe(Options.withDescription("make the VM but do not boot it")),
+      noNetwork: Options.boolean("no-network").pipe(
+        Options.withDescription("no tap, address or outbound access (a daemon without CAP_NET_ADMIN needs this)")
+      ),
       detach: detachOption,
       json
     },
@@ -91,7 +100,8 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
               vmm: Option.getOrUndefined(options.vmm),
               accel: Option.getOrUndefined(options.accel),
               start: !options.noStart,
-              catalog: requestedCatalog(root.catalog)
+              catalog: requestedCatalog(root.catalog),
+              network: options.noNetwork ? false : undefined
             }),
             options
           )
@@ -145,10 +155,11 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
         if (options.json) return yield* printJson(vms)
         yield* Console.log(
           table(
-            ["NAME", "STATE", "IMAGE", "VMM", "CPUS", "MEMORY", "DISK"],
+            ["NAME", "STATE", "ADDRESS", "IMAGE", "VMM", "CPUS", "MEMORY", "DISK"],
             vms.map((vm) => [
               vm.name,
               vm.state,
+              vm.network?.guestAddress ?? "-",
               vm.image,
               vm.runningAccel ? `${vm.vmm}/${vm.runningAccel}` : vm.vmm,
               String(vm.cpus),

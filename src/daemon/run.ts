@@ -41,7 +41,12 @@ export const stateDirRemoved = (stateDir: string, every: Duration.DurationInput 
 export const runDaemon = (config: DaemonConfig) =>
   Effect.raceFirst(
     Layer.launch(
-      daemonLayer(config, appLayer(config.stateDir).pipe(Layer.provideMerge(NodeContext.layer)), pullImage, pullKernel)
+      daemonLayer(
+        config,
+        appLayer(config.stateDir, { subnet: config.subnet }).pipe(Layer.provideMerge(NodeContext.layer)),
+        pullImage,
+        pullKernel
+      )
     ),
     stateDirRemoved(config.stateDir).pipe(Effect.provide(NodeContext.layer))
   )

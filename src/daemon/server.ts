@@ -1,6 +1,7 @@
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Clock, type Duration, Effect, Layer } from "effect"
 import { builtinCatalogPath } from "../app/catalog-path.js"
+import type { Ipv4Cidr } from "../layers/network/address.js"
 import { OperationStore } from "../layers/store/operation-store.js"
 import { DefaultCatalogPath } from "../pipelines/catalog/load-catalog.js"
 import { BangerApi } from "../rpc/api.js"
@@ -33,6 +34,8 @@ export interface DaemonConfig {
   readonly catalog?: string | undefined
   /** `--web`: also serve the web UI there, over the same handlers. */
   readonly web?: WebConfig | undefined
+  /** VMs' address pool (`--subnet`); chosen from the host's routes when absent. */
+  readonly subnet?: Ipv4Cidr | undefined
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */

@@ -2,6 +2,7 @@ import type { Context } from "effect"
 import { Effect, Option, Stream } from "effect"
 import type { GuestFs } from "../layers/guest/guest-fs.js"
 import type { HostResources } from "../layers/host/host-resources.js"
+import type { Network } from "../layers/network/network.js"
 import { Store } from "../layers/store/store.js"
 import type { ProcessTable } from "../layers/vmm/process-table.js"
 import type { Vmm } from "../layers/vmm/vmm.js"
@@ -17,7 +18,7 @@ import type { NameReservations } from "./name-reservations.js"
 import { newOperationId, type OperationsShape } from "./operations.js"
 
 /** What the VM handlers run on, besides the state and pull services. */
-export type VmServices = Vmm | HostResources | GuestFs | ProcessTable
+export type VmServices = Vmm | HostResources | GuestFs | ProcessTable | Network
 
 type Services = HandlerServices | VmServices
 

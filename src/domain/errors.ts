@@ -425,3 +425,34 @@ export class WebNotServing extends Schema.TaggedError<WebNotServing>()("WebNotSe
     return `web UI not available: ${this.reason}`
   }
 }
+
+/**
+ * VM networking cannot work here at all: the daemon lacks CAP_NET_ADMIN or /dev/net/tun. The
+ * reason says how to fix it (run the daemon as root) or how to do without (`--no-network`).
+ */
+export class NetworkUnavailable extends Schema.TaggedError<NetworkUnavailable>()("NetworkUnavailable", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `VM networking is unavailable: ${this.reason}`
+  }
+}
+
+/** Setting up or tearing down a VM's host network (tap, address, nftables table) failed. */
+export class NetworkError extends Schema.TaggedError<NetworkError>()("NetworkError", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `network: ${this.reason}`
+  }
+}
+
+/** Every /30 of banger's address pool is taken by a VM. */
+export class AddressPoolExhausted extends Schema.TaggedError<AddressPoolExhausted>()("AddressPoolExhausted", {
+  pool: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `no free address in ${this.pool}: ${this.reason}`
+  }
+}

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { KernelFormat } from "./image.js"
+import { VmNetwork } from "./network.js"
 import { Accel, AccelRequest, VmmBackend } from "./vmm.js"
 
 /**
@@ -43,5 +44,10 @@ export class Vm extends Schema.Class<Vm>("Vm")({
   lastExit: Schema.NullOr(Schema.String),
   createdAt: Schema.String,
   startedAt: Schema.NullOr(Schema.String),
-  stoppedAt: Schema.NullOr(Schema.String)
+  stoppedAt: Schema.NullOr(Schema.String),
+  /**
+   * Its tap, MAC and addresses, kept for the VM's whole life; null for a VM made with
+   * `--no-network` (and in operation results recorded before VMs had networks).
+   */
+  network: Schema.optionalWith(Schema.NullOr(VmNetwork), { default: () => null })
 }) {}

@@ -31,7 +31,9 @@ export const VmLaunchSpec = Schema.Struct({
   /** The VM's own directory: control socket and VMM log live here (paths must stay < 108 bytes). */
   runDir: Schema.String,
   /** The guest's serial console, appended to. */
-  consoleLog: Schema.String
+  consoleLog: Schema.String,
+  /** The guest's eth0: a tap that exists already (the Network service made it) and its MAC. */
+  network: Schema.optional(Schema.Struct({ tap: Schema.String, mac: Schema.String }))
 })
 export type VmLaunchSpec = typeof VmLaunchSpec.Type
 

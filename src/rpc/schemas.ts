@@ -106,7 +106,10 @@ export const BangerError = Schema.Union(
   Errors.VmRefused,
   Errors.VmmError,
   Errors.ImageInUse,
-  Errors.WebNotServing
+  Errors.WebNotServing,
+  Errors.NetworkUnavailable,
+  Errors.NetworkError,
+  Errors.AddressPoolExhausted
 )
 
 /** `vm.create`: sizes as the CLI takes them; the daemon checks them against the host. */
@@ -120,7 +123,9 @@ export const VmCreatePayload = Schema.Struct({
   accel: Schema.optional(AccelRequest),
   /** False for `--no-start`. */
   start: Schema.Boolean,
-  catalog: Schema.optional(Schema.String)
+  catalog: Schema.optional(Schema.String),
+  /** False for `--no-network`; absent means a network. */
+  network: Schema.optional(Schema.Boolean)
 })
 export type VmCreatePayload = typeof VmCreatePayload.Type
 

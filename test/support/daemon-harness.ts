@@ -21,6 +21,7 @@ import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs } from "../../src/layers/guest/guest-fs.js"
 import { HostProbe } from "../../src/layers/host/host-probe.js"
 import { HostResources } from "../../src/layers/host/host-resources.js"
+import { Network } from "../../src/layers/network/network.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
@@ -63,6 +64,8 @@ export const testServices = (stateDir: string) => {
     HostResources.layer,
     GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
     ProcessTable.layer,
+    // In memory: these daemons run in the host's network namespace, which tests never change.
+    Network.layerTest(),
     HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),
     NodeContext.layer
   )

@@ -16,6 +16,7 @@ import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools, type Ext4ToolsShape, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs } from "../../src/layers/guest/guest-fs.js"
 import { HostResources } from "../../src/layers/host/host-resources.js"
+import { Network } from "../../src/layers/network/network.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
@@ -139,6 +140,7 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     HostResources.layerTest(),
     GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
     ProcessTable.layerTest([]),
+    Network.layerTest(),
     NodeContext.layer,
     // No catalog file: plain names are references (see catalogForLookup).
     DefaultCatalogPath.layer(path.join(root, "no-catalog.json"))

@@ -10,6 +10,8 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { Vm } from "../../src/domain/vm.js"
+import { vmNetworkAt } from "../../src/layers/network/address.js"
+import { makeNetworkFake, Network } from "../../src/layers/network/network.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { type NamingProcess, ProcessTable } from "../../src/layers/vmm/process-table.js"
@@ -40,7 +42,8 @@ const vmRow = (name: string, dir: string, running: boolean) =>
     lastExit: null,
     createdAt: "2026-12-05T00:00:00.000Z",
     startedAt: null,
-    stoppedAt: null
+    stoppedAt: null,
+    network: vmNetworkAt(path.basename(dir), 0xac1e0000 + 4 * name.length)
   })
 
 describe("reconcileVms", () => {
@@ -73,8 +76,16 @@ describe("reconcileVms", () => {
         const terminated: Array<NamingProcess> = []
         const fake = makeVmmFake()
         fake.running.add("aaaa000000000001")
+        const network = makeNetworkFake()
+        // The tap of the VM still running, the tap of the one that died, and a stray one.
+        const stray = "bg0123456789abc"
+        for (const tap of [vmRow("alive", dir("aaaa000000000001"), true).network!.tap, stray])
+          network.taps.set(tap, undefined)
+        network.taps.set(vmRow("dead", dir("bbbb000000000002"), true).network!.tap, undefined)
+        network.table = true
         const paths = StatePaths.layer(state)
         const layer = Layer.mergeAll(
+          Network.layerTest(network),
           paths,
           Store.layer.pipe(Layer.provide(paths)),
           Vmm.layerTest(fake),
@@ -85,11 +96,20 @@ describe("reconcileVms", () => {
           const store = yield* Store
           yield* store.vms.insert(vmRow("alive", dir("aaaa000000000001"), true))
           yield* store.vms.insert(vmRow("dead", dir("bbbb000000000002"), true))
+          // A lease of a create the daemon died in: no row holds it.
+          yield* store.addresses.allocate("cccc000000000003", { start: 0xac1e0000, end: 0xac1f0000, label: "pool" })
           yield* reconcileVms()
+          const alive = vmRow("alive", dir("aaaa000000000001"), true).network!
+          expect([...network.taps.keys()]).toEqual([alive.tap])
+          expect(network.removed.sort()).toEqual(
+            [stray, vmRow("dead", dir("bbbb000000000002"), true).network!.tap].sort()
+          )
+          expect([...network.users]).toEqual(["aaaa000000000001"])
+          expect(network.table).toBe(true)
+          expect(yield* store.addresses.list).toEqual([])
           expect(terminated.map((proc) => proc.pid)).toEqual([101])
           expect(fs.readdirSync(vms).sort()).toEqual(["aaaa000000000001", "bbbb000000000002"])
-          const alive = Option.getOrThrow(yield* store.vms.find("alive"))
-          expect(alive.state).toBe("running")
+          expect(Option.getOrThrow(yield* store.vms.find("alive")).state).toBe("running")
           const dead = Option.getOrThrow(yield* store.vms.find("dead"))
           expect(dead).toMatchObject({ state: "stopped", pid: null })
           expect(dead.lastExit).toContain("the daemon at start")

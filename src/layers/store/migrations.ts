@@ -103,5 +103,20 @@ export const migrations = {
     yield* sql`ALTER TABLE images ADD COLUMN kernel_mtime_ms INTEGER`
     yield* sql`ALTER TABLE images ADD COLUMN initrd_size INTEGER`
     yield* sql`ALTER TABLE images ADD COLUMN initrd_mtime_ms INTEGER`
+  }),
+  /**
+   * VM networking: each VM's place on the network (JSON of VmNetwork; null for --no-network) and
+   * the address leases. A lease is keyed by its /30's network address, so two VMs can never hold
+   * the same one; it is taken before the VM row exists (a create needs it to configure the guest),
+   * hence the VM id rather than a foreign key.
+   */
+  "0008_vm_network": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE vms ADD COLUMN network TEXT`
+    yield* sql`CREATE TABLE vm_addresses (
+      base INTEGER PRIMARY KEY,
+      vm_id TEXT NOT NULL UNIQUE,
+      allocated_at TEXT NOT NULL
+    )`
   })
 }

@@ -7,7 +7,7 @@ import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors
 import { type FileStamp, Image, ImageRuntime, Kernel, type SourceStamps } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
 import { migrations } from "./migrations.js"
-import { makeVmRows, type VmRowsShape } from "./vm-rows.js"
+import { type AddressRowsShape, makeAddressRows, makeVmRows, type VmRowsShape } from "./vm-rows.js"
 
 export interface StoreShape {
   readonly images: {
@@ -32,6 +32,8 @@ export interface StoreShape {
     readonly remove: (name: string) => Effect.Effect<boolean, StoreError>
   }
   readonly vms: VmRowsShape
+  /** VMs' address leases out of the network pool. */
+  readonly addresses: AddressRowsShape
 }
 
 /** Where a managed image's files are. */
@@ -225,7 +227,7 @@ const makeStore = Effect.gen(function* () {
         Effect.mapError(storeError)
       )
   }
-  return { images, kernels, vms: yield* makeVmRows } satisfies StoreShape
+  return { images, kernels, vms: yield* makeVmRows, addresses: yield* makeAddressRows } satisfies StoreShape
 })
 
 const runMigrations = Migrator.make({})({ loader: Migrator.fromRecord(migrations) })

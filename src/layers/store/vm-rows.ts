@@ -1,7 +1,8 @@
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Effect, Option } from "effect"
-import { StoreError, VmNameTaken } from "../../domain/errors.js"
+import { Effect, Option, Schema } from "effect"
+import { AddressPoolExhausted, StoreError, VmNameTaken } from "../../domain/errors.js"
 import type { KernelFormat } from "../../domain/image.js"
+import { VmNetwork } from "../../domain/network.js"
 import { Vm, type VmState } from "../../domain/vm.js"
 import type { Accel, AccelRequest, VmmBackend } from "../../domain/vmm.js"
 
@@ -12,6 +13,7 @@ export interface VmRowsShape {
   readonly update: (vm: Vm) => Effect.Effect<void, StoreError>
   readonly find: (name: string) => Effect.Effect<Option.Option<Vm>, StoreError>
   readonly list: Effect.Effect<ReadonlyArray<Vm>, StoreError>
+  /** The row and its address lease, in one transaction. */
   readonly remove: (id: string) => Effect.Effect<boolean, StoreError>
   /** Names of the VMs created from the image with this id. */
   readonly usingImage: (imageId: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
@@ -41,7 +43,12 @@ interface VmRow {
   readonly created_at: string
   readonly started_at: string | null
   readonly stopped_at: string | null
+  readonly network: string | null
 }
+
+const networkJson = Schema.parseJson(VmNetwork)
+const decodeNetwork = Schema.decodeSync(networkJson)
+const encodeNetwork = Schema.encodeSync(networkJson)
 
 const fromRow = (row: VmRow) =>
   new Vm({
@@ -67,7 +74,8 @@ const fromRow = (row: VmRow) =>
     lastExit: row.last_exit,
     createdAt: row.created_at,
     startedAt: row.started_at,
-    stoppedAt: row.stopped_at
+    stoppedAt: row.stopped_at,
+    network: row.network === null ? null : decodeNetwork(row.network)
   })
 
 const toRow = (vm: Vm): VmRow => ({
@@ -93,7 +101,8 @@ const toRow = (vm: Vm): VmRow => ({
   last_exit: vm.lastExit,
   created_at: vm.createdAt,
   started_at: vm.startedAt,
-  stopped_at: vm.stoppedAt
+  stopped_at: vm.stoppedAt,
+  network: vm.network === null ? null : encodeNetwork(vm.network)
 })
 
 const storeError = (error: SqlError.SqlError) => new StoreError({ reason: error.message })
@@ -125,14 +134,79 @@ export const makeVmRows = Effect.gen(function* () {
       Effect.mapError(storeError)
     ),
     remove: (id) =>
-      sql<{ id: string }>`DELETE FROM vms WHERE id = ${id} RETURNING id`.pipe(
-        Effect.map((rows) => rows.length > 0),
-        Effect.mapError(storeError)
-      ),
+      Effect.gen(function* () {
+        const rows = yield* sql<{ id: string }>`DELETE FROM vms WHERE id = ${id} RETURNING id`
+        yield* sql`DELETE FROM vm_addresses WHERE vm_id = ${id}`
+        return rows.length > 0
+      }).pipe(sql.withTransaction, Effect.mapError(storeError)),
     usingImage: (imageId) =>
       sql<{ name: string }>`SELECT name FROM vms WHERE image_id = ${imageId} ORDER BY name`.pipe(
         Effect.map((rows) => rows.map((row) => row.name)),
         Effect.mapError(storeError)
       )
   } satisfies VmRowsShape
+})
+
+/** A /30 out of the pool: its network address, as an integer, between `start` and `end`. */
+export interface AddressRange {
+  readonly start: number
+  readonly end: number
+  /** For messages: the pool as the user wrote it. */
+  readonly label: string
+}
+
+export interface AddressRowsShape {
+  /**
+   * The lowest free /30 of the range, leased to `vmId`: one INSERT … SELECT, so the choice and the
+   * claim are one statement, and the primary key would refuse a second holder anyway.
+   */
+  readonly allocate: (vmId: string, range: AddressRange) => Effect.Effect<number, AddressPoolExhausted | StoreError>
+  readonly release: (vmId: string) => Effect.Effect<boolean, StoreError>
+  /** Leases no VM row holds (a create the daemon died in), removed; their VM ids. */
+  readonly releaseOrphans: Effect.Effect<ReadonlyArray<string>, StoreError>
+  readonly list: Effect.Effect<ReadonlyArray<{ readonly base: number; readonly vmId: string }>, StoreError>
+}
+
+const SLOT = 4
+
+export const makeAddressRows = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  return {
+    allocate: (vmId, range) =>
+      Effect.gen(function* () {
+        const now = new Date().toISOString()
+        const rows = yield* sql<{ base: number }>`
+          WITH free(base) AS (
+            SELECT ${range.start} WHERE NOT EXISTS (SELECT 1 FROM vm_addresses WHERE base = ${range.start})
+            UNION ALL
+            SELECT taken.base + ${SLOT} FROM vm_addresses AS taken
+            WHERE taken.base >= ${range.start} AND taken.base + ${SLOT} < ${range.end}
+              AND NOT EXISTS (SELECT 1 FROM vm_addresses AS next WHERE next.base = taken.base + ${SLOT})
+          )
+          INSERT INTO vm_addresses (base, vm_id, allocated_at)
+          SELECT base, ${vmId}, ${now} FROM free ORDER BY base LIMIT 1
+          RETURNING base`.pipe(Effect.mapError(storeError))
+        const base = rows[0]?.base
+        if (base === undefined)
+          return yield* new AddressPoolExhausted({
+            pool: range.label,
+            reason: "every /30 is held by a VM: delete one, or restart the daemon with a larger --subnet"
+          })
+        return base
+      }),
+    release: (vmId) =>
+      sql<{ base: number }>`DELETE FROM vm_addresses WHERE vm_id = ${vmId} RETURNING base`.pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError(storeError)
+      ),
+    releaseOrphans: sql<{ vm_id: string }>`
+      DELETE FROM vm_addresses WHERE vm_id NOT IN (SELECT id FROM vms) RETURNING vm_id`.pipe(
+      Effect.map((rows) => rows.map((row) => row.vm_id)),
+      Effect.mapError(storeError)
+    ),
+    list: sql<{ base: number; vm_id: string }>`SELECT base, vm_id FROM vm_addresses ORDER BY base`.pipe(
+      Effect.map((rows) => rows.map((row) => ({ base: row.base, vmId: row.vm_id }))),
+      Effect.mapError(storeError)
+    )
+  } satisfies AddressRowsShape
 })

@@ -4,6 +4,8 @@ export interface BootArgsInput {
   readonly vmm: VmmChoice
   /** `/.banger/init` for images booted with banger's built-in init; absent boots the image's own. */
   readonly init?: string | undefined
+  /** `ip=…` when the kernel configures eth0 itself (see kernel-ip-config). */
+  readonly ip?: string | undefined
 }
 
 /**
@@ -21,5 +23,6 @@ export const bootArgs = (input: BootArgsInput): string =>
     "net.ifnames=0",
     // Firecracker has no PCI bus; probing for one only costs boot time.
     ...(input.vmm === "firecracker" ? ["pci=off"] : []),
+    ...(input.ip === undefined ? [] : [input.ip]),
     ...(input.init === undefined ? [] : [`init=${input.init}`])
   ].join(" ")

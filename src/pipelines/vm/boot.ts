@@ -4,10 +4,14 @@ import { DateTime, Effect } from "effect"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
 import type { VmProcess } from "../../domain/vmm.js"
+import { kernelIpArg } from "../../layers/network/address.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
+import { inspectKernelFile } from "../kernel/inspect-kernel.js"
 import { reportStage } from "../pull/progress.js"
 import { bootArgs } from "./boot-args.js"
+import { kernelIpAutoconfig } from "./kernel-ip-config.js"
 import { CONSOLE_LOG } from "./vm-dir.js"
+import { attachVmNetwork } from "./vm-network.js"
 import { waitReady } from "./wait-ready.js"
 import { WORK_DISK_NAME } from "./work-disk.js"
 
@@ -31,8 +35,9 @@ export const vmProcessOf = (vm: Vm): VmProcess | undefined =>
       }
 
 /**
- * Starts the VMM on the VM's work disk and waits for the guest's ready line. The VMM belongs to
- * the caller's scope until then: a failure or a cancel kills it. Returns the row as running.
+ * Brings up the VM's tap, starts the VMM on the VM's work disk and waits for the guest's ready
+ * line. Tap and VMM belong to the caller's scope until then: a failure or a cancel kills the VMM
+ * and removes the tap. Returns the row as running.
  */
 export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
   const vmm = yield* Vmm
@@ -44,6 +49,12 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
     Effect.orElseSucceed(() => 0)
   )
   yield* reportStage("boot")
+  yield* attachVmNetwork(vm)
+  // The same answer configure-guest got at create: the kernel sets eth0 from ip=, or the guest does.
+  const ip =
+    vm.network !== null && (yield* kernelIpAutoconfig(image.kernel, (yield* inspectKernelFile(image.kernel)).release))
+      ? kernelIpArg(vm.network)
+      : undefined
   const proc = yield* vmm.launch({
     vmId: vm.id,
     backend: vm.vmm,
@@ -53,10 +64,11 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
     kernel: image.kernel,
     kernelFormat: vm.kernelFormat,
     initrd: image.initrd ?? undefined,
-    bootArgs: bootArgs({ vmm: vm.vmm, init: vm.init ?? undefined }),
+    bootArgs: bootArgs({ vmm: vm.vmm, init: vm.init ?? undefined, ip }),
     rootDisk: path.join(vm.dir, WORK_DISK_NAME),
     runDir: vm.dir,
-    consoleLog
+    consoleLog,
+    network: vm.network === null ? undefined : { tap: vm.network.tap, mac: vm.network.mac }
   })
   yield* reportStage("ready")
   yield* waitReady({

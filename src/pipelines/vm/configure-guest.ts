@@ -22,6 +22,7 @@ import {
   type InitChoice,
   resolveUser
 } from "./guest-init.js"
+import { type GuestNetworkOptions, type GuestNetworkSetup, guestNetworkEdits } from "./guest-network.js"
 
 export interface KernelModules {
   /** `uname -r` of the kernel the VM boots. */
@@ -39,6 +40,8 @@ export interface ConfigureGuestOptions {
   readonly modules?: KernelModules | undefined
   /** The static busybox copied in for the built-in init; Debian's busybox-static by default. */
   readonly busybox?: string | undefined
+  /** Absent for a VM made with `--no-network`. */
+  readonly network?: GuestNetworkOptions | undefined
 }
 
 export interface GuestSetup {
@@ -46,6 +49,8 @@ export interface GuestSetup {
   /** What the kernel command line needs for this guest (`init=/.banger/init` for banger's init). */
   readonly kernelArgs: ReadonlyArray<string>
   readonly modulesCopied: boolean
+  /** Who configures eth0 in the guest ("none" without a network, or when the image has no known way). */
+  readonly networkSetup: GuestNetworkSetup
 }
 
 const MOUNT_POINTS: ReadonlyArray<readonly [string, number]> = [
@@ -151,7 +156,8 @@ const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
   disk: string,
   name: string,
   config: ImageRunConfig,
-  busybox: string
+  busybox: string,
+  network: GuestNetworkOptions | undefined
 ) {
   const guest = yield* GuestFs
   const fs = yield* FileSystem.FileSystem
@@ -182,7 +188,14 @@ const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
     gid: user.gid,
     workingDir,
     env: commandEnvironment(config, name, user),
-    argv: commandLine(config)
+    argv: commandLine(config),
+    network:
+      network === undefined || network.kernelConfigures
+        ? undefined
+        : {
+            address: `${network.network.guestAddress}/${network.network.prefixLength}`,
+            gateway: network.network.hostAddress
+          }
   })
   return [
     { _tag: "Mkdirp", path: workingDir },
@@ -198,7 +211,7 @@ const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
  * Step 3 of vm create: the work disk configured without mounting it. Everything is read and
  * checked first, then written in one debugfs run (the kernel's modules, when the image lacks them,
  * in a second): mount points, hostname and hosts, then either a ready notice for the image's own
- * init or banger's built-in init.
+ * init or banger's built-in init, then the guest's side of its network.
  */
 export const configureGuest = Effect.fn("vm.configureGuest")(function* (
   options: ConfigureGuestOptions
@@ -209,8 +222,17 @@ export const configureGuest = Effect.fn("vm.configureGuest")(function* (
   const initEdits =
     init._tag === "ImageInit"
       ? yield* readyNotice(disk, name, init.systemd)
-      : yield* builtinInit(disk, name, options.config, options.busybox ?? HOST_BUSYBOX)
-  yield* guest.apply(disk, [...mountPoints(), ...identity(name), ...initEdits])
+      : yield* builtinInit(disk, name, options.config, options.busybox ?? HOST_BUSYBOX, options.network)
+  const network =
+    options.network === undefined
+      ? { setup: "none" as const, edits: [] }
+      : yield* guestNetworkEdits(disk, init, options.network)
+  yield* guest.apply(disk, [...mountPoints(), ...identity(name), ...initEdits, ...network.edits])
   const modulesCopied = yield* copyModules(disk, options.modules)
-  return { init, kernelArgs: init._tag === "BuiltinInit" ? [`init=${GUEST_INIT}`] : [], modulesCopied }
+  return {
+    init,
+    kernelArgs: init._tag === "BuiltinInit" ? [`init=${GUEST_INIT}`] : [],
+    modulesCopied,
+    networkSetup: network.setup
+  }
 })

@@ -4,6 +4,7 @@ import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
 import type { AccelRequest } from "../../domain/vmm.js"
 import { GUEST_INIT } from "../../layers/guest/init/init-script.js"
+import { Network } from "../../layers/network/network.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { loadCatalog } from "../catalog/load-catalog.js"
@@ -13,8 +14,10 @@ import { pullImage } from "../pull/pull.js"
 import { bootVm } from "./boot.js"
 import { chooseVmm, type VmmChoice } from "./choose-vmm.js"
 import { configureGuest } from "./configure-guest.js"
+import { kernelIpAutoconfig } from "./kernel-ip-config.js"
 import { type VmSizing, validateSizing, validateVmName } from "./validate.js"
 import { acquireVmDir, newVmId } from "./vm-dir.js"
+import { leaseVmNetwork } from "./vm-network.js"
 import { createWorkDisk } from "./work-disk.js"
 
 export interface CreateVmRequest extends VmSizing {
@@ -26,6 +29,8 @@ export interface CreateVmRequest extends VmSizing {
   /** False for `--no-start`: the VM is made, configured and recorded stopped. */
   readonly start: boolean
   readonly catalog?: string | undefined
+  /** False for `--no-network`: no tap, no address, no NAT. */
+  readonly network?: boolean | undefined
 }
 
 /**
@@ -58,15 +63,18 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
 })
 
 /**
- * `banger vm create`: validate → image → VMM choice → work disk → guest configuration → boot →
- * ready → record. Everything made lives in this scope until the row is recorded: any failure or
- * cancel removes the disk and directory and kills the VMM.
+ * `banger vm create`: validate → image → VMM choice → address → work disk → guest configuration →
+ * tap → boot → ready → record. Everything made lives in this scope until the row is recorded: any
+ * failure or cancel removes the disk and directory, kills the VMM, removes the tap and gives the
+ * address back.
  */
 export const createVm = Effect.fn("vm.create")(function* (request: CreateVmRequest) {
   const store = yield* Store
   const vmm = yield* Vmm
   const name = yield* validateVmName(request.name)
   const sizing = yield* validateSizing(name, request)
+  // Before any pull: a daemon that cannot make taps says so at once.
+  if (request.network !== false) yield* (yield* Network).checkAvailable
   const { image, pulled } = yield* resolveVmImage(request.image, request.catalog)
   // After a pull's phases, the VM's own stages get theirs, or they would read as the pull's.
   if (pulled) yield* reportPhase("vm", name)
@@ -101,6 +109,7 @@ const makeVm = Effect.fn("vm.make")(function* (
 ) {
   const id = newVmId()
   const dir = yield* acquireVmDir(id)
+  const vmNetwork = request.network === false ? null : yield* leaseVmNetwork(id)
   yield* reportStage("work-disk")
   const disk = yield* createWorkDisk({ rootfs: image.rootfs, vmDir: dir, sizeBytes: sizing.diskBytes })
   yield* reportStage("configure")
@@ -111,7 +120,15 @@ const makeVm = Effect.fn("vm.make")(function* (
     modules:
       image.modules === null || kernel.release === undefined
         ? undefined
-        : { version: kernel.release, dir: image.modules }
+        : { version: kernel.release, dir: image.modules },
+    network:
+      vmNetwork === null
+        ? undefined
+        : {
+            network: vmNetwork,
+            kernelConfigures: yield* kernelIpAutoconfig(image.kernel, kernel.release),
+            resolvers: yield* (yield* Network).resolvers
+          }
   })
   const created = new Vm({
     id,
@@ -136,7 +153,8 @@ const makeVm = Effect.fn("vm.make")(function* (
     lastExit: null,
     createdAt: DateTime.formatIso(yield* DateTime.now),
     startedAt: null,
-    stoppedAt: null
+    stoppedAt: null,
+    network: vmNetwork
   })
   return request.start ? yield* bootVm(created, image) : created
 })

@@ -7,6 +7,7 @@ import { Vmm } from "../../layers/vmm/vmm.js"
 import { showImage } from "../image/manage-images.js"
 import { bootVm, vmProcessOf } from "./boot.js"
 import { findVm, recordStopped } from "./live-state.js"
+import { detachVmNetwork } from "./vm-network.js"
 
 /** How long a guest gets to power off after ACPI / Ctrl-Alt-Del before the VMM is signalled. */
 export const STOP_GRACE_MS = 30_000
@@ -49,8 +50,9 @@ export const restartVm = Effect.fn("vm.restart")(function* (name: string) {
 })
 
 /**
- * Removes the row, then the VM's directory (disk, logs, sockets): a crash in between leaves a
- * directory no row knows, which the next daemon start removes. A running VM needs `force`.
+ * Removes the row (and its address lease), then the VM's tap if one is left, then its directory
+ * (disk, logs, sockets): a crash in between leaves a directory or tap no row knows, which the next
+ * daemon start removes. A running VM needs `force`.
  */
 export const deleteVm = Effect.fn("vm.delete")(function* (name: string, options: { readonly force?: boolean } = {}) {
   const store = yield* Store
@@ -63,6 +65,7 @@ export const deleteVm = Effect.fn("vm.delete")(function* (name: string, options:
     yield* stopVm(name, { force: true })
   }
   yield* store.vms.remove(vm.id)
+  yield* detachVmNetwork(vm)
   yield* fs
     .remove(vm.dir, { recursive: true, force: true })
     .pipe(Effect.mapError((error) => new FilesystemError({ path: vm.dir, reason: error.message })))

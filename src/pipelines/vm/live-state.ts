@@ -4,6 +4,7 @@ import { Vm } from "../../domain/vm.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { vmProcessOf } from "./boot.js"
+import { detachVmNetwork } from "./vm-network.js"
 
 /**
  * The row checked against the process: a VM recorded as running whose VMM is gone (guest powered
@@ -18,7 +19,10 @@ export const liveVm = Effect.fn("vm.live")(function* (vm: Vm, foundBy: string) {
   return yield* recordStopped(vm, `the VMM exited on its own (found by ${foundBy})`)
 })
 
-/** The row as stopped, with how its last run ended: no process fields, the time it was seen down. */
+/**
+ * The row as stopped, with how its last run ended: no process fields, the time it was seen down.
+ * Its tap goes too: a stopped VM holds nothing on the host but its row, directory and address.
+ */
 export const recordStopped = Effect.fn("vm.recordStopped")(function* (vm: Vm, lastExit: string) {
   const stopped = new Vm({
     ...vm,
@@ -32,6 +36,7 @@ export const recordStopped = Effect.fn("vm.recordStopped")(function* (vm: Vm, la
   })
   const store = yield* Store
   yield* store.vms.update(stopped)
+  yield* detachVmNetwork(stopped)
   return stopped
 })
 

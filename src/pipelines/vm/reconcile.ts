@@ -1,6 +1,8 @@
 import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
+import type { Vm } from "../../domain/vm.js"
+import { Network } from "../../layers/network/network.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { Store } from "../../layers/store/store.js"
 import { API_SOCKET_FILE } from "../../layers/vmm/firecracker/firecracker-vmm.js"
@@ -25,6 +27,8 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
  * whose VMM died is recorded as stopped; a VMM process that names a VM directory no row owns (a
  * create the daemon died in) is killed, and such directories are removed. Only processes whose
  * command line names a path under `<state>/vms/` can match: never anything banger did not start.
+ * Then the network: taps of banger's naming that no running VM has are removed, address leases no
+ * row holds are freed, and outbound access stays on only if a VM with a network still runs.
  */
 export const reconcileVms = Effect.fn("vm.reconcile")(function* () {
   const store = yield* Store
@@ -50,5 +54,23 @@ export const reconcileVms = Effect.fn("vm.reconcile")(function* () {
     yield* Effect.logWarning(`removing ${dir}: no VM row knows it (a create the daemon did not finish)`)
     yield* fs.remove(dir, { recursive: true, force: true }).pipe(Effect.ignoreLogged)
   }
+  yield* reconcileNetwork(rows)
   return rows
+})
+
+const reconcileNetwork = Effect.fn("vm.reconcileNetwork")(function* (rows: ReadonlyArray<Vm>) {
+  const store = yield* Store
+  const network = yield* Network
+  const running = rows.filter((vm) => vm.state === "running" && vm.network !== null)
+  const inUse = new Set(running.map((vm) => vm.network!.tap))
+  const taps = yield* network.listTaps.pipe(Effect.orElseSucceed(() => [] as ReadonlyArray<string>))
+  for (const tap of taps) {
+    if (inUse.has(tap)) continue
+    yield* Effect.logWarning(`removing tap ${tap}: no running VM uses it`)
+    yield* network.removeTap(tap).pipe(Effect.ignoreLogged)
+  }
+  for (const vmId of yield* store.addresses.releaseOrphans) {
+    yield* Effect.logWarning(`freed the address of VM ${vmId}: no VM row holds it (a create the daemon did not finish)`)
+  }
+  yield* network.adopt(running.map((vm) => vm.id)).pipe(Effect.ignoreLogged)
 })

@@ -65,6 +65,20 @@ echo 0 >/proc/sys/kernel/ctrl-alt-del
 $B hostname "$BANGER_HOSTNAME"
 $B ip link set lo up 2>/dev/null || $B ifconfig lo 127.0.0.1 up
 
+# eth0 on the VM's tap. virtio_net is a module in distribution kernels, which the initramfs's udev
+# has usually loaded by now; give a late one a few seconds to show up.
+if [ -n "$BANGER_NET_ADDRESS" ]; then
+  [ -d /sys/class/net/eth0 ] || $B modprobe -q virtio_net 2>/dev/null
+  i=0
+  while [ ! -d /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
+    $B usleep 100000
+    i=$((i + 1))
+  done
+  $B ip link set eth0 up
+  $B ip address add "$BANGER_NET_ADDRESS" dev eth0
+  $B ip route add default via "$BANGER_NET_GATEWAY"
+fi
+
 # The ACPI power button reaches userspace through evdev; both are modules in Debian's kernels.
 $B modprobe -q button 2>/dev/null
 $B modprobe -q evdev 2>/dev/null
@@ -102,6 +116,8 @@ export interface InitConfig {
   readonly env: ReadonlyArray<string>
   /** argv; empty means a console shell. */
   readonly argv: ReadonlyArray<string>
+  /** eth0's static setup; absent when the VM has no network or the kernel configures it (`ip=`). */
+  readonly network?: { readonly address: string; readonly gateway: string } | undefined
 }
 
 /** A shell on the console: cttyhack reopens the real console device so job control works. */
@@ -126,6 +142,12 @@ export const renderConfig = (config: InitConfig): string => {
     `BANGER_NAME=${shellQuote(config.name)}`,
     `BANGER_HOSTNAME=${shellQuote(config.hostname)}`,
     `BANGER_WORKDIR=${shellQuote(config.workingDir)}`,
+    ...(config.network === undefined
+      ? []
+      : [
+          `BANGER_NET_ADDRESS=${shellQuote(config.network.address)}`,
+          `BANGER_NET_GATEWAY=${shellQuote(config.network.gateway)}`
+        ]),
     "banger_exec() {",
     `  exec ${command}`,
     "}",

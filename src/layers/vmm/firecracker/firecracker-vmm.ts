@@ -49,7 +49,15 @@ export const bootRequests = (spec: VmLaunchSpec): ReadonlyArray<{ readonly path:
     path: "/drives/rootfs",
     body: { drive_id: "rootfs", path_on_host: spec.rootDisk, is_root_device: true, is_read_only: false }
   },
-  // Network interfaces (PUT /network-interfaces/<id>) go here, before the start.
+  // The guest's eth0 on the VM's tap (which exists already), before the start.
+  ...(spec.network === undefined
+    ? []
+    : [
+        {
+          path: "/network-interfaces/eth0",
+          body: { iface_id: "eth0", host_dev_name: spec.network.tap, guest_mac: spec.network.mac }
+        }
+      ]),
   { path: "/actions", body: { action_type: "InstanceStart" } }
 ]
 

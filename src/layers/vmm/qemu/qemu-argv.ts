@@ -48,7 +48,15 @@ export const qemuArgv = ({ bin, spec, accel, machine, qmpSocket }: QemuArgvInput
   `id=root,file=${driveFile(spec.rootDisk)},format=raw,if=none,cache=writeback,discard=unmap`,
   "-device",
   machine === "microvm" ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
-  // Network devices (-netdev tap + virtio-net) go here.
+  // The tap exists already (QEMU only opens it): no scripts to run on the host.
+  ...(spec.network === undefined
+    ? []
+    : [
+        "-netdev",
+        `tap,id=n0,ifname=${optionValue(spec.network.tap)},script=no,downscript=no`,
+        "-device",
+        `${machine === "microvm" ? "virtio-net-device" : "virtio-net-pci"},netdev=n0,mac=${spec.network.mac}`
+      ]),
   "-chardev",
   `file,id=console,path=${optionValue(spec.consoleLog)},append=on`,
   "-serial",
