@@ -265,6 +265,8 @@ const createOnce = async (bin: string, stateDir: string, name: string, diskSize:
     "tcg",
     "--disk-size",
     diskSize,
+    // The bench runs in the host's namespace: no tap or nftables table there.
+    "--no-network",
     "--json"
   ])
   if (run.code !== 0) throw new Error(`vm create ${name} exited ${run.code}:\n${run.stderr}`)

@@ -92,8 +92,9 @@ const expectHostFacts = (checks: Record<string, Check>) => {
   if (!firecracker) expect(checks.firecracker?.status).toBe(onPath("qemu-system-x86_64") ? "warn" : "fail")
   expect(checks.kvm?.status).toBe(opensReadWrite("/dev/kvm") ? "ok" : "warn")
   const forward = fs.readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim()
+  // Off is fine: the daemon turns it on while VMs with a network run.
   expect(checks["net.ipv4.ip_forward"]).toMatchObject({
-    status: forward === "1" ? "ok" : "warn",
+    status: "ok",
     detail: expect.stringMatching(new RegExp(`^is ${forward}\\b`))
   })
   expect(checks.tun?.status).toBe(opensReadWrite("/dev/net/tun") ? "ok" : "warn")

@@ -151,7 +151,8 @@ afterAll(async () => {
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
 
-const createArgs = ["vm", "create", "dev", "--accel", "tcg", "--memory", "256", "--disk-size", "1G"]
+// In the host's namespace: no taps there (vm-network tests networking inside its own namespace).
+const createArgs = ["vm", "create", "dev", "--accel", "tcg", "--memory", "256", "--disk-size", "1G", "--no-network"]
 
 describe("banger vm create from the catalog", () => {
   it("with nothing local, one operation pulls the catalog kernel and image, then boots the VM", async () => {
@@ -342,9 +343,24 @@ describe("banger vm create from the catalog", () => {
     const catalog = writeCatalog(path.join(work, "catalog-race.json"), proxy.host)
     await withBangerDaemon(state, async () => {
       const create = (vm: string) =>
-        runBanger(["--state-dir", state, "--catalog", catalog, "vm", "create", vm, "--no-start", "--disk-size", "1G"], {
-          timeoutMs: 600_000
-        })
+        runBanger(
+          [
+            "--state-dir",
+            state,
+            "--catalog",
+            catalog,
+            "vm",
+            "create",
+            vm,
+            "--no-start",
+            "--disk-size",
+            "1G",
+            "--no-network"
+          ],
+          {
+            timeoutMs: 600_000
+          }
+        )
       const [a, b] = await Promise.all([create("a"), create("b")])
       expect(a.code, a.stderr).toBe(0)
       expect(b.code, b.stderr).toBe(0)

@@ -91,7 +91,9 @@ const startCreate = (name: string) =>
     "--accel",
     "tcg",
     "--disk-size",
-    "1G"
+    "1G",
+    // What this file tests is the VM lifecycle, in the host's namespace: no taps there (vm-network tests them).
+    "--no-network"
   ])
 
 let daemon: Awaited<ReturnType<typeof startBangerDaemon>> | undefined
@@ -194,7 +196,8 @@ describe("banger vm (QEMU TCG)", () => {
       "--memory",
       "256",
       "--disk-size",
-      "1G"
+      "1G",
+      "--no-network"
     )
     expect(created).toMatchObject({
       name: "app",
@@ -247,7 +250,18 @@ describe("banger vm (QEMU TCG)", () => {
   }, 600_000)
 
   it("a container-style Debian (no init) runs its Cmd; a running VM needs --force to delete", async () => {
-    await ok("vm", "create", "deb", "--image", "debian-container", "--accel", "tcg", "--disk-size", "2G")
+    await ok(
+      "vm",
+      "create",
+      "deb",
+      "--image",
+      "debian-container",
+      "--accel",
+      "tcg",
+      "--disk-size",
+      "2G",
+      "--no-network"
+    )
     await until("the Cmd's output", async () => (await ok("vm", "logs", "deb")).includes("container-style on deb"))
     expectOneLineError(await banger("vm", "delete", "deb"), /is running: stop it first/)
     expectOneLineError(await banger("image", "delete", "debian-container"), /used by VM\(s\) deb/)
@@ -268,7 +282,8 @@ describe("banger vm (QEMU TCG)", () => {
       "--memory",
       "1024",
       "--disk-size",
-      "2G"
+      "2G",
+      "--no-network"
     )
     try {
       expect(vm).toMatchObject({ state: "running", init: null })
@@ -290,7 +305,18 @@ describe("banger vm (QEMU TCG)", () => {
     // A real bzImage's setup header over a cut-off kernel: recognised as a bzImage, never boots.
     fs.writeFileSync(broken, fs.readFileSync(kernel.kernel).subarray(0, 256 * 1024))
     await ok("image", "pull", `${registry.host}/scratch-app:1`, "--name", "broken", "--kernel", broken)
-    const result = await banger("vm", "create", "doomed", "--image", "broken", "--accel", "tcg", "--disk-size", "1G")
+    const result = await banger(
+      "vm",
+      "create",
+      "doomed",
+      "--image",
+      "broken",
+      "--accel",
+      "tcg",
+      "--disk-size",
+      "1G",
+      "--no-network"
+    )
     expect(result.code).not.toBe(0)
     // Progress lines, then exactly one error line.
     expect(errorLines(result.stderr), result.stderr).toHaveLength(1)

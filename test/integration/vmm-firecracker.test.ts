@@ -82,7 +82,9 @@ afterAll(() => {
 
 describe("Firecracker backend", () => {
   it("configures in Firecracker's order, starts the guest, answers inspect, and stops cleanly on Ctrl-Alt-Del", async () => {
-    const spec = vmSpec("happy", { cpus: 2, memoryMib: 256, initrd: "/bin/true" })
+    // No such tap exists: the double accepts it, as a Firecracker with CAP_NET_ADMIN would create it.
+    const network = { tap: "bgf1ec000000000", mac: "02:fc:00:00:00:01" }
+    const spec = vmSpec("happy", { cpus: 2, memoryMib: 256, initrd: "/bin/true", network })
     const proc = await launch(spec)
     expect(proc).toMatchObject({ vmId: "happy", backend: "firecracker", accel: "kvm" })
     expect(isSameProcess(proc.pid, proc.startTime)).toBe(true)
@@ -102,6 +104,11 @@ describe("Firecracker backend", () => {
         method: "PUT",
         path: "/drives/rootfs",
         body: { drive_id: "rootfs", path_on_host: spec.rootDisk, is_root_device: true, is_read_only: false }
+      },
+      {
+        method: "PUT",
+        path: "/network-interfaces/eth0",
+        body: { iface_id: "eth0", host_dev_name: network.tap, guest_mac: network.mac }
       },
       { method: "PUT", path: "/actions", body: { action_type: "InstanceStart" } }
     ])
@@ -142,6 +149,11 @@ describe("Firecracker backend", () => {
         "a missing initrd",
         { initrd: "/nonexistent/initrd.img" },
         "Firecracker refused PUT /boot-source (400): Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. No such file or directory (os error 2)"
+      ],
+      [
+        "a host device that is not a tap",
+        { network: { tap: "lo", mac: "02:fc:00:00:00:02" } },
+        "Firecracker refused PUT /network-interfaces/eth0 (400): Could not create the network device: Open tap device failed: Error while creating ifreq structure: Invalid argument (os error 22). Invalid TUN/TAP Backend provided by lo. Check our documentation on setting up the network devices."
       ],
       [
         "a missing root disk",

@@ -29,6 +29,13 @@ export interface CliOptions {
   readonly cwd?: string
   /** For the daemon helpers: arguments after `daemon`. */
   readonly extraArgs?: ReadonlyArray<string>
+  /**
+   * Run inside this network namespace (`ip netns exec NS …`, see netns.ts): a daemon started so,
+   * and any VM it boots, makes its taps and nftables table there, never in the host's.
+   */
+  readonly netns?: string
+  /** Without CAP_NET_ADMIN (dropped from the bounding set), as an unprivileged daemon would be. */
+  readonly withoutNetAdmin?: boolean
 }
 
 export interface RunningCli {
@@ -76,8 +83,18 @@ fs.readdirSync(${JSON.stringify(path.join(repoRoot, "node_modules"))})`
 
 export const startBanger = (args: ReadonlyArray<string>, options: CliOptions = {}): RunningCli => {
   const bin = options.asUser ? bangerBinFor(options.asUser) : bangerBin
-  const command = options.asUser ? "setpriv" : bin
-  const argv = options.asUser ? [...setpriv(options.asUser), process.execPath, bin, ...args] : [...args]
+  const privileges = [
+    ...(options.asUser ? setpriv(options.asUser) : []),
+    ...(options.withoutNetAdmin ? ["--bounding-set=-net_admin"] : [])
+  ]
+  // ip netns exec and setpriv both exec what follows: the child's pid stays the CLI's (or daemon's).
+  const full = [
+    ...(options.netns === undefined ? [] : ["ip", "netns", "exec", options.netns]),
+    ...(privileges.length > 0 ? ["setpriv", ...privileges, process.execPath] : []),
+    bin,
+    ...args
+  ]
+  const [command, ...argv] = full as [string, ...Array<string>]
   const child = spawn(command, argv, {
     cwd: options.cwd ?? path.dirname(path.dirname(bin)),
     env: { ...process.env, BANGER_NO_AUTOSTART: "1", ...options.env },

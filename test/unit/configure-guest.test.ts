@@ -6,7 +6,9 @@ import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { GuestFs, type GuestFsFake, makeGuestFsFake } from "../../src/layers/guest/guest-fs.js"
+import { vmNetworkAt } from "../../src/layers/network/address.js"
 import { type ConfigureGuestOptions, configureGuest } from "../../src/pipelines/vm/configure-guest.js"
+import { IFUPDOWN_FILE, NETWORKD_FILE } from "../../src/pipelines/vm/guest-network.js"
 
 let work: string
 let busybox: string
@@ -36,7 +38,12 @@ describe("configureGuest", () => {
     })
     expect(result).toEqual(
       expect.objectContaining({
-        right: { init: { _tag: "BuiltinInit" }, kernelArgs: ["init=/.banger/init"], modulesCopied: true }
+        right: {
+          init: { _tag: "BuiltinInit" },
+          kernelArgs: ["init=/.banger/init"],
+          modulesCopied: true,
+          networkSetup: "none"
+        }
       })
     )
     expect(fake.applied).toHaveLength(2) // the batch, then copyIn's mkdir -p
@@ -70,7 +77,12 @@ describe("configureGuest", () => {
     const result = await configure(fake, { name: "web%1" })
     expect(result).toEqual(
       expect.objectContaining({
-        right: { init: { _tag: "ImageInit", systemd: true }, kernelArgs: [], modulesCopied: false }
+        right: {
+          init: { _tag: "ImageInit", systemd: true },
+          kernelArgs: [],
+          modulesCopied: false,
+          networkSetup: "none"
+        }
       })
     )
     expect(text(fake, "/etc/machine-id")).toBe("")
@@ -95,5 +107,84 @@ describe("configureGuest", () => {
     expect(missing._tag === "Left" && missing.left._tag).toBe("FilesystemError")
     expect(missing._tag === "Left" && missing.left.message).toContain("busybox-static")
     expect(noBusybox.applied).toEqual([])
+  })
+
+  describe("the guest's network", () => {
+    // 10.213.0.8/30: the tap holds .9, the guest .10.
+    const network = vmNetworkAt("0123456789abcdef", 0x0ad50008)
+    const options = (kernelConfigures = false) => ({
+      network: { network, kernelConfigures, resolvers: ["192.0.2.53", "192.0.2.54"] }
+    })
+    const setupOf = (result: Awaited<ReturnType<typeof configure>>) =>
+      result._tag === "Right" ? result.right.networkSetup : result.left.message
+
+    it("banger's init brings eth0 up from its config; resolv.conf gets the host's resolvers", async () => {
+      const fake = makeGuestFsFake({ "/bin/app": "x" })
+      expect(setupOf(await configure(fake, { ...options(), config: { cmd: ["/bin/app"] } }))).toBe("builtin-init")
+      const config = text(fake, "/.banger/config")
+      expect(config).toContain("BANGER_NET_ADDRESS='10.213.0.10/30'")
+      expect(config).toContain("BANGER_NET_GATEWAY='10.213.0.9'")
+      expect(text(fake, "/etc/resolv.conf")).toBe(
+        "# Written by banger: the host's resolvers.\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n"
+      )
+      expect(fake.applied).toHaveLength(1)
+    })
+
+    it("a kernel with IP autoconfiguration sets eth0 itself: banger's init leaves it alone", async () => {
+      const fake = makeGuestFsFake({ "/bin/app": "x" })
+      expect(setupOf(await configure(fake, { ...options(true), config: { cmd: ["/bin/app"] } }))).toBe("kernel")
+      expect(text(fake, "/.banger/config")).not.toContain("BANGER_NET_ADDRESS")
+      expect(text(fake, "/etc/resolv.conf")).toContain("nameserver 192.0.2.53")
+    })
+
+    it("systemd with networkd: a .network file matched by MAC, networkd enabled; a resolv.conf symlink is the image's", async () => {
+      const fake = makeGuestFsFake(
+        {
+          "/usr/lib/systemd/systemd": "ELF",
+          "/usr/lib/systemd/system/systemd-networkd.service": "[Unit]",
+          "/run/systemd/resolve/stub-resolv.conf": "nameserver 127.0.0.53\n"
+        },
+        {
+          "/sbin": "usr/sbin",
+          "/lib": "usr/lib",
+          "/usr/sbin/init": "../lib/systemd/systemd",
+          "/etc/resolv.conf": "../run/systemd/resolve/stub-resolv.conf"
+        }
+      )
+      expect(setupOf(await configure(fake, options()))).toBe("systemd-networkd")
+      expect(text(fake, NETWORKD_FILE)).toBe(
+        [
+          "# Written by banger: the VM's address on its tap.",
+          "[Match]",
+          `MACAddress=${network.mac}`,
+          "",
+          "[Network]",
+          "Address=10.213.0.10/30",
+          "Gateway=10.213.0.9",
+          "DNS=192.0.2.53",
+          "DNS=192.0.2.54",
+          ""
+        ].join("\n")
+      )
+      expect(fake.nodes.get("/etc/systemd/system/multi-user.target.wants/systemd-networkd.service")?.target).toBe(
+        "/lib/systemd/system/systemd-networkd.service"
+      )
+      expect(text(fake, "/run/systemd/resolve/stub-resolv.conf")).toBe("nameserver 127.0.0.53\n")
+    })
+
+    it("an image with ifupdown gets an interfaces.d stanza, sourced if its interfaces file did not", async () => {
+      const fake = makeGuestFsFake({
+        "/sbin/init": "ELF",
+        "/etc/inittab": "id:2:initdefault:\n",
+        "/etc/network/interfaces": "auto lo\niface lo inet loopback\n"
+      })
+      expect(setupOf(await configure(fake, options()))).toBe("ifupdown")
+      expect(text(fake, IFUPDOWN_FILE)).toContain(
+        "iface eth0 inet static\n  address 10.213.0.10\n  netmask 255.255.255.252\n  gateway 10.213.0.9\n"
+      )
+      expect(text(fake, "/etc/network/interfaces")).toBe(
+        "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n"
+      )
+    })
   })
 })

@@ -35,7 +35,10 @@ const healthyFiles: Record<string, FakeFile> = {
   "/bin/busybox": { linkage: "static", ...tool("BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.") },
   "/dev/net/tun": { kind: "character-device", mode: 0o666 },
   "/usr/sbin/ip": tool("ip utility, iproute2-6.1.0, libbpf 1.1.2"),
-  "/usr/sbin/nft": tool("nftables v1.0.6 (Lester Gooch #5)"),
+  "/usr/sbin/nft": {
+    ...tool("nftables v1.0.6 (Lester Gooch #5)"),
+    runs: { "-j list tables": { exitCode: 0, output: '{"nftables": [{"metainfo": {"json_schema_version": 1}}]}' } }
+  },
   "/proc/sys/net/ipv4/ip_forward": { text: "1\n" },
   "/srv": { kind: "directory" },
   [STATE]: { kind: "directory" },
@@ -169,6 +172,7 @@ describe("doctor checks", () => {
         "ip",
         "nft",
         "net.ipv4.ip_forward",
+        "nft-table",
         "state-dir",
         "free-space",
         "reflink",
@@ -183,6 +187,7 @@ describe("doctor checks", () => {
       expectCheck(checks.e2fsprogs, "ok", /e2fsck 1\.47\.0/)
       expectCheck(checks.busybox, "ok", /statically linked, v1\.35\.0/)
       expectCheck(checks.daemon, "ok", /pid 4242, version 0\.1\.0, .*mode 0600/)
+      expectCheck(checks["nft-table"], "ok", /inet banger is not loaded/)
       expectCheck(checks.catalog, "ok", /2 kernels, 1 images/)
     })
   )
@@ -306,7 +311,23 @@ describe("doctor checks", () => {
       expectCheck(checks.tun, "warn", /\/dev\/net\/tun does not exist/, /modprobe tun/)
       expectCheck(checks.ip, "warn", /ip not found on PATH/, /apt-get install iproute2/)
       expectCheck(checks.nft, "warn", /nft not found on PATH/, /apt-get install nftables/)
-      expectCheck(checks["net.ipv4.ip_forward"], "warn", /is 0/, /sysctl -w net\.ipv4\.ip_forward=1/)
+      expectCheck(checks["net.ipv4.ip_forward"], "ok", /is 0: the daemon turns it on while VMs with a network run/)
+      expectCheck(checks["nft-table"], "ok", /not checked: no nft/)
+      const withTable = yield* runScenario({
+        host: hostWith({
+          "/usr/sbin/nft": {
+            ...tool("nftables v1.0.6 (Lester Gooch #5)"),
+            runs: {
+              "-j list tables": {
+                exitCode: 0,
+                output:
+                  '{"nftables": [{"table": {"family": "inet", "name": "other"}}, {"table": {"family": "inet", "name": "banger"}}]}'
+              }
+            }
+          }
+        })
+      })
+      expectCheck(withTable["nft-table"], "ok", /inet banger is loaded/)
       const tunDenied = yield* runScenario({
         host: hostWith({ "/dev/net/tun": { kind: "character-device", access: "none" } })
       })

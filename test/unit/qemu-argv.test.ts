@@ -84,4 +84,19 @@ describe("qemuArgv", () => {
     expect(argv).toContain("file,id=console,path=/a,,b/console.log,append=on")
     expect(argv).toContain("unix:/a,,b/qmp.sock,server=on,wait=off")
   })
+
+  it("puts the guest's eth0 on the VM's existing tap: virtio-net-pci on pc, virtio-net-device on microvm, no scripts", () => {
+    const network = { tap: "bg0123456789abc", mac: "02:aa:bb:cc:dd:ee" }
+    const pc = qemuArgv({ bin: "q", spec: { ...spec, network }, accel: "tcg", machine: "pc", qmpSocket: "/q.sock" })
+    const at = pc.indexOf("-netdev")
+    expect(pc.slice(at, at + 4)).toEqual([
+      "-netdev",
+      "tap,id=n0,ifname=bg0123456789abc,script=no,downscript=no",
+      "-device",
+      "virtio-net-pci,netdev=n0,mac=02:aa:bb:cc:dd:ee"
+    ])
+    const micro = qemuArgv({ bin: "q", spec: { ...spec, network }, accel: "kvm", machine: "microvm", qmpSocket: "/q" })
+    expect(micro).toContain("virtio-net-device,netdev=n0,mac=02:aa:bb:cc:dd:ee")
+    expect(qemuArgv({ bin: "q", spec, accel: "tcg", machine: "pc", qmpSocket: "/q" })).not.toContain("-netdev")
+  })
 })

@@ -22,6 +22,8 @@ export interface FakeFile {
   readonly linkage?: Linkage
   /** What running it prints and how it exits; a file without `run` fails to start. */
   readonly run?: RunResult
+  /** What particular arguments (joined by spaces) make it print, where they differ from `run`. */
+  readonly runs?: Readonly<Record<string, RunResult>>
 }
 
 /** A host described as data: the files that exist, the environment, the filesystem under the state dir. */
@@ -74,9 +76,10 @@ export const makeHostProbeFake = (host: FakeHost): HostProbeShape => {
           .map((dir) => path.join(dir, command))
           .find(executable)
       ),
-    run: (file) =>
+    run: (file, args) =>
       Effect.sync(
         (): RunResult =>
+          find(file)?.runs?.[args.join(" ")] ??
           find(file)?.run ?? { exitCode: null, output: `ENOENT: spawn ${file}: no such file or directory` }
       ),
     readText: (file) => Effect.sync(() => find(file)?.text),

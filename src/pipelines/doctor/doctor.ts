@@ -5,7 +5,7 @@ import { checkCatalog, checkDefaultImage, checkDefaultKernel } from "./catalog.j
 import { checkDaemon, type DaemonObservation } from "./daemon.js"
 import { checkFirecracker, checkQemu } from "./hypervisors.js"
 import { checkKvm } from "./kvm.js"
-import { checkIpForward, checkTun } from "./network.js"
+import { checkIpForward, checkNftTable, checkTun } from "./network.js"
 import { checkFreeSpace, checkReflink, checkStateDir } from "./state-dir.js"
 import { checkE2fsprogs, checkIp, checkNft, checkZstd } from "./tools.js"
 
@@ -36,6 +36,7 @@ export const runDoctor = Effect.fn("doctor")(function* (request: DoctorRequest) 
       checkIp,
       checkNft,
       checkIpForward,
+      checkNftTable,
       checkStateDir,
       checkFreeSpace,
       checkReflink,

@@ -3,7 +3,8 @@
  * A stand-in for the `firecracker` binary, for hosts that cannot run it (no binary, no usable KVM).
  * It serves Firecracker's API on `--api-sock` the way Firecracker's OpenAPI description
  * (src/firecracker/swagger/firecracker.yaml) and its API server define it, for the calls banger
- * makes: GET /, GET|PUT /machine-config, PUT /boot-source, PUT /drives/{id}, PUT /actions.
+ * makes: GET /, GET|PUT /machine-config, PUT /boot-source, PUT /drives/{id},
+ * PUT /network-interfaces/{id}, PUT /actions.
  * Pre-boot-only calls answer 400 after InstanceStart, InstanceStart happens once, 204 on success,
  * 400 with {"fault_message": ...} otherwise, with Firecracker's own messages. Bodies are checked
  * like serde with deny_unknown_fields (required fields, types, no unknown fields); serde's
@@ -49,7 +50,8 @@ const state = {
   started: false,
   machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" },
   bootSource: undefined,
-  drives: new Map()
+  drives: new Map(),
+  interfaces: new Map()
 }
 
 class Fault extends Error {}
@@ -84,7 +86,17 @@ const fieldTypes = {
       socket: "string"
     }
   },
-  action: { required: ["action_type"], fields: { action_type: "string" } }
+  action: { required: ["action_type"], fields: { action_type: "string" } },
+  networkInterface: {
+    required: ["iface_id", "host_dev_name"],
+    fields: {
+      iface_id: "string",
+      host_dev_name: "string",
+      guest_mac: "string",
+      rx_rate_limiter: "object",
+      tx_rate_limiter: "object"
+    }
+  }
 }
 
 const serde = (message) => new Fault(`An error occurred when deserializing the json body of a request: ${message}.`)
@@ -211,6 +223,31 @@ const putDrive = (raw, pathId) => {
   state.drives.set(body.drive_id, body)
 }
 
+/**
+ * Firecracker opens the tap with TUNSETIFF (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): an existing
+ * device that is not a tun/tap (no tun_flags in sysfs) is refused with its message; a missing one
+ * would be created by a Firecracker with CAP_NET_ADMIN, which this double accepts without making it.
+ */
+const putNetworkInterface = (raw, pathId) => {
+  preBootOnly()
+  if (pathId === undefined || pathId === "") throw new Fault("The ID cannot be empty.")
+  if (!/^[a-zA-Z0-9_]+$/.test(pathId))
+    throw new Fault("API Resource IDs can only contain alphanumeric characters and underscores.")
+  const body = parseBody(raw, fieldTypes.networkInterface)
+  if (body.iface_id !== pathId) throw new Fault("The id from the path does not match the id from the body!")
+  if (body.guest_mac != null && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(body.guest_mac))
+    throw serde(`invalid value: string ${JSON.stringify(body.guest_mac)}, expected a MAC address`)
+  for (const [other, iface] of state.interfaces)
+    if (other !== body.iface_id && iface.host_dev_name === body.host_dev_name)
+      throw new Fault(`The host device name ${body.host_dev_name} is already in use.`)
+  const sysfs = `/sys/class/net/${body.host_dev_name}`
+  if (body.host_dev_name.length > 15 || (fs.existsSync(sysfs) && !fs.existsSync(`${sysfs}/tun_flags`)))
+    throw new Fault(
+      `Could not create the network device: Open tap device failed: Error while creating ifreq structure: Invalid argument (os error 22). Invalid TUN/TAP Backend provided by ${body.host_dev_name}. Check our documentation on setting up the network devices.`
+    )
+  state.interfaces.set(body.iface_id, body)
+}
+
 const ACTIONS = ["FlushMetrics", "InstanceStart", "SendCtrlAltDel"]
 
 const putActions = (raw) => {
@@ -246,6 +283,10 @@ const bootGuest = () => {
     console_(`[    0.000000] Linux version 0.0.0-firecracker-double (${id})`)
     console_(`[    0.000000] Command line: ${state.bootSource.boot_args ?? ""}`)
     console_(`[    0.010000] virtio_blk virtio0: [vda] ${root ? root.path_on_host : "no root"}`)
+    for (const iface of state.interfaces.values())
+      console_(
+        `[    0.020000] virtio_net virtio1: ${iface.iface_id} on ${iface.host_dev_name} (${iface.guest_mac ?? "random mac"})`
+      )
   }, 5)
 }
 
@@ -281,6 +322,7 @@ const route = (method, url, raw) => {
     if (resource === "machine-config") return putMachineConfig(raw)
     if (resource === "boot-source") return putBootSource(raw)
     if (resource === "drives") return putDrive(raw, tokens[1])
+    if (resource === "network-interfaces") return putNetworkInterface(raw, tokens[1])
     if (resource === "actions") return putActions(raw)
   }
   throw new Fault(`Invalid request method and/or path: ${method} ${resource}.`)
