@@ -68,7 +68,9 @@ export const decodeVmCreateForm = (values: FormValues): Decoded<VmCreatePayload>
       memoryMib: numeric(values, "memoryMib"),
       diskSize: given(values, "diskSize"),
       accel: given(values, "accel"),
-      start: true
+      start: true,
+      // A checkbox: sent only when ticked.
+      network: given(values, "noNetwork") === undefined ? undefined : false
     })
   )
 

@@ -122,6 +122,8 @@ describe("VMs from the web UI (QEMU TCG)", () => {
     await page.fill("#field-memoryMib", "256")
     await page.fill("#field-diskSize", "1G")
     await page.selectOption("#field-accel", "tcg")
+    // This daemon runs in the host's namespace: no taps there (vm-network tests networking in its own).
+    await page.check("#field-noNetwork")
     await shot("vm-create")
     await Promise.all([page.waitForNavigation(), page.click("#vm-form button[type=submit]")])
     expect(new URL(page.url()).pathname).toMatch(/^\/ops\/[0-9a-f]{12}$/)

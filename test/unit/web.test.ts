@@ -173,6 +173,9 @@ describe("forms", () => {
     expect(decodeVmCreateForm({ name: "box", cpus: "2", memoryMib: "512", diskSize: "4G" })).toEqual(
       Either.right({ name: "box", cpus: 2, memoryMib: 512, diskSize: "4G", start: true })
     )
+    expect(decodeVmCreateForm({ name: "box", noNetwork: "1" })).toEqual(
+      Either.right({ name: "box", start: true, network: false })
+    )
   })
 
   it("a handler's typed error lands on its field, others above the form", () => {

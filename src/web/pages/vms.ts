@@ -19,8 +19,7 @@ const vmHref = (name: string) => `/vms/${encodeURIComponent(name)}`
  * The guest's address once VM networking records one on the VM (`network.guestAddress`); until
  * then (or for a VM without a network) none.
  */
-export const vmAddress = (vm: Vm): string | null =>
-  (vm as { readonly network?: { readonly guestAddress?: string } | null }).network?.guestAddress ?? null
+export const vmAddress = (vm: Vm): string | null => vm.network?.guestAddress ?? null
 
 export const vmRows = (vms: ReadonlyArray<Vm>) =>
   vms.map(
@@ -60,6 +59,7 @@ ${textField({ name: "diskSize", label: "Disk size", values, errors, placeholder:
         html`<option value="${accel}"${(values.accel ?? "auto") === accel ? html` selected` : ""}>${accel}</option>`
     )}</select>
 ${errors.accel === undefined ? "" : html`<div class="field-error" id="error-accel">${errors.accel}</div>`}</label>
+<label class="check"><input type="checkbox" name="noNetwork" id="field-noNetwork" value="1"${values.noNetwork ? html` checked` : ""}> No network<span>no tap, address or outbound access (a daemon without CAP_NET_ADMIN needs this)</span></label>
 <button type="submit" class="primary">Create and start</button>
 </form>`
   )
