@@ -11,16 +11,22 @@ export interface StoredContent {
 }
 
 export interface ContentWriter {
-  /** Appends the next bytes; all `size` of them arrive before `finish`. */
+  /** Appends the next bytes; all `size` of them (holes included) arrive before `finish`. */
   readonly write: (chunk: Uint8Array) => void
+  /** A hole of `length` zero bytes, in a file begun with a sparse map: it takes no space. */
+  readonly skip: (length: number) => void
   readonly finish: () => StoredContent
   /** Gives the space back after a failure part-way through. */
   readonly abandon: () => void
 }
 
 export interface ContentSink {
-  /** Starts a file of exactly `size` bytes (the tar header says how many before they arrive). */
-  readonly begin: (size: number) => ContentWriter
+  /**
+   * Starts a file of exactly `size` bytes (the tar header says how many before they arrive). A
+   * sparse file's map (`[offset, length, ...]` of its data) says which bytes are data; the rest
+   * arrive as holes.
+   */
+  readonly begin: (size: number, sparse?: ReadonlyArray<number>) => ContentWriter
   /** The file's last name is gone: its space can hold later files. */
   readonly release: (content: StoredContent) => void
 }

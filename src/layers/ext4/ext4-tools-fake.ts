@@ -33,6 +33,7 @@ export interface Ext4ToolsFake {
 const countingSink = (): ContentSink => ({
   begin: (size) => ({
     write: () => undefined,
+    skip: () => undefined,
     finish: (): StoredContent => ({ size }),
     abandon: () => undefined
   }),

@@ -115,6 +115,11 @@ class LayerApplication {
       const chunk = tar.readDataSync()
       if (chunk === NEED_MORE) return NEED_MORE
       if (chunk === undefined) break
+      if (typeof chunk === "number") {
+        file.writer.skip(chunk)
+        file.written += chunk
+        continue
+      }
       file.writer.write(chunk)
       file.written += chunk.length
     }
@@ -171,7 +176,7 @@ class LayerApplication {
       case "file": {
         if (existing) this.remove(existing)
         // The node is attached once all the data is written (see writeData).
-        this.open = { writer: sink.file(parent, base, entry.size), parent, base, entry, written: 0 }
+        this.open = { writer: sink.file(parent, base, entry.size, entry.sparse), parent, base, entry, written: 0 }
         return
       }
       case "symlink": {

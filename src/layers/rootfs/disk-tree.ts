@@ -41,6 +41,17 @@ export const writeAll = (fd: number, path: string, chunk: Uint8Array): void =>
     while (offset < chunk.length) offset += fs.writeSync(fd, chunk, offset)
   })
 
+/** Writes all of `chunk` at byte `position` of the file (past its end leaves a hole before it). */
+export const writeAllAt = (fd: number, path: string, chunk: Uint8Array, position: number): void =>
+  attempt(path, "write", () => {
+    let offset = 0
+    while (offset < chunk.length) offset += fs.writeSync(fd, chunk, offset, chunk.length - offset, position + offset)
+  })
+
+/** Sets the file's size: a hole at the end of a sparse file exists only as that size. */
+export const truncate = (fd: number, path: string, size: number): void =>
+  attempt(path, "truncate", () => fs.ftruncateSync(fd, size))
+
 export const closeFile = (fd: number): void => fs.closeSync(fd)
 
 /** An empty placeholder for a device or fifo. */

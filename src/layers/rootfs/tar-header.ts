@@ -10,7 +10,27 @@ export const BLOCK_SIZE = 512
 
 export type TarEntryType = "file" | "link" | "symlink" | "char" | "block" | "directory" | "fifo"
 
-export type HeaderKind = TarEntryType | "pax" | "pax-global" | "gnu-long-name" | "gnu-long-link"
+export type HeaderKind =
+  | TarEntryType
+  | "pax"
+  | "pax-global"
+  | "gnu-long-name"
+  | "gnu-long-link"
+  /** Old GNU sparse file ('S'): a regular file whose data holds only the fragments its map lists. */
+  | "gnu-sparse"
+  /** GNU incremental dump directory ('D'): a directory whose data lists its contents, to skip. */
+  | "gnu-dumpdir"
+
+/** Data fragments of a sparse file as flat `[offset, length, offset, length, ...]` pairs. */
+export type SparseMap = Array<number>
+
+/** The sparse map an old GNU sparse header carries (and where to find the rest of it). */
+export interface OldGnuSparse {
+  readonly map: SparseMap
+  /** Extension blocks with more map entries follow the header. */
+  readonly extended: boolean
+  readonly realSize: number
+}
 
 export interface RawHeader {
   readonly kind: HeaderKind
@@ -25,6 +45,8 @@ export interface RawHeader {
   readonly mtime: number
   readonly devMajor: number
   readonly devMinor: number
+  /** Present exactly for `gnu-sparse` headers. */
+  readonly sparse: OldGnuSparse | undefined
 }
 
 const fail = (reason: string): never => {
@@ -37,29 +59,43 @@ const field = (block: Uint8Array, offset: number, length: number): Uint8Array =>
   return nul === -1 ? slice : slice.subarray(0, nul)
 }
 
-/** Octal with optional space/NUL padding, or GNU base-256 when the high bit of the first byte is set. */
+/**
+ * Octal or GNU base-256 (high bit of the first byte set), as Go's archive/tar parses them: spaces
+ * and NULs are trimmed from both ends, the rest is cut at its first NUL and must be all octal.
+ */
 const numeric = (block: Uint8Array, offset: number, length: number, what: string): number => {
-  const bytes = block.subarray(offset, offset + length)
-  if ((bytes[0]! & 0x80) !== 0) {
-    if (bytes[0] !== 0x80) fail(`negative or malformed base-256 ${what}`)
+  if ((block[offset]! & 0x80) !== 0) {
+    if (block[offset] !== 0x80) fail(`negative or malformed base-256 ${what}`)
     let value = 0
-    for (let i = 1; i < bytes.length; i++) {
-      value = value * 256 + bytes[i]!
+    for (let i = offset + 1; i < offset + length; i++) {
+      value = value * 256 + block[i]!
       if (value > Number.MAX_SAFE_INTEGER) fail(`${what} out of range`)
     }
     return value
   }
+  let start = offset
+  let end = offset + length
+  while (start < end && (block[start] === 0x20 || block[start] === 0)) start++
+  while (end > start && (block[end - 1] === 0x20 || block[end - 1] === 0)) end--
   let value = 0
-  let i = 0
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0)) i++
-  for (; i < bytes.length; i++) {
-    const byte = bytes[i]!
-    if (byte === 0x20 || byte === 0) break
+  for (let i = start; i < end; i++) {
+    const byte = block[i]!
+    if (byte === 0) break
     if (byte < 0x30 || byte > 0x37) fail(`non-octal digit in ${what}`)
     value = value * 8 + (byte - 0x30)
   }
   if (value > Number.MAX_SAFE_INTEGER) fail(`${what} out of range`)
   return value
+}
+
+/** Whether `numeric` would read the field without failing. */
+const parses = (block: Uint8Array, offset: number, length: number): boolean => {
+  try {
+    numeric(block, offset, length, "field")
+    return true
+  } catch {
+    return false
+  }
 }
 
 const isZeroBlock = (block: Uint8Array) => block.every((byte) => byte === 0)
@@ -106,13 +142,64 @@ const kindOf = (flag: number, name: Uint8Array): HeaderKind => {
     case "K":
       return "gnu-long-link"
     case "S":
-      return fail("GNU sparse files are not supported")
+      return "gnu-sparse"
+    case "D":
+      return "gnu-dumpdir"
     default:
       return fail(`unsupported tar entry type ${JSON.stringify(String.fromCharCode(flag))}`)
   }
 }
 
-const USTAR = Buffer.from("ustar\0")
+const USTAR_MAGIC = Buffer.from("ustar\0")
+const GNU_MAGIC = Buffer.from("ustar  \0")
+const STAR_TRAILER = Buffer.from("tar\0")
+
+const matches = (block: Uint8Array, offset: number, expected: Uint8Array) =>
+  Buffer.compare(block.subarray(offset, offset + expected.length), expected) === 0
+
+const isAscii = (bytes: Uint8Array) => bytes.every((byte) => byte < 0x80)
+
+/**
+ * The name prefix, by format as Go tells them apart: POSIX ustar has a 155-byte prefix field, star
+ * a 131-byte one (its atime and ctime follow), GNU none (its atime and ctime sit there). Go before
+ * 1.8 wrote a prefix under the GNU magic; like Go, a GNU header whose atime or ctime does not parse
+ * and whose field is ASCII is read as such.
+ */
+const prefixOf = (block: Uint8Array): Uint8Array | undefined => {
+  if (matches(block, 257, USTAR_MAGIC)) return field(block, 345, matches(block, 508, STAR_TRAILER) ? 131 : 155)
+  if (matches(block, 257, GNU_MAGIC)) {
+    if (parses(block, 345, 12) && parses(block, 357, 12)) return undefined
+    const prefix = field(block, 345, 155)
+    return isAscii(prefix) ? prefix : undefined
+  }
+  return undefined
+}
+
+// Old GNU sparse headers: 4 map entries in the header, 21 in each extension block.
+const SPARSE_ENTRY = 24
+const SPARSE_IN_HEADER = 4
+const SPARSE_IN_EXTENSION = 21
+
+/** Appends `count` map entries at `offset` (up to the first empty one, as GNU and Go stop) to `map`. */
+export const readSparseEntries = (block: Uint8Array, offset: number, count: number, map: SparseMap): void => {
+  for (let i = 0; i < count; i++) {
+    const at = offset + i * SPARSE_ENTRY
+    if (block[at] === 0) return
+    map.push(numeric(block, at, 12, "sparse offset"), numeric(block, at + 12, 12, "sparse length"))
+  }
+}
+
+/** Reads an old GNU sparse extension block into `map`; whether another one follows. */
+export const readSparseExtension = (block: Uint8Array, map: SparseMap): boolean => {
+  readSparseEntries(block, 0, SPARSE_IN_EXTENSION, map)
+  return block[504] !== 0
+}
+
+const oldGnuSparse = (block: Uint8Array): OldGnuSparse => {
+  const map: SparseMap = []
+  readSparseEntries(block, 386, SPARSE_IN_HEADER, map)
+  return { map, extended: block[482] !== 0, realSize: numeric(block, 483, 12, "sparse real size") }
+}
 
 /** `undefined` for an all-zero block (end of archive). */
 export const decodeHeader = (block: Uint8Array): RawHeader | undefined => {
@@ -120,11 +207,8 @@ export const decodeHeader = (block: Uint8Array): RawHeader | undefined => {
   if (isZeroBlock(block)) return undefined
   if (!checksumMatches(block)) fail("header checksum mismatch (not a tar, or corrupt)")
   let name = field(block, 0, 100)
-  // Only POSIX ustar has a prefix field; GNU keeps atime/ctime at that offset.
-  if (Buffer.compare(block.subarray(257, 263), USTAR) === 0) {
-    const prefix = field(block, 345, 155)
-    if (prefix.length > 0) name = Buffer.concat([prefix, Buffer.from("/"), name])
-  }
+  const prefix = prefixOf(block)
+  if (prefix !== undefined && prefix.length > 0) name = Buffer.concat([prefix, Buffer.from("/"), name])
   const kind = kindOf(block[156]!, name)
   // Device numbers are garbage in some writers' non-device headers; read them only where they mean something.
   const isDevice = kind === "char" || kind === "block"
@@ -138,6 +222,7 @@ export const decodeHeader = (block: Uint8Array): RawHeader | undefined => {
     size: numeric(block, 124, 12, "size"),
     mtime: numeric(block, 136, 12, "mtime"),
     devMajor: isDevice ? numeric(block, 329, 8, "devmajor") : 0,
-    devMinor: isDevice ? numeric(block, 337, 8, "devminor") : 0
+    devMinor: isDevice ? numeric(block, 337, 8, "devminor") : 0,
+    sparse: kind === "gnu-sparse" ? oldGnuSparse(block) : undefined
   }
 }

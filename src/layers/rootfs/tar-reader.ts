@@ -7,8 +7,16 @@
 import { Effect } from "effect"
 import { InvalidLayer } from "../../domain/errors.js"
 import type { ByteReader } from "./byte-reader.js"
-import { interpretPax, type PaxRecords, parsePaxInto } from "./pax.js"
-import { BLOCK_SIZE, decodeHeader, type TarEntryType, TarFormatError } from "./tar-header.js"
+import { interpretPax, type PaxOverrides, type PaxRecords, parsePaxInto } from "./pax.js"
+import {
+  BLOCK_SIZE,
+  decodeHeader,
+  type RawHeader,
+  readSparseExtension,
+  type SparseMap,
+  type TarEntryType,
+  TarFormatError
+} from "./tar-header.js"
 
 export interface TarEntry {
   /** Name as written (after PAX / GNU long-name overrides), not yet normalized. */
@@ -18,26 +26,34 @@ export interface TarEntry {
   readonly uid: number
   readonly gid: number
   readonly mtime: number
-  /** Bytes of data that follow; always 0 for header-only types. */
+  /** Bytes of data the file holds (a sparse file's real size); always 0 for header-only types. */
   readonly size: number
   readonly linkname: string
   readonly devMajor: number
   readonly devMinor: number
   readonly xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
+  /**
+   * For a sparse file, its data fragments (`[offset, length, ...]`, sorted, not overlapping, inside
+   * `size`): `readData` then yields the fragments' bytes and, for each hole, its length as a number.
+   */
+  readonly sparse: SparseMap | undefined
 }
+
+/** What a data read yields: bytes, a hole of that many bytes (sparse files only), or the end. */
+export type DataChunk = Uint8Array | number | undefined
 
 export interface TarReader<E> {
   /** The next entry, or `undefined` at the end of the archive; skips unread data of the previous one. */
   readonly next: Effect.Effect<TarEntry | undefined, E | InvalidLayer>
   /** The current entry's next data chunk, or `undefined` once it is all read. */
-  readonly readData: Effect.Effect<Uint8Array | undefined, E | InvalidLayer>
+  readonly readData: Effect.Effect<DataChunk, E | InvalidLayer>
   /**
    * `next` on the buffered bytes only: `NEED_MORE` when they run out (then `fill` and call again,
    * which resumes where this call stopped). Failures are thrown as `TarFailure`.
    */
   readonly nextSync: () => TarEntry | undefined | NeedMore
   /** `readData` on the buffered bytes only, as `nextSync`. */
-  readonly readDataSync: () => Uint8Array | undefined | NeedMore
+  readonly readDataSync: () => DataChunk | NeedMore
   /** Pulls more bytes for the sync calls. */
   readonly fill: Effect.Effect<void, E | InvalidLayer>
 }
@@ -51,14 +67,64 @@ export class TarFailure<E> {
   constructor(readonly error: E) {}
 }
 
-// PAX headers and GNU long names are buffered whole; real ones are a few hundred bytes.
-const MAX_EXTENSION_SIZE = 4 * 1024 * 1024
+// PAX headers, GNU long names and sparse maps are buffered whole; real ones are a few hundred
+// bytes. Go refuses more than 1 MiB (ErrFieldTooLong), and so does banger.
+const MAX_EXTENSION_SIZE = 1024 * 1024
 const MAX_DATA_CHUNK = 1024 * 1024
 const MAX_ID = 0xffff_ffff
 
 const padding = (size: number) => (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE
 
 const headerOnly = (type: TarEntryType) => type !== "file"
+
+const typeOf = (header: RawHeader): TarEntryType =>
+  header.kind === "gnu-sparse" ? "file" : header.kind === "gnu-dumpdir" ? "directory" : (header.kind as TarEntryType)
+
+// A million fragments: far beyond real sparse files, and within what banger's extent trees hold.
+const MAX_SPARSE_NUMBERS = 2 * 1024 * 1024
+
+/**
+ * Go's validateSparseEntries (sorted, not overlapping, inside the real size), plus: the fragments
+ * add up to the data there is. Go finds that out only while the data is read; checking first
+ * means no file is half written when it fails.
+ */
+const sparseMapProblem = (map: SparseMap, realSize: number, physical: number): string | undefined => {
+  let end = 0
+  let total = 0
+  for (let i = 0; i < map.length; i += 2) {
+    const offset = map[i]!
+    const length = map[i + 1]!
+    if (offset < end) return "GNU sparse map fragments overlap or are out of order"
+    end = offset + length
+    if (end > realSize) return "GNU sparse map reaches past the file's size"
+    total += length
+  }
+  return total === physical ? undefined : `GNU sparse map covers ${total} bytes, the entry holds ${physical}`
+}
+
+/**
+ * Feeds one block of a PAX 1.0 sparse map (a count, then offset and length pairs, each a decimal
+ * number ending in a newline, as Go's readGNUSparseMap1x0 reads it); true once the map is whole.
+ */
+const readMapText = (
+  sparse: { readonly map: SparseMap; partial: string; count: number | undefined },
+  block: Uint8Array
+): boolean => {
+  const tokens = (sparse.partial + Buffer.from(block).toString("latin1")).split("\n")
+  sparse.partial = tokens.pop()!
+  for (const token of tokens) {
+    if (!/^[0-9]+$/.test(token)) throw new TarFormatError("malformed GNU sparse 1.0 map")
+    const value = Number(token)
+    if (!Number.isSafeInteger(value)) throw new TarFormatError("GNU sparse 1.0 map number out of range")
+    if (sparse.count === undefined) {
+      if (value > MAX_SPARSE_NUMBERS / 2) throw new TarFormatError("GNU sparse map is too large")
+      sparse.count = value
+    } else sparse.map.push(value)
+    if (sparse.map.length === 2 * sparse.count) return true
+  }
+  if (sparse.partial.length > 40) throw new TarFormatError("malformed GNU sparse 1.0 map")
+  return false
+}
 
 const utf8 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")
 
@@ -92,6 +158,25 @@ interface Assembly {
   /** An extension that must be followed by an entry header has been read. */
   pending: boolean
   extension: Extension | undefined
+  /** A sparse entry whose map is still being read from the blocks after its header. */
+  sparse: SparseAssembly | undefined
+  /** One zero block has been read: the end, unless something other than a second one follows. */
+  zeroSeen: boolean
+}
+
+/** A sparse entry's header, read; its map continues in extension blocks (old GNU) or its data (PAX 1.0). */
+interface SparseAssembly {
+  readonly header: RawHeader
+  readonly pax: PaxOverrides
+  readonly map: SparseMap
+  readonly realSize: number
+  /** Physical data bytes left after the blocks read so far. */
+  physical: number
+  /** Where the rest of the map is: extension blocks, the data, or nowhere (all in PAX records). */
+  readonly from: "gnu-extension" | "pax-1.0" | "records"
+  /** PAX 1.0: the map's text not yet parsed (a number cut by a block boundary), and the count. */
+  partial: string
+  count: number | undefined
 }
 
 /**
@@ -112,7 +197,6 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     }
   }
 
-  const global: PaxRecords = new Map()
   let remaining = 0
   let pad = 0
   let ended = false
@@ -126,16 +210,24 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     return left
   }
 
-  /** Reads the extension's data and padding; false when the buffer runs out first. */
-  const readExtension = (extension: Extension): boolean => {
+  /**
+   * Reads the extension's data and applies it (at once: the bytes are the reader's buffer's), then
+   * its padding; false when the buffer runs out first.
+   */
+  const readExtension = (current: Assembly, extension: Extension): boolean | "end" => {
     const what = EXTENSION_NAMES[extension.kind]
     if (extension.data === undefined) {
       if (extension.size === 0) extension.data = new Uint8Array(0)
       else if (bytes.buffered() >= extension.size) extension.data = bytes.takeBuffered(extension.size)
       else if (!bytes.ended()) return false
       else abort(bytes.buffered() === 0 ? invalid(`truncated ${what}`) : bytes.truncated())
+      applyExtension(current, extension)
     }
-    extension.padLeft = discard(extension.padLeft)
+    while (extension.padLeft > 0 && bytes.buffered() > 0) {
+      extension.padLeft -= bytes.takeSomeBuffered(extension.padLeft).length
+    }
+    // As after an entry's data, a stream ending in the padding ends the archive (Go's reading).
+    if (extension.padLeft > 0 && bytes.ended()) return "end"
     return extension.padLeft === 0
   }
 
@@ -143,12 +235,15 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     const data = extension.data!
     switch (extension.kind) {
       case "pax":
+        // Like Go (and GNU and BSD tar), a second PAX header before the entry replaces the first.
+        current.local.clear()
         decode(() => parsePaxInto(data, current.local))
         current.pending = true
         return
       case "pax-global":
-        decode(() => parsePaxInto(data, global))
-        decode(() => parsePaxInto(data, current.local))
+        // Checked, then set aside: like Go's reader (and so containerd and Docker), banger lets no
+        // global record change later entries. git archive's commit id is the usual one there.
+        decode(() => parsePaxInto(data, new Map()))
         return
       case "gnu-long-name":
         current.longName = untilNul(data)
@@ -162,29 +257,43 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
   }
 
   const nextSync = (): TarEntry | undefined | NeedMore => {
+    fragments = undefined
+    hidden = false
     if (remaining > 0) {
       remaining = discard(remaining)
       if (remaining > 0) return NEED_MORE
     }
     if (pad > 0) {
-      pad = discard(pad)
+      while (pad > 0 && bytes.buffered() > 0) pad -= bytes.takeSomeBuffered(pad).length
+      // Like Go, a stream that ends in the padding after an entry's data ends the archive there.
+      if (pad > 0 && bytes.ended()) {
+        pad = 0
+        ended = true
+      }
       if (pad > 0) return NEED_MORE
     }
     if (ended) return undefined
     assembly ??= {
-      local: new Map(global),
+      local: new Map(),
       longName: undefined,
       longLink: undefined,
       pending: false,
-      extension: undefined
+      extension: undefined,
+      sparse: undefined,
+      zeroSeen: false
     }
     const current = assembly
+    if (current.sparse !== undefined) return continueSparse(current.sparse)
     while (true) {
       if (current.extension !== undefined) {
-        if (!readExtension(current.extension)) return NEED_MORE
-        const extension = current.extension
+        const read = readExtension(current, current.extension)
+        if (read === "end") {
+          ended = true
+          assembly = undefined
+          return undefined
+        }
+        if (!read) return NEED_MORE
         current.extension = undefined
-        applyExtension(current, extension)
         continue
       }
       let block: Uint8Array | undefined
@@ -193,12 +302,19 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
       else if (bytes.buffered() > 0) abort(bytes.truncated())
       const header = block === undefined ? undefined : decode(() => decodeHeader(block))
       if (header === undefined) {
-        if (current.pending) abort(invalid("archive ends right after an extended header"))
+        // A zero block ends the archive if the stream ends there or a second one follows; like Go,
+        // anything else after it is refused rather than ignored.
+        if (block !== undefined && !current.zeroSeen) {
+          current.zeroSeen = true
+          continue
+        }
+        // An extended header with no entry after it is an empty archive, as Go reads it.
         // End of archive: a zero block, or (leniently, like Go) a clean end at a header boundary.
         ended = true
         assembly = undefined
         return undefined
       }
+      if (current.zeroSeen) abort(invalid("a zero block followed by a header: corrupt archive"))
       switch (header.kind) {
         case "pax":
         case "pax-global":
@@ -211,37 +327,152 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
           continue
         }
       }
-      const type = header.kind
       const pax = decode(() => interpretPax(current.local))
-      const uid = pax.uid ?? header.uid
-      const gid = pax.gid ?? header.gid
-      if (uid > MAX_ID || gid > MAX_ID) abort(invalid("uid or gid out of range"))
-      const size = headerOnly(type) ? 0 : (pax.size ?? header.size)
-      remaining = size
-      pad = padding(size)
-      assembly = undefined
-      return {
-        name: pax.path ?? utf8(current.longName ?? header.name),
-        type,
-        mode: header.mode,
-        uid,
-        gid,
-        mtime: pax.mtime ?? header.mtime,
-        size,
-        linkname: pax.linkpath ?? utf8(current.longLink ?? header.linkname),
-        devMajor: header.devMajor,
-        devMinor: header.devMinor,
-        xattrs: pax.xattrs
-      } satisfies TarEntry
+      if (header.kind === "gnu-sparse" || pax.sparse !== undefined) {
+        const sparse = startSparse(header, pax)
+        const whole = sparse.from === "gnu-extension" ? !header.sparse!.extended : sparse.from === "records"
+        if (whole) return finishSparse(sparse)
+        current.sparse = sparse
+        return continueSparse(sparse)
+      }
+      return finish(header, pax, undefined)
     }
   }
 
-  const readDataSync = (): Uint8Array | undefined | NeedMore => {
+  /** Reads the sparse map's remaining blocks; the entry once it is whole, else `NEED_MORE`. */
+  const continueSparse = (sparse: SparseAssembly): TarEntry | NeedMore => {
+    while (true) {
+      if (bytes.buffered() < BLOCK_SIZE) {
+        if (!bytes.ended()) return NEED_MORE
+        return abort(bytes.truncated())
+      }
+      if (sparse.from === "pax-1.0" && sparse.physical < BLOCK_SIZE)
+        abort(invalid("GNU sparse 1.0 map runs past the data"))
+      const block = bytes.takeBuffered(BLOCK_SIZE)
+      if (sparse.from === "gnu-extension") {
+        if (!decode(() => readSparseExtension(block, sparse.map))) return finishSparse(sparse)
+      } else {
+        sparse.physical -= BLOCK_SIZE
+        if (decode(() => readMapText(sparse, block))) return finishSparse(sparse)
+      }
+      if (sparse.map.length > MAX_SPARSE_NUMBERS) abort(invalid("GNU sparse map is too large"))
+    }
+  }
+
+  const startSparse = (header: RawHeader, pax: PaxOverrides): SparseAssembly => {
+    const physical = pax.size ?? header.size
+    if (header.kind === "gnu-sparse") {
+      const old = header.sparse!
+      return {
+        header,
+        pax,
+        map: old.map,
+        realSize: old.realSize,
+        physical,
+        from: "gnu-extension",
+        partial: "",
+        count: undefined
+      }
+    }
+    const sparse = pax.sparse!
+    const realSize = sparse.realSize ?? physical
+    if (sparse.format === "0.x") {
+      return { header, pax, map: sparse.map, realSize, physical, from: "records", partial: "", count: undefined }
+    }
+    return { header, pax, map: [], realSize, physical, from: "pax-1.0", partial: "", count: undefined }
+  }
+
+  const finishSparse = (sparse: SparseAssembly): TarEntry => {
+    if (headerOnly(typeOf(sparse.header))) abort(invalid("a sparse map on a header-only entry"))
+    const problem = sparseMapProblem(sparse.map, sparse.realSize, sparse.physical)
+    if (problem !== undefined) abort(invalid(problem))
+    return finish(sparse.header, sparse.pax, sparse)
+  }
+
+  const finish = (header: RawHeader, pax: PaxOverrides, sparse: SparseAssembly | undefined): TarEntry => {
+    const current = assembly!
+    const type = typeOf(header)
+    const uid = pax.uid ?? header.uid
+    const gid = pax.gid ?? header.gid
+    if (uid > MAX_ID || gid > MAX_ID) abort(invalid("uid or gid out of range"))
+    const physical = sparse !== undefined ? sparse.physical : (pax.size ?? header.size)
+    // GNU dump directories carry data (a listing), which is skipped like any unread data.
+    hidden = header.kind === "gnu-dumpdir"
+    remaining = headerOnly(type) && !hidden ? 0 : physical
+    pad = padding(remaining)
+    if (sparse !== undefined) {
+      fragments = sparse.map
+      fragment = 0
+      position = 0
+      fragmentLeft = 0
+      logicalSize = sparse.realSize
+    } else fragments = undefined
+    assembly = undefined
+    return {
+      name: pax.path ?? utf8(current.longName ?? header.name),
+      type,
+      mode: header.mode,
+      uid,
+      gid,
+      mtime: pax.mtime ?? header.mtime,
+      size: headerOnly(type) ? 0 : sparse !== undefined ? sparse.realSize : physical,
+      linkname: pax.linkpath ?? utf8(current.longLink ?? header.linkname),
+      devMajor: header.devMajor,
+      devMinor: header.devMinor,
+      xattrs: pax.xattrs,
+      sparse: sparse?.map
+    } satisfies TarEntry
+  }
+
+  /** The current sparse entry's fragments, and where its reading stands. */
+  let fragments: SparseMap | undefined
+  /** The current entry's data is to be skipped, not read (a GNU dump directory's listing). */
+  let hidden = false
+  let fragment = 0
+  let position = 0
+  let fragmentLeft = 0
+  let logicalSize = 0
+
+  const readDataSync = (): DataChunk | NeedMore => {
+    if (hidden) return undefined
+    if (fragments !== undefined) return readSparseSync(fragments)
     if (remaining === 0) return undefined
     if (bytes.buffered() === 0) return bytes.ended() ? abort(bytes.truncated()) : NEED_MORE
     const chunk = bytes.takeSomeBuffered(Math.min(remaining, MAX_DATA_CHUNK))
     remaining -= chunk.length
     return chunk
+  }
+
+  /** Fragments' bytes in order, with the holes before, between and after them as lengths. */
+  const readSparseSync = (map: SparseMap): DataChunk | NeedMore => {
+    while (true) {
+      if (fragmentLeft > 0) {
+        if (bytes.buffered() === 0) return bytes.ended() ? abort(bytes.truncated()) : NEED_MORE
+        const chunk = bytes.takeSomeBuffered(Math.min(fragmentLeft, MAX_DATA_CHUNK))
+        fragmentLeft -= chunk.length
+        remaining -= chunk.length
+        position += chunk.length
+        return chunk
+      }
+      if (fragment < map.length) {
+        const offset = map[fragment]!
+        fragmentLeft = map[fragment + 1]!
+        fragment += 2
+        if (offset > position) {
+          const hole = offset - position
+          position = offset
+          return hole
+        }
+        continue
+      }
+      if (position < logicalSize) {
+        const hole = logicalSize - position
+        position = logicalSize
+        return hole
+      }
+      fragments = undefined
+      return undefined
+    }
   }
 
   const fill = Effect.asVoid(bytes.fill)

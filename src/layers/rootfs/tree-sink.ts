@@ -10,6 +10,8 @@ import { pathOf, type TreeNode } from "./tree-model.js"
 
 export interface FileSink {
   readonly write: (chunk: Uint8Array) => void
+  /** A hole of `length` zero bytes (sparse files only). */
+  readonly skip: (length: number) => void
   /** The stored contents, when the sink keeps them somewhere the model must remember. */
   readonly finish: () => StoredContent | undefined
   readonly abandon: () => void
@@ -17,7 +19,7 @@ export interface FileSink {
 
 export interface TreeSink {
   readonly directory: (parent: TreeNode, name: string) => void
-  readonly file: (parent: TreeNode, name: string, size: number) => FileSink
+  readonly file: (parent: TreeNode, name: string, size: number, sparse: ReadonlyArray<number> | undefined) => FileSink
   readonly symlink: (parent: TreeNode, name: string, target: string) => void
   /** A device or fifo. */
   readonly special: (parent: TreeNode, name: string) => void
@@ -34,7 +36,7 @@ export const diskSink = (dir: string): TreeSink => {
   const child = (parent: TreeNode, name: string) => `${at(parent)}/${name}`
   return {
     directory: (parent, name) => Disk.makeDirectory(child(parent, name)),
-    file: (parent, name) => {
+    file: (parent, name, size, sparse) => {
       const path = child(parent, name)
       const fd = Disk.createFile(path)
       let closed = false
@@ -42,9 +44,19 @@ export const diskSink = (dir: string): TreeSink => {
         if (!closed) Disk.closeFile(fd)
         closed = true
       }
+      // A sparse file's holes are skipped over and the size set at the end, so they stay holes.
+      let position = 0
       return {
-        write: (chunk) => Disk.writeAll(fd, path, chunk),
+        write: (chunk) => {
+          if (sparse === undefined) Disk.writeAll(fd, path, chunk)
+          else Disk.writeAllAt(fd, path, chunk, position)
+          position += chunk.length
+        },
+        skip: (length) => {
+          position += length
+        },
         finish: () => {
+          if (sparse !== undefined) Disk.truncate(fd, path, size)
           close()
           return undefined
         },
@@ -77,9 +89,9 @@ const releaseBelow = (node: TreeNode, contents: ContentSink) => {
 
 export const contentSinkFor = (contents: ContentSink): TreeSink => ({
   directory: () => undefined,
-  file: (_parent, _name, size) => {
-    const writer = contents.begin(size)
-    return { write: writer.write, finish: writer.finish, abandon: writer.abandon }
+  file: (_parent, _name, size, sparse) => {
+    const writer = contents.begin(size, sparse)
+    return { write: writer.write, skip: writer.skip, finish: writer.finish, abandon: writer.abandon }
   },
   symlink: () => undefined,
   special: () => undefined,

@@ -10,12 +10,31 @@ import { describeSystemError, FilesystemError } from "../../../domain/errors.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { BLOCK_SIZE, divideUp } from "./format.js"
 
-/** A file's contents in the image: `size` bytes in these runs, in order. */
+/**
+ * A file's contents in the image: `size` bytes in these runs, in order, back to back; or, for a
+ * sparse file, each run at its `logical` block of the file, the blocks between them holes.
+ */
 export class FileBlocks implements StoredContent {
   constructor(
     readonly size: number,
-    readonly runs: ReadonlyArray<BlockRun>
+    readonly runs: ReadonlyArray<BlockRun>,
+    readonly logical?: ReadonlyArray<number>
   ) {}
+}
+
+/** The blocks a sparse map's data touches, as `[first, count, ...]` ranges of logical blocks. */
+const touchedBlocks = (map: ReadonlyArray<number>): Array<number> => {
+  const ranges: Array<number> = []
+  for (let i = 0; i < map.length; i += 2) {
+    const length = map[i + 1]!
+    if (length === 0) continue
+    const first = Math.floor(map[i]! / BLOCK_SIZE)
+    const last = Math.floor((map[i]! + length - 1) / BLOCK_SIZE)
+    const end = ranges.length === 0 ? -1 : ranges.at(-2)! + ranges.at(-1)!
+    if (first <= end) ranges[ranges.length - 1] = last + 1 - ranges.at(-2)!
+    else ranges.push(first, last + 1 - first)
+  }
+  return ranges
 }
 
 const BUFFER_BYTES = 1024 * 1024
@@ -118,7 +137,8 @@ export class DraftContents implements ContentSink {
     }
   }
 
-  begin(size: number): ContentWriter {
+  begin(size: number, sparse?: ReadonlyArray<number>): ContentWriter {
+    if (sparse !== undefined) return this.beginSparse(size, sparse)
     const runs = this.allocator.allocate(divideUp(size, BLOCK_SIZE))
     let written = 0
     let runIndex = 0
@@ -146,6 +166,11 @@ export class DraftContents implements ContentSink {
     }
     return {
       write,
+      skip: () => {
+        throw new ContentFailure(
+          new FilesystemError({ path: this.path, reason: "a hole in a file that is not sparse" })
+        )
+      },
       finish: () => {
         if (written !== size) {
           throw new ContentFailure(
@@ -158,6 +183,86 @@ export class DraftContents implements ContentSink {
           this.writeAt((last.start + last.length) * BLOCK_SIZE - (BLOCK_SIZE - tail), ZEROS.subarray(tail))
         }
         return new FileBlocks(size, runs)
+      },
+      abandon: () => this.allocator.free(runs)
+    }
+  }
+
+  /**
+   * Only the blocks the map's data touches are allocated, so holes stay unallocated in the image;
+   * within those blocks, the bytes of holes are written as zeros.
+   */
+  private beginSparse(size: number, map: ReadonlyArray<number>): ContentWriter {
+    const runs: Array<BlockRun> = []
+    const logical: Array<number> = []
+    const ranges = touchedBlocks(map)
+    try {
+      for (let i = 0; i < ranges.length; i += 2) {
+        let block = ranges[i]!
+        for (const run of this.allocator.allocate(ranges[i + 1]!)) {
+          runs.push(run)
+          logical.push(block)
+          block += run.length
+        }
+      }
+    } catch (error) {
+      this.allocator.free(runs)
+      throw error
+    }
+    let position = 0
+    // The first run that may hold `position` (positions only grow).
+    let cursor = 0
+    /** Writes `length` bytes at `position` (from `bytes`, else zeros) where blocks are allocated. */
+    const put = (length: number, bytes: Uint8Array | undefined) => {
+      if (position + length > size) {
+        throw new ContentFailure(
+          new FilesystemError({ path: this.path, reason: `file data longer than its ${size} bytes` })
+        )
+      }
+      let done = 0
+      while (done < length) {
+        const at = position + done
+        while (cursor < runs.length && (logical[cursor]! + runs[cursor]!.length) * BLOCK_SIZE <= at) cursor++
+        if (cursor === runs.length) break
+        const runStart = logical[cursor]! * BLOCK_SIZE
+        if (at < runStart) {
+          done = Math.min(length, runStart - position)
+          continue
+        }
+        const count = Math.min(length - done, runStart + runs[cursor]!.length * BLOCK_SIZE - at)
+        const physical = runs[cursor]!.start * BLOCK_SIZE + (at - runStart)
+        if (bytes !== undefined) this.writeAt(physical, bytes.subarray(done, done + count))
+        else
+          for (let left = count, offset = 0; left > 0; ) {
+            const zeros = ZEROS.subarray(0, Math.min(left, BLOCK_SIZE))
+            this.writeAt(physical + offset, zeros)
+            offset += zeros.length
+            left -= zeros.length
+          }
+        done += count
+      }
+      position += length
+    }
+    return {
+      write: (chunk) => put(chunk.length, chunk),
+      skip: (length) => put(length, undefined),
+      finish: () => {
+        if (position !== size) {
+          throw new ContentFailure(
+            new FilesystemError({ path: this.path, reason: `file data ended after ${position} of ${size} bytes` })
+          )
+        }
+        // Zeros past the end, up to the end of the last allocated block.
+        const last = runs.length - 1
+        if (last >= 0) {
+          const end = (logical[last]! + runs[last]!.length) * BLOCK_SIZE
+          const tail = end - position
+          if (tail > 0) {
+            const physical = (runs[last]!.start + runs[last]!.length) * BLOCK_SIZE - tail
+            this.writeAt(physical, ZEROS.subarray(0, tail))
+          }
+        }
+        return new FileBlocks(size, runs, logical)
       },
       abandon: () => this.allocator.free(runs)
     }

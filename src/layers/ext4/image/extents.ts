@@ -18,16 +18,19 @@ const IN_INODE = 4
 const PER_BLOCK = (BLOCK_SIZE - 12 - 4) / 12
 const MAGIC = 0xf30a
 
-export const extentsOf = (runs: ReadonlyArray<BlockRun>): Array<Extent> => {
+/** Extents over `runs`, back to back from block 0, or each at its `starts` block (a sparse file). */
+export const extentsOf = (runs: ReadonlyArray<BlockRun>, starts?: ReadonlyArray<number>): Array<Extent> => {
   const extents: Array<Extent> = []
   let logical = 0
-  for (const run of runs) {
+  for (const [index, run] of runs.entries()) {
+    if (starts !== undefined) logical = starts[index]!
     for (let done = 0; done < run.length; done += MAX_EXTENT_BLOCKS) {
       const length = Math.min(MAX_EXTENT_BLOCKS, run.length - done)
       const previous = extents.at(-1)
       if (
         previous &&
         previous.start + previous.length === run.start + done &&
+        previous.logical + previous.length === logical &&
         previous.length + length <= MAX_EXTENT_BLOCKS
       ) {
         extents[extents.length - 1] = { ...previous, length: previous.length + length }

@@ -165,8 +165,13 @@ export const planTree = (
   const blocksOf = (runs: ReadonlyArray<BlockRun>) =>
     runs.flatMap((run) => Array.from({ length: run.length }, (_, i) => run.start + i))
   /** Writes the extent tree into `iBlock`; the number of blocks it takes outside the inode. */
-  const withTree = (runs: ReadonlyArray<BlockRun>, seed: number, iBlock: Uint8Array): number => {
-    const extents = extentsOf(runs)
+  const withTree = (
+    runs: ReadonlyArray<BlockRun>,
+    seed: number,
+    iBlock: Uint8Array,
+    starts?: ReadonlyArray<number>
+  ): number => {
+    const extents = extentsOf(runs, starts)
     const treeRuns = allocator.allocate(treeBlocksFor(extents.length))
     const treeBlocks = buildExtentTree(extents, blocksOf(treeRuns), seed, iBlock)
     for (const block of treeBlocks) blocks.push(block)
@@ -189,7 +194,8 @@ export const planTree = (
         if (!(content instanceof FileBlocks)) return fail(entry, "its contents were not written to this image")
         if (content.size !== entry.size) return fail(entry, `holds ${content.size} bytes, ${entry.size} in the entries`)
         size = content.size
-        dataBlocks = content.runs.reduce((sum, run) => sum + run.length, 0) + withTree(content.runs, seed, iBlock)
+        dataBlocks =
+          content.runs.reduce((sum, run) => sum + run.length, 0) + withTree(content.runs, seed, iBlock, content.logical)
         flags = EXTENTS_FL
         break
       }
