@@ -29,7 +29,6 @@ export interface TreeState {
 
 const WHITEOUT = ".wh."
 const OPAQUE = ".wh..wh..opq"
-const WHITEOUT_META = ".wh..wh."
 // symlink(2) refuses longer targets; checking first keeps the error about the layer, not the disk.
 const MAX_LINK_TARGET_BYTES = 4095
 
@@ -136,10 +135,8 @@ class LayerApplication {
     const normalized = normalizeEntryPath(entry.name)
     if (normalized._tag === "Unsafe") return unsafe(normalized.reason)
     const components = normalized.components
-    // Entries inside a `.wh.*` directory are aufs bookkeeping (e.g. `.wh..wh.plnk/`), not content.
-    if (components.slice(0, -1).some((name) => name.startsWith(WHITEOUT))) return
     const base = components.at(-1)
-    if (base === undefined) return this.applyRoot(entry, unsafe)
+    if (base === undefined) return this.applyRoot(entry)
     if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
 
     const resolved = resolveDirectory({
@@ -203,8 +200,9 @@ class LayerApplication {
     }
   }
 
-  private applyRoot(entry: TarEntry, unsafe: (reason: string) => never) {
-    if (entry.type !== "directory") return unsafe("the root can only be a directory")
+  private applyRoot(entry: TarEntry) {
+    // containerd ignores whatever names the root; a directory's metadata is the root's own here.
+    if (entry.type !== "directory") return
     Object.assign(this.tree.root.inode, { ...inodeFrom(entry, "directory"), links: this.tree.root.inode.links })
     this.markAdded(this.tree.root)
   }
@@ -227,8 +225,6 @@ class LayerApplication {
       for (const child of [...parent.children!.values()]) this.removeLower(child)
       return
     }
-    // Other `.wh..wh.*` names are aufs metadata with nothing to hide.
-    if (base.startsWith(WHITEOUT_META)) return
     const target = parent.children!.get(hidden)
     if (target) this.removeLower(target)
   }
