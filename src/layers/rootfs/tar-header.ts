@@ -154,8 +154,11 @@ const USTAR_MAGIC = Buffer.from("ustar\0")
 const GNU_MAGIC = Buffer.from("ustar  \0")
 const STAR_TRAILER = Buffer.from("tar\0")
 
-const matches = (block: Uint8Array, offset: number, expected: Uint8Array) =>
-  Buffer.compare(block.subarray(offset, offset + expected.length), expected) === 0
+// A loop, not a compare of subarrays: this runs for every header, and views cost an allocation each.
+const matches = (block: Uint8Array, offset: number, expected: Uint8Array) => {
+  for (let i = 0; i < expected.length; i++) if (block[offset + i] !== expected[i]) return false
+  return true
+}
 
 const isAscii = (bytes: Uint8Array) => bytes.every((byte) => byte < 0x80)
 
