@@ -14,7 +14,20 @@ import { Effect, Layer } from "effect"
 import { Ext4Tools } from "../../../src/layers/ext4/ext4-tools.js"
 import { RootfsBuilder } from "../../../src/layers/rootfs/rootfs-builder.js"
 import { inspectImage, readFilesFromImage } from "../../support/ext4-inspect.js"
-import { builderLayer, flattenError, flattenWith, layerFile, type Sandbox, sandbox, tmpListing } from "./harness.js"
+import { layerFromTar } from "../../support/layers.js"
+import {
+  builderLayer,
+  endOfArchive,
+  flattenError,
+  flattenWith,
+  layerFile,
+  paxHeader,
+  rawHeader,
+  type Sandbox,
+  sandbox,
+  specLayer,
+  tmpListing
+} from "./harness.js"
 
 const CORPUS = path.join(import.meta.dirname, "../../corpora/go-archive-tar")
 const ToolsLive = Ext4Tools.layer.pipe(Layer.provideMerge(NodeContext.layer))
@@ -106,6 +119,86 @@ describe("Go's archive/tar corpus applied as layers", () => {
       expect(extentsOf(output, "sparse.db")).toEqual([])
       // 95 one-byte fragments, all in the first block.
       expect(extentsOf(output, "sparse-posix-1.0").map(([first, last]) => [first, last])).toEqual([[0, 0]])
+    }).pipe(Effect.provide(ToolsLive))
+  )
+
+  it.scopedLive("a sparse file in blocks freed by a whiteout: the bytes of its holes read as zeros", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const size = 200_000
+      const fragments: ReadonlyArray<readonly [number, string]> = [
+        [5000, "0123456789"],
+        [100_000, "abc"],
+        [size - 10, "ZZZZZZZZZZ"]
+      ]
+      const data = Buffer.from(fragments.map(([, bytes]) => bytes).join(""))
+      // PAX sparse 0.1, written by hand: the lower layer's file fills every block with 0xaa first.
+      const sparse = layerFromTar(
+        Buffer.concat([
+          rawHeader({ name: ".wh.big", type: "0" }),
+          paxHeader([
+            ["GNU.sparse.major", "0"],
+            ["GNU.sparse.minor", "1"],
+            ["GNU.sparse.name", "sparse"],
+            ["GNU.sparse.realsize", String(size)],
+            ["GNU.sparse.numblocks", String(fragments.length)],
+            ["GNU.sparse.map", fragments.map(([offset, bytes]) => `${offset},${bytes.length}`).join(",")]
+          ]),
+          rawHeader({ name: "GNUSparseFile.0/sparse", type: "0", size: data.length }),
+          data,
+          Buffer.alloc(512 - data.length),
+          endOfArchive
+        ]),
+        "none"
+      )
+      const layers = [
+        yield* specLayer(box, [{ type: "file", name: "big", content: Buffer.alloc(size, 0xaa) }]),
+        yield* layerFile(box, sparse)
+      ]
+      const build = (output: string, from: typeof layers) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const tools = yield* Ext4Tools
+            const builder = yield* RootfsBuilder
+            const draft = yield* tools.openDraft({ output, uuid: "0e9a5a38-5b0e-4a43-9c2a-3f55b1b0a003" })
+            const entries = yield* builder.flattenInto(from, draft.contents)
+            yield* (yield* draft.plan(entries)).write({ sizeBytes: 64 * 2 ** 20 })
+            yield* tools.check(output)
+          })
+        ).pipe(Effect.provide(builderLayer(box)))
+      // The lower layer alone: where the whited-out file's blocks were.
+      const lowerOnly = path.join(box.root, "lower.ext4")
+      yield* build(lowerOnly, layers.slice(0, 1))
+      const bigBlocks = new Set(
+        extentsOf(lowerOnly, "big").flatMap(([first, last, physical]) =>
+          Array.from({ length: last - first + 1 }, (_, i) => physical + i)
+        )
+      )
+      const output = path.join(box.root, "rootfs.ext4")
+      yield* build(output, layers)
+      const expected = Buffer.alloc(size)
+      for (const [offset, bytes] of fragments) expected.write(bytes, offset, "latin1")
+      const image = yield* inspectImage(output)
+      expect(image.filter((entry) => entry.type === "file").map((entry) => entry.path)).toEqual(["sparse"])
+      const files = yield* readFilesFromImage(
+        output,
+        image.filter((entry) => entry.path === "sparse")
+      )
+      expect(files.get("sparse")!.equals(expected)).toBe(true)
+      // Three fragments, three blocks (of the 49 the file spans); the rest are holes.
+      const extents = extentsOf(output, "sparse")
+      expect(extents.map(([first, last]) => [first, last])).toEqual([
+        [1, 1],
+        [24, 24],
+        [48, 48]
+      ])
+      // The blocks are the freed ones, their 0xaa bytes around the fragments zeroed in place.
+      for (const [, , physical] of extents) expect(bigBlocks.has(physical)).toBe(true)
+      const fd = fs.openSync(output, "r")
+      const block = Buffer.alloc(4096)
+      fs.readSync(fd, block, 0, 4096, extents[0]![2] * 4096)
+      fs.closeSync(fd)
+      expect(block.equals(expected.subarray(4096, 8192))).toBe(true)
     }).pipe(Effect.provide(ToolsLive))
   )
 
