@@ -10,11 +10,15 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import type { TreeEntry } from "../../../src/domain/tree.js"
+import { Ext4Tools } from "../../../src/layers/ext4/ext4-tools.js"
+import { RootfsBuilder } from "../../../src/layers/rootfs/rootfs-builder.js"
 import { type LayerEntrySpec, layerFromTar } from "../../support/layers.js"
 import {
+  builderLayer,
   flattenError,
   flattenWith,
   layerFile,
@@ -78,6 +82,18 @@ const file = (name: string, content: string, mode = 0o644): LayerEntrySpec => ({
 /** containerd's argument order: tc.Symlink(oldname, newname). */
 const symlink = (target: string, name: string): LayerEntrySpec => ({ type: "symlink", name, target })
 const link = (target: string, name: string): LayerEntrySpec => ({ type: "hardlink", name, target })
+
+// Raw headers: tar-stream writes device numbers with 6 octal digits, short of a 20-bit minor.
+const device = (name: string, type: "3" | "4", major: number, minor: number) => {
+  const block = rawHeader({ name, type, mode: 0o600 })
+  block.write(`${major.toString(8).padStart(7, "0")}\0`, 329)
+  block.write(`${minor.toString(8).padStart(7, "0")}\0`, 337)
+  block.write("        ", 148)
+  let sum = 0
+  for (const byte of block) sum += byte
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148)
+  return block
+}
 
 interface Case {
   readonly name: string
@@ -513,17 +529,6 @@ describe("containerd's pkg/archive cases through banger's layer application", ()
   it.scopedLive("device numbers: ext4's whole range applies (12-bit major, 20-bit minor)", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
-      // Raw headers: tar-stream writes device numbers with 6 octal digits, short of a 20-bit minor.
-      const device = (name: string, type: "3" | "4", major: number, minor: number) => {
-        const block = rawHeader({ name, type, mode: 0o600 })
-        block.write(`${major.toString(8).padStart(7, "0")}\0`, 329)
-        block.write(`${minor.toString(8).padStart(7, "0")}\0`, 337)
-        block.write("        ", 148)
-        let sum = 0
-        for (const byte of block) sum += byte
-        block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148)
-        return block
-      }
       const built = layerFromTar(
         Buffer.concat([
           device("dev/max", "3", 4095, 1048575),
@@ -545,5 +550,27 @@ describe("containerd's pkg/archive cases through banger's layer application", ()
         })
       )
     })
+  )
+
+  it.scopedLive("device numbers beyond ext4's range fail the image build, naming the entry, leaving no image", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const layer = yield* layerFile(
+        box,
+        layerFromTar(Buffer.concat([device("dev/big", "3", 4096, 0), Buffer.alloc(1024)]), "none")
+      )
+      const output = path.join(box.root, "rootfs.ext4")
+      const error = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const tools = yield* Ext4Tools
+          const builder = yield* RootfsBuilder
+          const draft = yield* tools.openDraft({ output, uuid: "0e9a5a38-5b0e-4a43-9c2a-3f55b1b0a004" })
+          const entries = yield* builder.flattenInto([layer], draft.contents)
+          yield* (yield* draft.plan(entries)).write({ sizeBytes: 64 * 2 ** 20 })
+        })
+      ).pipe(Effect.provide(builderLayer(box)), Effect.flip)
+      expect(error.message).toMatch(/"dev\/big": device number 4096:0 does not fit ext4/)
+      expect(fs.existsSync(output)).toBe(false)
+    }).pipe(Effect.provide(Ext4Tools.layer.pipe(Layer.provideMerge(NodeContext.layer))))
   )
 })
