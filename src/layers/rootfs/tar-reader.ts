@@ -122,7 +122,8 @@ const readMapText = (
     } else sparse.map.push(value)
     if (sparse.map.length === 2 * sparse.count) return true
   }
-  if (sparse.partial.length > 40) throw new TarFormatError("malformed GNU sparse 1.0 map")
+  // Numbers may carry any number of leading zeros (Go reads them), but not without bound.
+  if (sparse.partial.length > MAX_EXTENSION_SIZE) throw new TarFormatError("malformed GNU sparse 1.0 map")
   return false
 }
 
