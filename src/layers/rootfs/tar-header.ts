@@ -1,6 +1,6 @@
 /**
- * Decoding of one 512-byte tar header block: POSIX ustar, GNU and old v7 layouts, octal and
- * base-256 numbers. Pure and synchronous; malformed input throws `TarFormatError`, which the tar
+ * Decoding of one 512-byte tar header block: POSIX ustar, star, GNU (with its old sparse map) and
+ * old v7 layouts, told apart as Go's archive/tar tells them; octal and base-256 numbers. Pure and synchronous; malformed input throws `TarFormatError`, which the tar
  * reader turns into `InvalidLayer` at its single boundary.
  */
 

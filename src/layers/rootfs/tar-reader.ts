@@ -1,8 +1,10 @@
 /**
  * A streaming tar reader: entries one at a time, file data in bounded chunks, nothing held whole.
- * Handles PAX (local and global, raw-byte values), GNU long names/links, and follows Go's
- * archive/tar (which writes nearly every layer) in treating links, symlinks, devices, fifos and
- * directories as header-only whatever their size field says.
+ * Handles PAX (raw-byte values), GNU long names/links and GNU sparse files (their holes handed out
+ * as lengths, never as zeros), and reads as Go's archive/tar does (Go writes nearly every layer,
+ * and containerd reads through it): links, symlinks, devices, fifos and directories are
+ * header-only whatever their size field says, global PAX records change no entry, and the edge
+ * cases follow Go's own test archives (test/corpora/go-archive-tar).
  */
 import { Effect } from "effect"
 import { InvalidLayer } from "../../domain/errors.js"
@@ -45,7 +47,7 @@ export type DataChunk = Uint8Array | number | undefined
 export interface TarReader<E> {
   /** The next entry, or `undefined` at the end of the archive; skips unread data of the previous one. */
   readonly next: Effect.Effect<TarEntry | undefined, E | InvalidLayer>
-  /** The current entry's next data chunk, or `undefined` once it is all read. */
+  /** The current entry's next data chunk (or a sparse file's next hole), `undefined` once it is all read. */
   readonly readData: Effect.Effect<DataChunk, E | InvalidLayer>
   /**
    * `next` on the buffered bytes only: `NEED_MORE` when they run out (then `fill` and call again,
@@ -156,8 +158,6 @@ interface Assembly {
   readonly local: PaxRecords
   longName: Uint8Array | undefined
   longLink: Uint8Array | undefined
-  /** An extension that must be followed by an entry header has been read. */
-  pending: boolean
   extension: Extension | undefined
   /** A sparse entry whose map is still being read from the blocks after its header. */
   sparse: SparseAssembly | undefined
@@ -239,7 +239,6 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
         // Like Go (and GNU and BSD tar), a second PAX header before the entry replaces the first.
         current.local.clear()
         decode(() => parsePaxInto(data, current.local))
-        current.pending = true
         return
       case "pax-global":
         // Checked, then set aside: like Go's reader (and so containerd and Docker), banger lets no
@@ -248,11 +247,9 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
         return
       case "gnu-long-name":
         current.longName = untilNul(data)
-        current.pending = true
         return
       case "gnu-long-link":
         current.longLink = untilNul(data)
-        current.pending = true
         return
     }
   }
@@ -278,7 +275,6 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
       local: new Map(),
       longName: undefined,
       longLink: undefined,
-      pending: false,
       extension: undefined,
       sparse: undefined,
       zeroSeen: false
@@ -309,8 +305,8 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
           current.zeroSeen = true
           continue
         }
-        // An extended header with no entry after it is an empty archive, as Go reads it.
-        // End of archive: a zero block, or (leniently, like Go) a clean end at a header boundary.
+        // The end: zero blocks, or (like Go) a clean end at a header boundary, even right after an
+        // extended header.
         ended = true
         assembly = undefined
         return undefined
