@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { errorLines, runBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { debianRootfs } from "../support/debian-rootfs.js"
 import { inspectImage, readFilesFromImage } from "../support/ext4-inspect.js"
 import { bootChecks, bootToMarker, findCloudKernel } from "../support/qemu.js"
@@ -123,7 +123,7 @@ const pull = async (state: string, name: string, asUser?: { uid: number; gid: nu
       ),
     { asUser }
   )
-  expect(result.stderr).not.toContain("banger:")
+  expect(errorLines(result.stderr), result.stderr).toEqual([])
   expect(result.code).toBe(0)
   return JSON.parse(result.stdout) as { rootfs: string; kernel: string; initrd: string; name: string }
 }

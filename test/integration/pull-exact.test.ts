@@ -10,7 +10,7 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { errorLines, runBanger, withBangerDaemon } from "../support/banger-cli.js"
 import { type ImageEntry, inspectImage, readFilesFromImage } from "../support/ext4-inspect.js"
 import { buildLayer, type LayerEntrySpec } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
@@ -197,7 +197,7 @@ describe("banger image pull: exact rootfs from a three-layer image", () => {
         "--json"
       ])
     )
-    expect(result.stderr).not.toContain("banger:")
+    expect(errorLines(result.stderr), result.stderr).toEqual([])
     expect(result.code).toBe(0)
     const image = JSON.parse(result.stdout)
     expect(image).toMatchObject({
