@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Cause, Effect, Layer } from "effect"
+import type { TransferSettings } from "../daemon/server.js"
 import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
@@ -30,6 +31,8 @@ import { builtinCatalogPath } from "./catalog-path.js"
 export interface AppOptions {
   /** `banger daemon --subnet`: VMs' address pool; chosen from the host's routes when absent. */
   readonly subnet?: Ipv4Cidr | undefined
+  /** `banger daemon --idle-timeout/--stall-budget/--resolve-timeout`: the registry client's patience. */
+  readonly transfer?: TransferSettings | undefined
 }
 
 export const appLayer = (stateDir: string, options: AppOptions = {}) => {
@@ -38,7 +41,7 @@ export const appLayer = (stateDir: string, options: AppOptions = {}) => {
   // node:http rather than undici: undici's HTTP parser is WebAssembly, which every fresh daemon
   // compiled (twice, as V8 tiered it up) during its first download (bench image, A/B: cold pull
   // 2.39 -> 2.33 s; the same registry tests pass on both).
-  const registry = RegistryClient.layer.pipe(Layer.provide(NodeHttpClient.layer))
+  const registry = RegistryClient.layerFromEnv(options.transfer ?? {}).pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
   const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))

@@ -86,6 +86,7 @@ export const progressRelay = Effect.gen(function* () {
   let stage: string | null = null
   let phase: string | null = null
   const seen = new Map<number, number>()
+  let retries = 0
   return (status: OperationStatus) =>
     Effect.gen(function* () {
       const now = status.phase === null ? null : `${status.phase.phase} ${status.phase.name}`
@@ -98,6 +99,11 @@ export const progressRelay = Effect.gen(function* () {
       if (status.stage !== null && status.stage !== stage) {
         stage = status.stage
         yield* progress.report({ _tag: "StageStarted", stage: status.stage as never })
+      }
+      if (status.retry !== null && status.retry.count !== retries) {
+        retries = status.retry.count
+        const { count: _, ...notice } = status.retry
+        yield* progress.report({ _tag: "Retrying", ...notice })
       }
       for (const layer of status.progress.layers) {
         if (seen.get(layer.index) === layer.bytesDone) continue

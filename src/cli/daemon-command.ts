@@ -55,6 +55,24 @@ export const makeDaemonCommand = () =>
       operationTtl: Options.text("op-ttl").pipe(
         Options.withDescription("how long finished operations are kept (e.g. 30m, 24h, 7d)"),
         Options.withDefault("24h")
+      ),
+      idleTimeout: Options.text("idle-timeout").pipe(
+        Options.withDescription(
+          "a registry response that sends no data this long is dropped and retried (default 30s)"
+        ),
+        Options.optional
+      ),
+      stallBudget: Options.text("stall-budget").pipe(
+        Options.withDescription(
+          "most time one blob may spend waiting on silent connections, all retries together (default 2m)"
+        ),
+        Options.optional
+      ),
+      resolveTimeout: Options.text("resolve-timeout").pipe(
+        Options.withDescription(
+          "most time resolving a reference (manifests and config, all retries) may take (default 2m)"
+        ),
+        Options.optional
       )
     },
     (options) =>
@@ -65,6 +83,22 @@ export const makeDaemonCommand = () =>
         const socket = path.resolve(Option.getOrElse(options.socket, () => target.socket))
         const ttl = parseDuration(options.operationTtl)
         if (Either.isLeft(ttl)) return yield* new DaemonStartError({ reason: `--op-ttl: ${ttl.left}` })
+        const transfer: Record<string, Duration.Duration | undefined> = {}
+        for (const [key, flag] of [
+          ["idleTimeout", "--idle-timeout"],
+          ["stallBudget", "--stall-budget"],
+          ["resolveTimeout", "--resolve-timeout"]
+        ] as const) {
+          const given = Option.getOrUndefined(options[key])
+          if (given === undefined) continue
+          const parsed = parseDuration(given)
+          if (Either.isLeft(parsed) || Duration.toMillis(parsed.right) <= 0) {
+            return yield* new DaemonStartError({
+              reason: `${flag}: ${Either.isLeft(parsed) ? parsed.left : "must be more than zero"}`
+            })
+          }
+          transfer[key] = parsed.right
+        }
         const web = Option.map(options.web, (address) => webConfig(address, options.webAllowRemote))
         if (Option.isSome(web) && Either.isLeft(web.value))
           return yield* new DaemonStartError({ reason: `--web: ${web.value.left}` })
@@ -79,7 +113,8 @@ export const makeDaemonCommand = () =>
           group: Option.getOrUndefined(options.group),
           operationTtl: ttl.right,
           web: Option.getOrUndefined(Option.flatMap(web, Either.getRight)),
-          subnet: subnet.right
+          subnet: subnet.right,
+          transfer
         })
         yield* serveUntilSignal(daemon).pipe(levelGiven() ? identity : Logger.withMinimumLogLevel(LogLevel.Info))
       })

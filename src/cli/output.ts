@@ -15,16 +15,7 @@ export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<Readon
 
 export const printJson = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
 
-export const formatBytes = (bytes: number): string => {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`
-}
+export { formatSize as formatBytes } from "../domain/size.js"
 
 /** `key: value` lines for `show` commands. */
 export const details = (fields: ReadonlyArray<readonly [string, string | number | boolean | null]>) =>

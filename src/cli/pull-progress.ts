@@ -27,6 +27,10 @@ const stageText: Record<PullStage, string> = {
   extract: "extracting the kernel"
 }
 
+/** `layer 2/3: no data for 30s, retrying (2 of 4)`. */
+export const retryLine = (event: { what: string; reason: string; attempt: number; of: number }) =>
+  `${event.what}: ${event.reason}, retrying (${event.attempt} of ${event.of})`
+
 const shortDigest = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12)
 
 const bar = (done: number, total: number, width = 24) => {
@@ -75,6 +79,14 @@ const ttyRenderer = (stream: NodeJS.WriteStream) => {
       draw(true)
       return
     }
+    if (event._tag === "Retrying") {
+      // Printed above the live lines, which redraw below it: the retry stays in the scrollback.
+      const up = drawnLines > 0 ? `\x1b[${drawnLines}A` : ""
+      stream.write(`${up}\x1b[2K${retryLine(event)}\x1b[J\n`)
+      drawnLines = 0
+      draw(true)
+      return
+    }
     count = event.count
     layers[event.index] = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }
     draw(event.bytesDone >= event.bytesTotal)
@@ -91,6 +103,8 @@ const plainRenderer = (stream: NodeJS.WriteStream) => {
       line(`${event.phase} ${event.name}`)
     } else if (event._tag === "StageStarted") {
       line(`${stageText[event.stage]}…`)
+    } else if (event._tag === "Retrying") {
+      line(retryLine(event))
     } else if (event.bytesDone >= event.bytesTotal && !finished.has(event.index)) {
       finished.add(event.index)
       const layer = { digest: event.digest, done: event.bytesDone, total: event.bytesTotal, cached: event.cached }

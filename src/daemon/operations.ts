@@ -132,6 +132,7 @@ const make = (config: OperationsConfig) =>
       let layers: Array<LayerStatus | undefined> = []
       let layerCount = 0
       let lastPublish = 0
+      let retries = 0
       const publish = (stage: Option.Option<string>) =>
         SubscriptionRef.updateAndGet(
           entry.ref,
@@ -161,6 +162,15 @@ const make = (config: OperationsConfig) =>
                     phase: { phase: event.phase, name: event.name },
                     progress: summarize(layers, layerCount)
                   })
+              )
+              return yield* saveLogged(status)
+            }
+            if (event._tag === "Retrying") {
+              retries++
+              const { _tag, ...notice } = event
+              const status = yield* SubscriptionRef.updateAndGet(
+                entry.ref,
+                (status) => new OperationStatus({ ...status, retry: { ...notice, count: retries } })
               )
               return yield* saveLogged(status)
             }

@@ -43,7 +43,9 @@ export const runDaemon = (config: DaemonConfig) =>
     Layer.launch(
       daemonLayer(
         config,
-        appLayer(config.stateDir, { subnet: config.subnet }).pipe(Layer.provideMerge(NodeContext.layer)),
+        appLayer(config.stateDir, { subnet: config.subnet, transfer: config.transfer }).pipe(
+          Layer.provideMerge(NodeContext.layer)
+        ),
         pullImage,
         pullKernel
       )

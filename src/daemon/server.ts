@@ -22,6 +22,12 @@ import { NameReservations } from "./name-reservations.js"
 import { Operations } from "./operations.js"
 import { listenUnixSocket } from "./socket.js"
 
+export interface TransferSettings {
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  readonly stallBudget?: Duration.DurationInput | undefined
+  readonly resolveTimeout?: Duration.DurationInput | undefined
+}
+
 export interface DaemonConfig {
   readonly stateDir: string
   readonly socket: string
@@ -36,6 +42,8 @@ export interface DaemonConfig {
   readonly web?: WebConfig | undefined
   /** VMs' address pool (`--subnet`); chosen from the host's routes when absent. */
   readonly subnet?: Ipv4Cidr | undefined
+  /** `--idle-timeout`, `--stall-budget`, `--resolve-timeout`: the registry client's patience. */
+  readonly transfer?: TransferSettings | undefined
 }
 
 /** What the daemon itself needs of the pipeline services (handlers need more, through `R`). */

@@ -122,7 +122,10 @@ export class DigestMismatch extends Schema.TaggedError<DigestMismatch>()("Digest
   reason: Schema.String
 }) {
   override get message() {
-    return `digest mismatch: expected ${this.expected}, got ${this.actual} (${this.reason})`
+    // Without a digest of its own (a size mismatch, an invalid digest), the reason says it all.
+    return this.actual === "" || this.actual === this.expected
+      ? `${this.expected}: ${this.reason}`
+      : `digest mismatch: expected ${this.expected}, got ${this.actual} (${this.reason})`
   }
 }
 
@@ -197,7 +200,9 @@ export class FilesystemError extends Schema.TaggedError<FilesystemError>()("File
 export const describeSystemError = (error: unknown): string => {
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code
-    return code ? `${code}: ${error.message}` : error.message
+    // Node's own messages already begin with the code ("ENOSPC: no space left on device, write").
+    if (code === "ENOSPC") return `no space left on the filesystem (${error.message.replace(/^ENOSPC: /, "")})`
+    return code && !error.message.startsWith(code) ? `${code}: ${error.message}` : error.message
   }
   return String(error)
 }

@@ -167,6 +167,16 @@ export const OperationProgress = Schema.Struct({
 })
 export type OperationProgress = typeof OperationProgress.Type
 
+/** The latest retry an operation's registry client announced; `count` tells a new one from a repeat. */
+export const RetryStatus = Schema.Struct({
+  what: Schema.String,
+  reason: Schema.String,
+  attempt: Schema.Number,
+  of: Schema.Number,
+  count: Schema.Number
+})
+export type RetryStatus = typeof RetryStatus.Type
+
 export const emptyProgress: OperationProgress = { layers: [], layerCount: 0, bytesDone: 0, bytesTotal: 0 }
 
 /**
@@ -189,6 +199,8 @@ export class OperationStatus extends Schema.Class<OperationStatus>("OperationSta
     default: () => null
   }),
   progress: OperationProgress,
+  /** The last retry announced (`layer 2/3: no data for 30s, retrying (2 of 4)`); null if none. */
+  retry: Schema.optionalWith(Schema.NullOr(RetryStatus), { default: () => null }),
   result: Schema.NullOr(OperationResult),
   error: Schema.NullOr(BangerError),
   startedAt: Schema.String,

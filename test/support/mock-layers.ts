@@ -64,7 +64,8 @@ export const blobCacheMock = (calls: Calls, dir: string) =>
         calls.ensure.push(descriptor.digest)
         if (onProgress) yield* onProgress(descriptor.size)
         return path.join(dir, descriptor.digest)
-      })
+      }),
+    checkSpace: () => Effect.void
   })
 
 export const fixtureEntries: ReadonlyArray<TreeEntry> = [

@@ -25,6 +25,11 @@ export interface BlobCacheShape {
     onProgress?: (bytesDone: number) => Effect.Effect<void>,
     onTempFile?: (path: string) => Effect.Effect<void>
   ) => Effect.Effect<string, RegistryError | DigestMismatch | FilesystemError>
+  /**
+   * Fails before any download when the cache's filesystem has less free space than the blobs not
+   * yet cached need (their sizes as the manifest declares them), saying both figures.
+   */
+  readonly checkSpace: (descriptors: ReadonlyArray<Descriptor>) => Effect.Effect<void, FilesystemError>
 }
 
 export class BlobCache extends Context.Tag("banger/BlobCache")<BlobCache, BlobCacheShape>() {

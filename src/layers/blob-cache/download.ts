@@ -1,9 +1,10 @@
-import { writeSync } from "node:fs"
+import { statfsSync, writeSync } from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as fs from "node:fs/promises"
 import { Effect } from "effect"
 import { DigestMismatch, FilesystemError, type RegistryError } from "../../domain/errors.js"
 import type { Descriptor } from "../../domain/oci.js"
+import { formatSize } from "../../domain/size.js"
 import type { OnChunk } from "../registry/blob-stream.js"
 import { type DigestAlgorithm, newHasher } from "../registry/digest.js"
 
@@ -17,14 +18,30 @@ export const fsError = (path: string) => (error: unknown) =>
  * Writes all of `chunk`: the failure, if any. Synchronous: a chunk lands in the page cache in
  * microseconds, far less than a round trip through libuv's thread pool per chunk.
  */
-const writeAll = (handle: FileHandle, path: string, chunk: Uint8Array): FilesystemError | undefined => {
+const writeAll = (handle: FileHandle, chunk: Uint8Array): unknown => {
   try {
     let offset = 0
     while (offset < chunk.length) offset += writeSync(handle.fd, chunk, offset, chunk.length - offset)
     return undefined
   } catch (error) {
-    return fsError(path)(error)
+    return error ?? new Error("write failed")
   }
+}
+
+/** A write failure in words; a full disk says how far the blob got and what space is left. */
+const writeFailure = (path: string, error: unknown, descriptor: Descriptor, written: number): FilesystemError => {
+  if ((error as NodeJS.ErrnoException).code !== "ENOSPC") return fsError(path)(error)
+  let free = "no"
+  try {
+    const stats = statfsSync(path)
+    free = formatSize(stats.bavail * stats.bsize)
+  } catch {
+    // The figure is a courtesy; the failure stands without it.
+  }
+  return new FilesystemError({
+    path,
+    reason: `the filesystem is full: blob ${descriptor.digest} stopped at ${formatSize(written)} of ${formatSize(descriptor.size)} (${free} free)`
+  })
 }
 
 /** A temp file that is closed and removed when its scope ends, whatever happened. */
@@ -73,8 +90,8 @@ export const downloadVerified = Effect.fn("blobCache.download")(function* (optio
         )
       }
       hasher.update(chunk)
-      const failed = writeAll(handle, tempPath, chunk)
-      if (failed !== undefined) return Effect.fail(failed)
+      const failed = writeAll(handle, chunk)
+      if (failed !== undefined) return Effect.fail(writeFailure(tempPath, failed, descriptor, received - chunk.length))
       if (received - reported < progressStep && received !== descriptor.size) return Effect.void
       reported = received
       return onProgress(received)
@@ -84,8 +101,8 @@ export const downloadVerified = Effect.fn("blobCache.download")(function* (optio
   if (received !== descriptor.size) {
     return yield* new DigestMismatch({
       expected: descriptor.digest,
-      actual,
-      reason: `received ${received} of the ${descriptor.size} bytes the manifest declares`
+      actual: "",
+      reason: `the registry sent ${received} of the ${descriptor.size} bytes the manifest declares for this blob`
     })
   }
   if (actual !== descriptor.digest) {

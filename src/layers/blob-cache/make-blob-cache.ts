@@ -1,15 +1,26 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect } from "effect"
-import { DigestMismatch } from "../../domain/errors.js"
+import { DigestMismatch, FilesystemError } from "../../domain/errors.js"
 import type { Descriptor } from "../../domain/oci.js"
 import type { ImageReference } from "../../domain/reference.js"
+import { formatSize } from "../../domain/size.js"
 import { parseDigest } from "../registry/digest.js"
 import { RegistryClient } from "../registry/registry-client.js"
 import { StatePaths } from "../state/state-paths.js"
 import type { BlobCacheShape } from "./blob-cache.js"
 import { downloadVerified, fsError } from "./download.js"
 import { makeKeyedLock } from "./keyed-lock.js"
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
+export const freeBytes = (dir: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const stats = await fs.statfs(dir)
+      return stats.bavail * stats.bsize
+    },
+    catch: fsError(dir)
+  })
 
 export const makeBlobCache = Effect.gen(function* () {
   const registry = yield* RegistryClient
@@ -65,5 +76,23 @@ export const makeBlobCache = Effect.gen(function* () {
     )
   })
 
-  return { ensure } satisfies BlobCacheShape
+  const checkSpace = Effect.fn("blobCache.checkSpace")(function* (descriptors: ReadonlyArray<Descriptor>) {
+    let missing = 0
+    let count = 0
+    for (const descriptor of descriptors) {
+      const { file } = yield* Effect.orElseSucceed(checkedPath(descriptor), () => ({ file: "" }))
+      if (file !== "" && (yield* present(file, descriptor))) continue
+      missing += descriptor.size
+      count++
+    }
+    if (count === 0) return
+    const available = yield* freeBytes(paths.root)
+    if (available >= missing) return
+    return yield* new FilesystemError({
+      path: paths.root,
+      reason: `not enough free space: ${count} layer download${count === 1 ? "" : "s"} need ${formatSize(missing)} (compressed sizes from the manifest; the unpacked image needs more), the filesystem has ${formatSize(available)} free`
+    })
+  })
+
+  return { ensure, checkSpace } satisfies BlobCacheShape
 })

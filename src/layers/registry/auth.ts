@@ -110,7 +110,7 @@ export const makeAuthenticator = (http: Http, options: AuthOptions) => {
         reason: `token server ${realmUrl.host} answered HTTP ${response.status}${detail ? ` (${detail})` : ""}`
       })
     }
-    const body = yield* readBody(response, 1 << 20, "token response", target.reference).pipe(
+    const body = yield* readBody(response, 1 << 20, "token response", target.reference, http.idleTimeout).pipe(
       Effect.catchTag("Transient", (error) => new RegistryError({ reference: target.reference, reason: error.reason }))
     )
     const parsed = yield* Effect.try({

@@ -3,6 +3,7 @@ import { RegistryError } from "../../domain/errors.js"
 import type { Descriptor } from "../../domain/oci.js"
 import { parseDigest } from "./digest.js"
 import { drain, type RegistryTarget } from "./http.js"
+import { reportRetry } from "./retry-report.js"
 import { expectStatus, type Transport } from "./transport.js"
 
 export interface BlobStreamOptions {
@@ -13,10 +14,16 @@ export interface BlobStreamOptions {
   readonly baseDelay: Duration.DurationInput
   /** A body that sends nothing for this long counts as a dropped connection. */
   readonly idleTimeout: Duration.DurationInput
+  /**
+   * Most time a blob may spend waiting on silent connections, all reconnects together: a server
+   * that keeps stalling is given up on after this, however many reconnects remain. A slow but
+   * steady body never counts against it.
+   */
+  readonly stallBudget: Duration.DurationInput
 }
 
 /** The body broke off after the response started; resumable with a Range request. */
-class Cut extends Data.TaggedError("Cut")<{ readonly reason: string }> {}
+class Cut extends Data.TaggedError("Cut")<{ readonly reason: string; readonly stalled?: boolean }> {}
 
 const causeMessage = (error: { readonly cause?: unknown }): string => {
   let current: unknown = error.cause
@@ -51,6 +58,9 @@ export const makeBlobReader =
       }
       const url = `${target.baseUrl}/v2/${target.repository}/blobs/${descriptor.digest}`
       const idleMillis = Duration.toMillis(Duration.decode(options.idleTimeout))
+      const budgetMillis = Duration.toMillis(Duration.decode(options.stallBudget))
+      /** Milliseconds spent on connections that went silent, counted when each is given up on. */
+      let lostToStalls = 0
       let received = 0
       let resumes = 0
       let failuresWithoutProgress = 0
@@ -101,14 +111,20 @@ export const makeBlobReader =
               }
             }
           })
+          // The last silence may be cut short so the stalls together never exceed the budget.
+          const limit = Math.max(1, Math.min(idleMillis, budgetMillis - lostToStalls))
           const watchdog = Effect.gen(function* () {
             while (true) {
               const now = yield* Clock.currentTimeMillis
               const since = waitingSince
-              if (since !== undefined && now - since >= idleMillis) {
-                return yield* new Cut({ reason: `no data for ${Duration.format(options.idleTimeout)}` })
+              if (since !== undefined && now - since >= limit) {
+                lostToStalls += now - since
+                return yield* new Cut({
+                  reason: `no data for ${Duration.format(Duration.millis(limit))}`,
+                  stalled: true
+                })
               }
-              yield* Effect.sleep(Duration.millis(since === undefined ? idleMillis : since + idleMillis - now))
+              yield* Effect.sleep(Duration.millis(since === undefined ? limit : since + limit - now))
             }
           })
           yield* Effect.raceFirst(read, watchdog)
@@ -121,15 +137,24 @@ export const makeBlobReader =
         (cut) => {
           failuresWithoutProgress++
           resumes++
-          if (failuresWithoutProgress >= options.attempts || resumes > options.maxResumes) {
+          const progress = `${received} of ${descriptor.size} bytes of blob ${descriptor.digest}`
+          if (cut.stalled && lostToStalls >= budgetMillis) {
             return Effect.fail(
               fail(
-                `connection lost after ${received} of ${descriptor.size} bytes of blob ${descriptor.digest}: ${cut.reason} (gave up after ${resumes} reconnects)`
+                `blob ${descriptor.digest} stalled: ${cut.reason} after ${received} of ${descriptor.size} bytes; gave up after ${Duration.format(Duration.millis(lostToStalls))} without data in all (${resumes} tries)`
               )
             )
           }
+          if (failuresWithoutProgress >= options.attempts || resumes > options.maxResumes) {
+            return Effect.fail(
+              fail(`connection lost after ${progress}: ${cut.reason} (gave up after ${resumes} reconnects)`)
+            )
+          }
           const delay = Duration.times(Duration.decode(options.baseDelay), 2 ** (failuresWithoutProgress - 1))
-          return Effect.zipRight(Effect.sleep(delay), attempt)
+          return Effect.zipRight(
+            reportRetry({ reason: cut.reason, attempt: failuresWithoutProgress + 1, of: options.attempts }),
+            Effect.zipRight(Effect.sleep(delay), attempt)
+          )
         }
       )
 

@@ -2,6 +2,7 @@ import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/
 import type { HttpClientError } from "@effect/platform/HttpClientError"
 import { Data, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { RegistryError } from "../../domain/errors.js"
+import { reportRetry } from "./retry-report.js"
 
 /** One repository on one registry, and the reference string errors are reported against. */
 export interface RegistryTarget {
@@ -31,6 +32,8 @@ export interface HttpOptions {
   /** Until the response headers arrive. */
   readonly requestTimeout: Duration.DurationInput
   readonly maxRedirects: number
+  /** Longest silence inside a response body (token, manifest, config) before it counts as dropped. */
+  readonly idleTimeout: Duration.DurationInput
 }
 
 /** A failure worth trying again: connection trouble, 5xx, 429. Never leaves this layer. */
@@ -95,12 +98,17 @@ const fromTransportError = (
 
 const redirectStatuses: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 
-/** Reads at most `limit` bytes of a body, failing past it: registries are not trusted to be small. */
+/**
+ * Reads at most `limit` bytes of a body, failing past it: registries are not trusted to be small.
+ * A body that sends nothing for `idleTimeout` is a Transient failure (retried by the caller). These
+ * bodies are small, so a per-chunk timeout is affordable here (unlike blob bodies: blob-stream.ts).
+ */
 export const readBody = (
   response: HttpClientResponse.HttpClientResponse,
   limit: number,
   what: string,
-  reference: string
+  reference: string,
+  idleTimeout: Duration.DurationInput
 ): Effect.Effect<Uint8Array, RegistryError | Transient> => {
   const declared = Number(response.headers["content-length"])
   if (Number.isFinite(declared) && declared > limit) {
@@ -113,6 +121,10 @@ export const readBody = (
     let size = 0
     return response.stream.pipe(
       Stream.mapError((error) => new Transient({ reason: `reading ${what} failed: ${innermostMessage(error.cause)}` })),
+      Stream.timeoutFail(
+        () => new Transient({ reason: `no data for ${Duration.format(idleTimeout)} reading ${what}` }),
+        idleTimeout
+      ),
       Stream.runForEach((chunk) => {
         chunks.push(chunk)
         size += chunk.length
@@ -169,7 +181,11 @@ export const makeHttp = Effect.fn("makeHttp")(function* (options: HttpOptions) {
     spec: RequestSpec
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, RegistryError> => {
     const host = new URL(spec.url).host
-    return Effect.suspend(() => client.execute(toRequest(spec))).pipe(
+    let attempt = 0
+    return Effect.suspend(() => {
+      attempt++
+      return client.execute(toRequest(spec))
+    }).pipe(
       Effect.timeoutFail({
         duration: options.requestTimeout,
         onTimeout: () =>
@@ -188,6 +204,11 @@ export const makeHttp = Effect.fn("makeHttp")(function* (options: HttpOptions) {
               )
             })
           : Effect.succeed(response)
+      ),
+      Effect.tapError((error) =>
+        error._tag === "Transient" && attempt < options.attempts
+          ? reportRetry({ reason: error.reason, attempt: attempt + 1, of: options.attempts })
+          : Effect.void
       ),
       Effect.retry({ schedule, while: (error) => error._tag === "Transient" }),
       Effect.catchTag("Transient", (error) =>
@@ -244,7 +265,7 @@ export const makeHttp = Effect.fn("makeHttp")(function* (options: HttpOptions) {
     return loop(spec, 0)
   }
 
-  return { exchange, follow } as const
+  return { exchange, follow, idleTimeout: options.idleTimeout } as const
 })
 
 export type Http = Effect.Effect.Success<ReturnType<typeof makeHttp>>

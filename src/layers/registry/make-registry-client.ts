@@ -1,4 +1,5 @@
-import { Config, type Duration, Effect, Option } from "effect"
+import { Config, Duration, Effect, Option } from "effect"
+import { RegistryError } from "../../domain/errors.js"
 import type { ImageReference } from "../../domain/reference.js"
 import { makeAuthenticator } from "./auth.js"
 import { makeBlobReader } from "./blob-stream.js"
@@ -20,10 +21,21 @@ export interface RegistryClientOptions {
   readonly baseDelay?: Duration.DurationInput | undefined
   /** Until response headers arrive. */
   readonly requestTimeout?: Duration.DurationInput | undefined
-  /** Longest silence inside a blob body before it counts as a dropped connection. */
+  /** Longest silence inside any response body before it counts as a dropped connection. */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /** Most time one blob may lose to silent connections, all reconnects together. */
+  readonly stallBudget?: Duration.DurationInput | undefined
+  /** Bound on the whole resolve step (manifests and config, every retry included). */
+  readonly resolveTimeout?: Duration.DurationInput | undefined
   readonly maxRedirects?: number | undefined
 }
+
+/** What a daemon uses unless told otherwise (`banger daemon --idle-timeout … --stall-budget … --resolve-timeout …`). */
+export const transferDefaults = {
+  idleTimeout: Duration.seconds(30),
+  stallBudget: Duration.minutes(2),
+  resolveTimeout: Duration.minutes(2)
+} as const
 
 /** `DOCKER_CONFIG` and `BANGER_INSECURE_REGISTRIES` from the environment (via Effect's ConfigProvider). */
 export const optionsFromEnv: Effect.Effect<RegistryClientOptions> = Effect.gen(function* () {
@@ -40,23 +52,27 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
   const baseDelay = options.baseDelay ?? "250 millis"
   const insecure = options.insecureRegistries ?? []
   const configPath = options.dockerConfigPath ?? dockerConfigPath()
+  const idleTimeout = options.idleTimeout ?? transferDefaults.idleTimeout
+  const resolveTimeout = options.resolveTimeout ?? transferDefaults.resolveTimeout
   const http = yield* makeHttp({
     attempts,
     baseDelay,
-    requestTimeout: options.requestTimeout ?? "30 seconds",
-    maxRedirects: options.maxRedirects ?? 5
+    requestTimeout: options.requestTimeout ?? transferDefaults.idleTimeout,
+    maxRedirects: options.maxRedirects ?? 5,
+    idleTimeout
   })
   const transport = makeTransport(
     http,
     makeAuthenticator(http, { dockerConfigPath: configPath, insecureRegistries: insecure }),
     configPath
   )
-  const resolver = makeResolver(transport, { attempts, baseDelay })
+  const resolver = makeResolver(transport, { attempts, baseDelay, idleTimeout })
   const readBlob = makeBlobReader(transport, {
     attempts,
     maxResumes: 10,
     baseDelay,
-    idleTimeout: options.idleTimeout ?? "60 seconds"
+    idleTimeout,
+    stallBudget: options.stallBudget ?? transferDefaults.stallBudget
   })
 
   const targetFor = (reference: ImageReference): RegistryTarget => ({
@@ -68,7 +84,19 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
   })
 
   return {
-    resolve: (reference, platform) => resolver.resolve(targetFor(reference), reference, platform),
+    resolve: (reference, platform) => {
+      const target = targetFor(reference)
+      return resolver.resolve(target, reference, platform).pipe(
+        Effect.timeoutFail({
+          duration: resolveTimeout,
+          onTimeout: () =>
+            new RegistryError({
+              reference: reference.normalized,
+              reason: `${target.host} did not serve the manifest and config within ${Duration.format(resolveTimeout)} (all retries together)`
+            })
+        })
+      )
+    },
     readBlob: (reference, descriptor, onChunk) => readBlob(targetFor(reference), descriptor, onChunk)
   } satisfies RegistryClientShape
 })

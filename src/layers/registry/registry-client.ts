@@ -31,6 +31,20 @@ export class RegistryClient extends Context.Tag("banger/RegistryClient")<Registr
     Effect.flatMap(optionsFromEnv, makeRegistryClient)
   )
 
+  /** The environment's credentials and insecure registries, with these options on top (the daemon's flags). */
+  static readonly layerFromEnv = (
+    overrides: RegistryClientOptions
+  ): Layer.Layer<RegistryClient, never, HttpClient.HttpClient> =>
+    Layer.effect(
+      RegistryClient,
+      Effect.flatMap(optionsFromEnv, (fromEnv) =>
+        makeRegistryClient({
+          ...fromEnv,
+          ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined))
+        })
+      )
+    )
+
   /** Explicit options instead of the environment (tests, or a daemon with its own settings). */
   static readonly layerWith = (
     options: RegistryClientOptions

@@ -14,6 +14,7 @@ import {
   parseManifest
 } from "./manifest.js"
 import { offeredPlatforms, selectPlatform } from "./platform.js"
+import { reportRetry } from "./retry-report.js"
 import { expectStatus, type Transport } from "./transport.js"
 
 /** The distribution spec suggests registries refuse manifests over 4 MiB; so do we. */
@@ -36,7 +37,11 @@ const descriptorOf = (source: Descriptor): Descriptor => ({
 /** Turns a reference into one platform's manifest, config and layer list, verifying every digest it can. */
 export const makeResolver = (
   transport: Transport,
-  retry: { readonly attempts: number; readonly baseDelay: Duration.DurationInput }
+  retry: {
+    readonly attempts: number
+    readonly baseDelay: Duration.DurationInput
+    readonly idleTimeout: Duration.DurationInput
+  }
 ) => {
   const bodyRetry = Schedule.exponential(retry.baseDelay, 2).pipe(
     Schedule.intersect(Schedule.recurs(Math.max(0, retry.attempts - 1)))
@@ -47,18 +52,30 @@ export const makeResolver = (
    * GET a small document (manifest, config) whole. The request itself is retried by the transport;
    * a body that breaks off midway is retried here, from the start, as small documents are.
    */
-  const fetchBytes = (target: RegistryTarget, url: string, accept: string | undefined, limit: number, what: string) =>
-    transport.get(target, url, accept ? { accept } : {}).pipe(
+  const fetchBytes = (target: RegistryTarget, url: string, accept: string | undefined, limit: number, what: string) => {
+    let attempt = 0
+    return Effect.suspend(() => {
+      attempt++
+      return transport.get(target, url, accept ? { accept } : {})
+    }).pipe(
       Effect.flatMap((followed) => expectStatus(target, followed, what)),
       Effect.flatMap((response) =>
-        Effect.map(readBody(response, limit, what, target.reference), (bytes) => ({
+        Effect.map(readBody(response, limit, what, target.reference, retry.idleTimeout), (bytes) => ({
           bytes,
           contentType: response.headers["content-type"]
         }))
       ),
+      Effect.tapError((error) =>
+        error._tag === "Transient" && attempt < retry.attempts
+          ? reportRetry({ reason: error.reason, attempt: attempt + 1, of: retry.attempts })
+          : Effect.void
+      ),
       Effect.retry({ schedule: bodyRetry, while: (error) => error._tag === "Transient" }),
-      Effect.catchTag("Transient", (error) => Effect.fail(fail(target, error.reason)))
+      Effect.catchTag("Transient", (error) =>
+        Effect.fail(fail(target, `${error.reason} (gave up after ${retry.attempts} attempts)`))
+      )
     )
+  }
 
   const fetchManifest = Effect.fn("registry.fetchManifest")(function* (target: RegistryTarget, tagOrDigest: string) {
     const what = tagOrDigest.includes(":") ? `${target.registry}/${target.repository}@${tagOrDigest}` : target.reference

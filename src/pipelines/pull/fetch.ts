@@ -4,6 +4,7 @@ import type { ResolvedImage } from "../../domain/oci.js"
 import type { ImageReference, Platform } from "../../domain/reference.js"
 import { BlobCache } from "../../layers/blob-cache/blob-cache.js"
 import { RegistryClient } from "../../layers/registry/registry-client.js"
+import { retryReporter } from "../../layers/registry/retry-report.js"
 import { GrowingBlob } from "../../layers/rootfs/growing-blob.js"
 import type { LayerFile } from "../../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
@@ -34,8 +35,14 @@ export const fetchImage = Effect.fn("fetchImage")(function* (reference: ImageRef
   const progress = yield* PullProgress
   const paths = yield* StatePaths
 
+  /** Retries deep in the registry client, reported as this pull's progress under `what`. */
+  const retriesAs = (what: string) =>
+    Effect.locally(retryReporter, (notice) => progress.report({ _tag: "Retrying", what, ...notice }))
+
   yield* reportStage("resolve")
-  const resolved = yield* registry.resolve(reference, platform)
+  const resolved = yield* registry.resolve(reference, platform).pipe(retriesAs("resolve"))
+
+  yield* cache.checkSpace(resolved.layers)
 
   yield* reportStage("fetch")
   const count = resolved.layers.length
@@ -67,7 +74,10 @@ export const fetchImage = Effect.fn("fetchImage")(function* (reference: ImageRef
         )
         yield* report(layer.size, !downloaded)
         return file
-      }).pipe(Effect.onExit((exit) => blobs[index]!.finish(exit))),
+      }).pipe(
+        retriesAs(`layer ${index + 1}/${count}`),
+        Effect.onExit((exit) => blobs[index]!.finish(exit))
+      ),
     { concurrency: LAYER_CONCURRENCY, discard: true }
   ).pipe(Effect.forkScoped)
   const layers = resolved.layers.map(

@@ -42,6 +42,14 @@ export const PullEvent = Schema.Union(
     bytesTotal: Schema.Number,
     /** True when the layer came from the blob cache without a download. */
     cached: Schema.Boolean
+  }),
+  /** The registry client is about to try again: why, and which try of how many. */
+  Schema.TaggedStruct("Retrying", {
+    /** What is being fetched, as the CLI names it: `layer 2/3`, `resolve`. */
+    what: Schema.String,
+    reason: Schema.String,
+    attempt: Schema.Number,
+    of: Schema.Number
   })
 )
 export type PullEvent = typeof PullEvent.Type
