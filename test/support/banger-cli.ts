@@ -207,7 +207,8 @@ export const withBangerDaemon = async <A>(
 
 /** A failed command as users see it: exactly one `banger: …` line on stderr, nothing on stdout. */
 /** A non-TTY progress line: a phase (`banger: image dev`), a stage (`banger: booting…`) or a layer. */
-export const isProgressLine = (line: string) => /^banger: (.*…|(kernel|image|vm) \S+|layer \d+\/\d+ .*)$/.test(line)
+export const isProgressLine = (line: string) =>
+  /^banger: (.*…|(kernel|image|vm) \S+|layer \d+\/\d+ .*|\S+( \d+\/\d+)?: .*, retrying \(\d+ of \d+\))$/.test(line)
 
 /** The `banger: …` lines of stderr that are not progress: the errors. */
 export const errorLines = (stderr: string) =>

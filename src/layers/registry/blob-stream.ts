@@ -120,7 +120,7 @@ export const makeBlobReader =
               if (since !== undefined && now - since >= limit) {
                 lostToStalls += now - since
                 return yield* new Cut({
-                  reason: `no data for ${Duration.format(Duration.millis(limit))}`,
+                  reason: `no data for ${Duration.format(options.idleTimeout)}`,
                   stalled: true
                 })
               }
@@ -141,7 +141,7 @@ export const makeBlobReader =
           if (cut.stalled && lostToStalls >= budgetMillis) {
             return Effect.fail(
               fail(
-                `blob ${descriptor.digest} stalled: ${cut.reason} after ${received} of ${descriptor.size} bytes; gave up after ${Duration.format(Duration.millis(lostToStalls))} without data in all (${resumes} tries)`
+                `blob ${descriptor.digest} stalled after ${received} of ${descriptor.size} bytes: ${cut.reason} (${resumes} tries; the ${Duration.format(options.stallBudget)} stall budget is spent)`
               )
             )
           }

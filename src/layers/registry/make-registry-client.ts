@@ -57,7 +57,8 @@ export const makeRegistryClient = Effect.fn("makeRegistryClient")(function* (opt
   const http = yield* makeHttp({
     attempts,
     baseDelay,
-    requestTimeout: options.requestTimeout ?? transferDefaults.idleTimeout,
+    // Waiting for headers is silence too: the same patience as a body.
+    requestTimeout: options.requestTimeout ?? idleTimeout,
     maxRedirects: options.maxRedirects ?? 5,
     idleTimeout
   })
