@@ -116,7 +116,7 @@ describe("BlobCache", () => {
       ).pipe(Effect.provide(cacheLayer(root)))
       expect(results.map((error) => error._tag)).toEqual(["DigestMismatch", "DigestMismatch"])
       expect(results[0]!.message).toContain("more than the")
-      expect(results[1]!.message).toContain(`received ${descriptor.size} of the ${descriptor.size + 1} bytes`)
+      expect(results[1]!.message).toContain(`the registry sent ${descriptor.size} of the ${descriptor.size + 1} bytes`)
       expect(yield* listCache(root)).toEqual([".tmp", "sha256"])
     }).pipe(Effect.scoped)
   )
