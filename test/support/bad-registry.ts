@@ -54,6 +54,8 @@ export interface BadRegistryOptions {
   /** For "slow": pieces and the pause before each but the first. */
   readonly slowPieces?: number
   readonly pieceIntervalMs?: number
+  /** Serve only these endpoints (building big layers for all would be slow). */
+  readonly only?: ReadonlyArray<Fault>
 }
 
 export interface BadImage {
@@ -128,7 +130,11 @@ const route = /^\/v2\/([a-z-]+)\/(manifests|blobs)\/([^/]+)$/
 export const startBadRegistry = async (options: BadRegistryOptions = {}): Promise<BadRegistry> => {
   const layerBytes = options.layerBytes ?? 256 << 10
   const images = new Map<Fault, BadImage>()
-  for (const [index, fault] of faults.entries()) images.set(fault, await makeImage(fault, index, layerBytes))
+  for (const [index, fault] of faults.entries()) {
+    if (options.only === undefined || options.only.includes(fault)) {
+      images.set(fault, await makeImage(fault, index, layerBytes))
+    }
+  }
   const requests: Array<{ path: string; range: string | undefined }> = []
   const seen = new Map<string, number>()
   const stalled = new Set<http.ServerResponse>()
