@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { type PullEvent, PullProgress, type PullStage } from "../pipelines/pull/progress.js"
+import { type PullEvent, PullProgress, type PullStage, retryLine } from "../pipelines/pull/progress.js"
 import { formatBytes } from "./output.js"
 
 interface LayerState {
@@ -26,10 +26,6 @@ const stageText: Record<PullStage, string> = {
   copy: "copying into the store",
   extract: "extracting the kernel"
 }
-
-/** `layer 2/3: no data for 30s, retrying (2 of 4)`. */
-export const retryLine = (event: { what: string; reason: string; attempt: number; of: number }) =>
-  `${event.what}: ${event.reason}, retrying (${event.attempt} of ${event.of})`
 
 const shortDigest = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12)
 

@@ -66,6 +66,8 @@ export const SCRIPT = `
       var percent = p.bytesTotal > 0 ? Math.floor((p.bytesDone * 100) / p.bytesTotal) : 0;
       text("op-state", status.state);
       text("op-stage", (status.phase ? status.phase.phase + " " + status.phase.name + ": " : "") + (status.stage || "starting"));
+      var retry = status.retry;
+      text("op-retry", retry ? retry.what + ": " + retry.reason + ", retrying (" + retry.attempt + " of " + retry.of + ")" : "none");
       text("op-percent", percent + " %");
       text("op-bytes", bytes(p.bytesDone) + " / " + bytes(p.bytesTotal) + " (" + p.layers.filter(function (l) { return l.bytesDone >= l.bytesTotal; }).length + "/" + p.layerCount + " layers)");
       var bar = document.getElementById("op-bar"); if (bar) bar.value = percent;

@@ -690,7 +690,8 @@ describe("unreliable connections", () => {
       // Eight pieces 100 ms apart (~0.7 s in all) under a 300 ms idle timeout.
       const proxy = yield* proxied({ fault: "trickle" })
       const blob = yield* withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()), {
-        idleTimeout: "300 millis"
+        idleTimeout: "300 millis",
+        requestTimeout: "30 seconds"
       })
       expect(sha256(blob)).toBe(zstdLayer.digest)
       // Each chunk handled for longer than the idle timeout.
@@ -704,7 +705,7 @@ describe("unreliable connections", () => {
               )
               .pipe(Effect.map(() => Buffer.concat(chunks)))
           }),
-        { idleTimeout: "300 millis" }
+        { idleTimeout: "300 millis", requestTimeout: "30 seconds" }
       )
       expect(sha256(slow)).toBe(zstdLayer.digest)
       expect(proxy.blobGets()).toBe(2)
@@ -715,7 +716,8 @@ describe("unreliable connections", () => {
     Effect.gen(function* () {
       const proxy = yield* proxied({ fault: "stall", faultCount: 1 })
       const blob = yield* withClient((client) => collect(client, imageRef(proxy, "test/oci"), zstdDescriptor()), {
-        idleTimeout: "300 millis"
+        idleTimeout: "300 millis",
+        requestTimeout: "30 seconds"
       })
       expect(sha256(blob)).toBe(zstdLayer.digest)
       expect(proxy.blobGets()).toBe(2)

@@ -79,6 +79,20 @@ const succeeds = async (fault: Fault, maxSeconds: number) => {
   return { result, seconds }
 }
 
+describe("the daemon's transfer flags", () => {
+  it("refuses a bad or zero duration with one line naming the flag", async () => {
+    const elsewhere = path.join(work, "unused-state")
+    expectOneLineError(
+      await runBanger(["--state-dir", elsewhere, "daemon", "--stall-budget", "soon"]),
+      /^banger: .*--stall-budget: invalid duration "soon"/
+    )
+    expectOneLineError(
+      await runBanger(["--state-dir", elsewhere, "daemon", "--idle-timeout", "0s"]),
+      /^banger: .*--idle-timeout: must be more than zero$/
+    )
+  })
+})
+
 describe("image pull against a misbehaving registry", () => {
   it("a well-behaved endpoint pulls (the harness itself works)", async () => {
     await succeeds("ok", 60)

@@ -100,6 +100,28 @@ describe("pages", () => {
     expect(page).toContain('<span id="op-percent">25 %</span>')
     expect(page).toContain("ImageNameTaken")
     expect(page).not.toContain("Cancel")
+    expect(page).toContain('<dd id="op-retry">none</dd>')
+  })
+
+  it("shows the last retry the registry client announced, escaped", () => {
+    const status = new OperationStatus({
+      id: "abc124",
+      kind: "image.pull",
+      target: "app",
+      state: "running",
+      stage: "fetch",
+      progress: { layers: [], layerCount: 3, bytesDone: 0, bytesTotal: 0 },
+      retry: { what: "layer 2/3", reason: `no data for 30s ${hostile}`, attempt: 2, of: 4, count: 1 },
+      result: null,
+      error: null,
+      startedAt: "2026-12-05T21:00:00.000Z",
+      endedAt: null
+    })
+    const page = operationPage({ csrf: "t" }, status).value
+    expectInert(page)
+    expect(page).toContain(
+      `<dd id="op-retry">layer 2/3: no data for 30s ${escapeHtml(hostile)}, retrying (2 of 4)</dd>`
+    )
   })
 })
 

@@ -66,3 +66,11 @@ export const reportStage = (stage: PullStage) =>
 
 export const reportPhase = (phase: PullPhase, name: string) =>
   Effect.flatMap(PullProgress, (progress) => progress.report({ _tag: "PhaseStarted", phase, name }))
+
+/** `layer 2/3: no data for 30s, retrying (2 of 4)`: the CLI's line and the web UI's. */
+export const retryLine = (retry: {
+  readonly what: string
+  readonly reason: string
+  readonly attempt: number
+  readonly of: number
+}) => `${retry.what}: ${retry.reason}, retrying (${retry.attempt} of ${retry.of})`

@@ -1,4 +1,5 @@
 import { describeResult } from "../../cli/daemon-client.js"
+import { retryLine } from "../../pipelines/pull/progress.js"
 import type { OperationStatus } from "../../rpc/schemas.js"
 import { html } from "../html.js"
 import { formatBytes, type PageContext, page, postButton, table, when } from "../layout.js"
@@ -42,6 +43,7 @@ export const operationPage = (context: PageContext, status: OperationStatus) => 
 <dt>Target</dt><dd>${status.target}</dd>
 <dt>State</dt><dd id="op-state" class="state-${status.state}">${status.state}</dd>
 <dt>Stage</dt><dd id="op-stage">${stageText(status)}</dd>
+<dt>Last retry</dt><dd id="op-retry">${status.retry === null ? "none" : retryLine(status.retry)}</dd>
 <dt>Progress</dt><dd><progress id="op-bar" max="100" value="${percentDone(status)}"></progress>
 <span id="op-percent">${percentDone(status)} %</span><br>
 <span id="op-bytes" class="muted">${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${finishedLayers(status)}/${p.layerCount} layers)</span></dd>
