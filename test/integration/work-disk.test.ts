@@ -2,7 +2,7 @@
  * The VM work disk for real: banger's ext4 writer makes a pulled-style image, the step copies it
  * with GNU cp and grows it with e2fsck + resize2fs; on an XFS filesystem the copy is a reflink.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -71,6 +71,40 @@ describe("createWorkDisk", () => {
     const read = await run(readFileFromImage(disk, "payload.bin"))
     expect(Buffer.from(read).equals(payload)).toBe(true)
     expect(fs.readFileSync(rootfs).equals(before)).toBe(true)
+  })
+
+  it("grows a pulled image's clone without an e2fsck first, and repairs one resize2fs wants checked", async () => {
+    const dir = fs.mkdtempSync(path.join(work, "checked-"))
+    const specs: ReadonlyArray<TreeSpec> = [
+      { path: "etc", type: "directory", mode: 0o755 },
+      { path: "etc/os-release", type: "file", mode: 0o644, content: "ID=test\n" }
+    ]
+    const rootfs = await pulledImage(dir, specs, 64 * MiB)
+    const size = 1024 * MiB
+    // banger's writer leaves a never-mounted, clean filesystem: resize2fs takes it as it is.
+    const disk = await run(
+      Effect.scoped(
+        createWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
+      )
+    )
+    expect(blockCount(disk)).toBe(size / 4096)
+    fsck(disk)
+
+    // Mounted after its last check (as a user's mount of the file would leave it): resize2fs
+    // refuses, so the step checks and repairs it first after all.
+    execFileSync("debugfs", ["-w", "-R", "ssv mtime 20300101", rootfs], { stdio: "pipe" })
+    const probe = path.join(dir, "probe.ext4")
+    fs.copyFileSync(rootfs, probe)
+    fs.truncateSync(probe, size)
+    const refused = spawnSync("resize2fs", [probe], { encoding: "utf8" })
+    expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining("Please run 'e2fsck -f")])
+    const remounted = await run(
+      Effect.scoped(
+        createWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
+      )
+    )
+    expect(blockCount(remounted)).toBe(size / 4096)
+    fsck(remounted)
   })
 
   it("refuses a size smaller than the image with SizeTooSmall, leaving nothing", async () => {

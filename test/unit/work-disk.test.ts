@@ -37,6 +37,51 @@ describe("createWorkDisk (fake ext4 tools)", () => {
     expect(fs.readFileSync(disk).subarray(0, 5).toString()).toBe("image")
   })
 
+  it("grows a clone of a rootfs checked clean at pull time without repairing it", async () => {
+    const { fake, layer, rootfs, vmDir } = setup()
+    const disk = await Effect.runPromise(
+      Effect.provide(
+        Effect.scoped(createWorkDisk({ rootfs, vmDir, sizeBytes: 4 * 1024 * 1024, checkedClean: true })),
+        layer
+      )
+    )
+    expect(fake.repairs).toEqual([])
+    expect(fake.grows).toEqual([{ image: disk, sizeBytes: 4 * 1024 * 1024 }])
+  })
+
+  it("repairs a checked-clean clone after all when resize2fs asks for a check, and only then", async () => {
+    const { fake, layer, rootfs, vmDir } = setup()
+    fake.failGrow = new Ext4Error({ tool: "resize2fs", reason: "exit 1", stderr: "Please run 'e2fsck -f x' first.\n" })
+    const error = await Effect.runPromise(
+      Effect.flip(
+        Effect.provide(
+          Effect.scoped(createWorkDisk({ rootfs, vmDir, sizeBytes: 4 * 1024 * 1024, checkedClean: true })),
+          layer
+        )
+      )
+    )
+    // The fake refuses every grow: one before the repair, one after; then the error stands.
+    expect(error._tag).toBe("Ext4Error")
+    expect(fake.repairs).toHaveLength(1)
+    expect(fake.grows).toHaveLength(2)
+    expect(fs.readdirSync(vmDir)).toEqual([])
+
+    const other = setup()
+    other.fake.failGrow = new Ext4Error({ tool: "resize2fs", reason: "no space", stderr: "No space left on device" })
+    await Effect.runPromise(
+      Effect.flip(
+        Effect.provide(
+          Effect.scoped(
+            createWorkDisk({ rootfs: other.rootfs, vmDir: other.vmDir, sizeBytes: 4 * 1024 * 1024, checkedClean: true })
+          ),
+          other.layer
+        )
+      )
+    )
+    expect(other.fake.repairs).toEqual([])
+    expect(other.fake.grows).toHaveLength(1)
+  })
+
   it("neither repairs nor grows a disk already the requested size", async () => {
     const { fake, layer, rootfs, vmDir } = setup()
     await Effect.runPromise(

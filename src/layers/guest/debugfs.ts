@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -87,6 +88,86 @@ export const writeScript = (
     })
   )
 
+/** A read-only request of a batch; `target` is an inode spec or a quoted path. */
+export interface ReadCommand {
+  readonly _tag: "List" | "Stat" | "Dump"
+  readonly target: string
+}
+
+const commandLine = (command: ReadCommand, dumpFile: string) =>
+  command._tag === "List"
+    ? `ls -p ${command.target}`
+    : command._tag === "Stat"
+      ? `stat ${command.target}`
+      : `dump ${command.target} ${quote(dumpFile)}`
+
+/**
+ * Read-only requests in one debugfs run: one process instead of one per request. Each answer is
+ * the command's output (List, Stat) or the dumped file's bytes (Dump), or undefined when it
+ * failed. The output is cut at comment lines holding a random nonce, which debugfs echoes as
+ * they are: nothing an image holds (names, link targets) can forge one, so no answer is ever
+ * read as another's.
+ */
+export const readBatch = (
+  image: string,
+  commands: ReadonlyArray<ReadCommand>
+): Effect.Effect<Array<string | Uint8Array | undefined>, Ext4Error, CommandExecutor.CommandExecutor> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // Only dumps need a place on the host; most batches have none, and skip making one.
+      const dir = commands.some((command) => command._tag === "Dump")
+        ? yield* Effect.acquireRelease(
+            Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "banger-debugfs-"))),
+            (created) => Effect.promise(() => fs.rm(created, { recursive: true, force: true }))
+          )
+        : os.tmpdir()
+      const dumpFile = (index: number) => path.join(dir, `dump-${index}`)
+      const nonce = randomBytes(16).toString("hex")
+      const marker = (index: number) => `# ${nonce} ${index}`
+      const lines = commands.map((command, index) => commandLine(command, dumpFile(index)))
+      const script = [...lines.flatMap((line, index) => [marker(index), line]), marker(lines.length)]
+      // Only stdout: the echoes, the markers and what succeeded. A failed command's errors go to
+      // stderr, leaving its answer empty or cut short, which its parser or size check rejects; a
+      // debugfs that could not open the image at all leaves every answer so, and the caller's
+      // single requests then report why.
+      const result = yield* runTool(
+        {
+          tool: "debugfs",
+          args: ["-f", "-", image],
+          env,
+          stdin: Stream.make(new TextEncoder().encode(script.map((line) => `${line}\n`).join("")))
+        },
+        collectBytes
+      )
+      const text = `\n${result.stdout.toString("utf8")}`
+      const answers: Array<string | Uint8Array | undefined> = []
+      let from = text.indexOf(`\n${marker(0)}\n`)
+      for (let index = 0; index < lines.length; index++) {
+        const next = from === -1 ? -1 : text.indexOf(`\n${marker(index + 1)}\n`, from + 1)
+        const echo = `debugfs: ${lines[index]}\n`
+        const segment = from === -1 || next === -1 ? undefined : text.slice(from + marker(index).length + 2, next + 1)
+        from = next
+        if (segment === undefined || !segment.startsWith(echo)) {
+          answers.push(undefined)
+          continue
+        }
+        const answer = segment.slice(echo.length)
+        if (commands[index]!._tag !== "Dump") answers.push(answer)
+        else if (answer !== "") answers.push(undefined)
+        else
+          answers.push(
+            yield* Effect.promise(() =>
+              fs.readFile(dumpFile(index)).then(
+                (bytes) => new Uint8Array(bytes),
+                () => undefined
+              )
+            )
+          )
+      }
+      return answers
+    })
+  )
+
 export type GuestKind = "file" | "directory" | "symlink" | "char" | "block" | "fifo" | "socket" | "unknown"
 
 export interface GuestEntry {
@@ -114,20 +195,29 @@ const kinds = new Map<number, GuestKind>([
 // `ls -p` records: `/ino/mode/uid/gid/name/size/` + newline; names never hold `/` but may hold newlines.
 const record = /\/(\d+)\/([0-7]+)\/(-?\d+)\/(-?\d+)\/([^/]*)\/(\d*)\/\n/y
 
-/** A directory's entries, `.` and `..` left out. */
-export const parseListing = (output: string): Array<GuestEntry> => {
+interface Listing {
+  /** The directory's own inode, from its `.` entry. */
+  readonly ino: number | undefined
+  readonly entries: Array<GuestEntry>
+  /** Where the records ended. */
+  readonly end: number
+}
+
+const parseRecords = (output: string): Listing => {
   const entries: Array<GuestEntry> = []
+  let ino: number | undefined
   let position = 0
   for (;;) {
     record.lastIndex = position
     const match = record.exec(output)
     if (match === null) break
     position = record.lastIndex
-    const [, ino, mode, uid, gid, name, size] = match
-    if (ino === "0" || name === "." || name === "..") continue
+    const [, inode, mode, uid, gid, name, size] = match
+    if (name === ".") ino = Number(inode)
+    if (inode === "0" || name === "." || name === "..") continue
     const bits = Number.parseInt(mode!, 8)
     entries.push({
-      ino: Number(ino),
+      ino: Number(inode),
       name: name!,
       kind: kinds.get(bits & 0o170000) ?? "unknown",
       mode: bits & 0o7777,
@@ -137,7 +227,46 @@ export const parseListing = (output: string): Array<GuestEntry> => {
       size: size === "" ? 0 : Number(size)
     })
   }
-  return entries
+  return { ino, entries, end: position }
+}
+
+/** A directory's entries, `.` and `..` left out. */
+export const parseListing = (output: string): Array<GuestEntry> => parseRecords(output).entries
+
+/**
+ * One `ls -p` of a batch: the listed directory's inode (from its `.` entry) and its entries, or
+ * undefined unless the output is nothing but records (an error, a partial listing).
+ */
+export const parseListingOutput = (
+  output: string
+): { readonly ino: number; readonly entries: Array<GuestEntry> } | undefined => {
+  const listing = parseRecords(output)
+  const rest = output.slice(listing.end)
+  return listing.ino !== undefined && (rest === "" || rest === "\n")
+    ? { ino: listing.ino, entries: listing.entries }
+    : undefined
+}
+
+export interface InodeStat {
+  readonly ino: number
+  /** debugfs's word: regular, directory, symlink, … */
+  readonly type: string
+  readonly size: number
+  /** A fast symlink's target, stored in the inode itself. */
+  readonly fastLink: string | undefined
+}
+
+/** One `stat` of a batch, or undefined when it failed. */
+export const parseStat = (output: string): InodeStat | undefined => {
+  const head = /^Inode: (\d+)\s+Type: (\S+)/.exec(output)
+  const size = /^User: .*\bSize: (\d+)$/m.exec(output)
+  if (head === null || size === null) return undefined
+  return {
+    ino: Number(head[1]),
+    type: head[2]!,
+    size: Number(size[1]),
+    fastLink: /^Fast link dest: "(.*)"$/m.exec(output)?.[1]
+  }
 }
 
 export const listDirectory = (image: string, ino: number) =>

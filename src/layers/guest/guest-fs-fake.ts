@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import { GuestPathError } from "../../domain/errors.js"
 import { type GuestEntry, type GuestKind, ROOT_INO } from "./debugfs.js"
 import type { GuestEdit } from "./edit.js"
-import type { GuestFsShape } from "./guest-fs.js"
+import type { GuestFsShape, ReadAheadPaths } from "./guest-fs.js"
 import { childPath, type DirectoryReader, resolvePath } from "./resolve.js"
 
 /** One entry of the fake's image, by canonical path. */
@@ -22,6 +22,8 @@ export interface GuestFsFake {
   /** Every batch `apply` (and the single-edit methods) received, in order. */
   readonly applied: Array<ReadonlyArray<GuestEdit>>
   readonly copies: Array<{ readonly hostDir: string; readonly path: string }>
+  /** What each batchReads asked to read up front. */
+  readonly readAheads: Array<ReadAheadPaths>
 }
 
 const dirname = (p: string) => (p.lastIndexOf("/") <= 0 ? "/" : p.slice(0, p.lastIndexOf("/")))
@@ -123,6 +125,7 @@ export const makeGuestFsFake = (
     nodes,
     applied: [],
     copies: [],
+    readAheads: [],
     fs: {
       apply: (image, edits) =>
         Effect.suspend(() => {
@@ -137,6 +140,12 @@ export const makeGuestFsFake = (
                 for (const [key, value] of saved) nodes.set(key, value)
               })
           )
+        }),
+      // Nothing to batch in memory; the read-ahead is recorded for tests that care what was asked.
+      batchReads: (_image, ahead, use) =>
+        Effect.suspend(() => {
+          fake.readAheads.push(ahead)
+          return use
         }),
       stat: (image, p) => Effect.map(found(image, p, true), (r) => r?.entry),
       lstat: (image, p) => Effect.map(found(image, p, false), (r) => r?.entry),

@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { CommandExecutor } from "@effect/platform"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, FiberRef, Layer } from "effect"
 import { type Ext4Error, GuestPathError } from "../../domain/errors.js"
 import {
   expressible,
@@ -17,6 +17,7 @@ import {
 } from "./debugfs.js"
 import { type GuestEdit, type Ownership, ownershipLines, planEdits } from "./edit.js"
 import { type GuestFsFake, makeGuestFsFake } from "./guest-fs-fake.js"
+import { emptyCache, forget, type ImageCache, readAhead, type WantedPath } from "./read-ahead.js"
 import { childPath, type DirectoryReader, type Resolution, resolvePath } from "./resolve.js"
 
 export type { GuestEntry, GuestKind } from "./debugfs.js"
@@ -24,6 +25,13 @@ export type { GuestEntry, GuestKind } from "./debugfs.js"
 export type GuestFsError = GuestPathError | Ext4Error
 
 export type { GuestEdit, Ownership } from "./edit.js"
+
+export interface ReadAheadPaths {
+  /** Paths the caller will look up (stat, exists, realpath, edits); missing ones are fine. */
+  readonly paths?: ReadonlyArray<string> | undefined
+  /** Files the caller will read whole. */
+  readonly files?: ReadonlyArray<string> | undefined
+}
 
 export interface CopyInSummary {
   readonly files: number
@@ -62,6 +70,17 @@ export interface GuestFsShape {
    * it), and nothing is written unless every one is valid.
    */
   readonly apply: (image: string, edits: ReadonlyArray<GuestEdit>) => Effect.Effect<void, GuestFsError>
+  /**
+   * Runs `use` with the reads of `image` served from one cache: `paths` (each directory and link
+   * on the way, and the files in `files` with their content) are read up front in one or two
+   * debugfs runs, and whatever else `use` reads is read once and kept. A write to the image
+   * inside `use` drops what was learned. Results are the same as without it, only fewer runs.
+   */
+  readonly batchReads: <A, E, R>(
+    image: string,
+    ahead: ReadAheadPaths,
+    use: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | GuestFsError, R>
   /** `mkdir -p`: creates what is missing; a dangling symlink on the way is an error, as with mkdir -p. */
   readonly mkdirp: (image: string, path: string, options?: Ownership) => Effect.Effect<void, GuestFsError>
   /** A new symlink at `path` (which must not exist) pointing at `target`, stored as given. */
@@ -80,17 +99,41 @@ export interface GuestFsShape {
   ) => Effect.Effect<CopyInSummary, GuestFsError>
 }
 
+/** The caches of the images whose reads this fiber batches (see batchReads). */
+const batched = FiberRef.unsafeMake<ReadonlyMap<string, ImageCache>>(new Map())
+
 const make = Effect.gen(function* () {
   const executor = yield* Effect.context<CommandExecutor.CommandExecutor>()
   const provide = <A, E>(effect: Effect.Effect<A, E, CommandExecutor.CommandExecutor>) =>
     Effect.provide(effect, executor)
 
-  const readerFor = (image: string): DirectoryReader<Ext4Error> => ({
-    list: (ino) => provide(listDirectory(image, ino)),
-    readLink: (entry) => provide(readLink(image, entry))
+  /** The batch's cache of `image`, else one for this call alone. */
+  const cacheOf = (image: string) => Effect.map(FiberRef.get(batched), (caches) => caches.get(image) ?? emptyCache())
+
+  /** The cache first; what it lacks is read one request at a time, and kept. */
+  const readerFor = (image: string, cache: ImageCache): DirectoryReader<Ext4Error> => ({
+    list: (ino) => {
+      const known = cache.listings.get(ino)
+      return known !== undefined
+        ? Effect.succeed(known)
+        : Effect.tap(provide(listDirectory(image, ino)), (entries) =>
+            Effect.sync(() => cache.listings.set(ino, entries))
+          )
+    },
+    readLink: (entry) => {
+      const known = cache.links.get(entry.ino)
+      return known !== undefined && Buffer.byteLength(known, "utf8") === entry.size
+        ? Effect.succeed(known)
+        : Effect.tap(provide(readLink(image, entry)), (target) => Effect.sync(() => cache.links.set(entry.ino, target)))
+    }
   })
+  const resolveIn = (image: string, cache: ImageCache, target: string, followFinal: boolean, content = false) =>
+    Effect.zipRight(
+      provide(readAhead(image, cache, [{ path: target, followFinal, content }])),
+      resolvePath(readerFor(image, cache), image, target, followFinal)
+    )
   const resolve = (image: string, target: string, followFinal: boolean) =>
-    resolvePath(readerFor(image), image, target, followFinal)
+    Effect.flatMap(cacheOf(image), (cache) => resolveIn(image, cache, target, followFinal))
   const fail = (image: string, target: string, reason: string) => new GuestPathError({ image, path: target, reason })
 
   const found = (resolution: Resolution) => (resolution._tag === "Found" ? resolution.entry : undefined)
@@ -105,28 +148,41 @@ const make = Effect.gen(function* () {
   const hostFailure = (image: string, target: string) => (error: unknown) =>
     fail(image, target, `host side of the copy failed: ${String(error)}`)
 
+  /** Whatever the image held before a write may have changed; the cache starts over. */
+  const writing = <A, E>(cache: ImageCache, write: Effect.Effect<A, E>) =>
+    Effect.ensuring(
+      write,
+      Effect.sync(() => forget(cache))
+    )
+
   const stat: GuestFsShape["stat"] = (image, target) => Effect.map(resolve(image, target, true), found)
   const lstat: GuestFsShape["lstat"] = (image, target) => Effect.map(resolve(image, target, false), found)
 
-  /** Reads a directory once per batch: planning resolves many paths through the same few. */
-  const cachedReader = (image: string): DirectoryReader<Ext4Error> => {
-    const reader = readerFor(image)
-    const listings = new Map<number, ReadonlyArray<GuestEntry>>()
-    return {
-      list: (ino) => {
-        const known = listings.get(ino)
-        return known !== undefined
-          ? Effect.succeed(known)
-          : Effect.tap(reader.list(ino), (entries) => Effect.sync(() => listings.set(ino, entries)))
-      },
-      readLink: reader.readLink
-    }
-  }
+  const batchReads: GuestFsShape["batchReads"] = (image, ahead, use) =>
+    Effect.gen(function* () {
+      const cache = emptyCache()
+      const files = new Set(ahead.files ?? [])
+      const wanted: Array<WantedPath> = [
+        ...(ahead.paths ?? []).filter((p) => !files.has(p)).map((p) => ({ path: p, followFinal: true })),
+        ...[...files].map((p) => ({ path: p, followFinal: true, content: true }))
+      ]
+      yield* provide(readAhead(image, cache, wanted))
+      return yield* Effect.locallyWith(use, batched, (caches) => new Map(caches).set(image, cache))
+    })
 
   const apply: GuestFsShape["apply"] = (image, edits) =>
     withTempDir((dir) =>
       Effect.gen(function* () {
-        const plan = yield* planEdits(cachedReader(image), image, edits, dir)
+        const cache = yield* cacheOf(image)
+        // Every edit's path up front, in one run: planning then looks each up through the cache.
+        yield* provide(
+          readAhead(
+            image,
+            cache,
+            edits.map((edit) => ({ path: edit.path, followFinal: edit._tag !== "Symlink" }))
+          )
+        )
+        const plan = yield* planEdits(readerFor(image, cache), image, edits, dir)
         if (plan.lines.length === 0) return
         const tooLong = plan.lines.find((line) => !lineFits(line))
         if (tooLong !== undefined) {
@@ -136,7 +192,7 @@ const make = Effect.gen(function* () {
           try: () => Promise.all(plan.files.map(([file, content]) => fs.writeFile(file, content))),
           catch: hostFailure(image, edits[0]?.path ?? "/")
         })
-        yield* provide(writeScript(image, plan.lines))
+        yield* writing(cache, provide(writeScript(image, plan.lines)))
       })
     )
 
@@ -149,18 +205,22 @@ const make = Effect.gen(function* () {
 
   const readFile: GuestFsShape["readFile"] = (image, target) =>
     Effect.gen(function* () {
-      const entry = yield* stat(image, target)
+      const cache = yield* cacheOf(image)
+      const entry = found(yield* resolveIn(image, cache, target, true, true))
       if (entry === undefined) return yield* fail(image, target, "does not exist")
       if (entry.kind !== "file") return yield* fail(image, target, `is a ${entry.kind}, not a regular file`)
+      const known = cache.contents.get(entry.ino)
+      if (known !== undefined && known.length === entry.size) return known
       return new Uint8Array(yield* provide(request(image, `cat ${inodeSpec(entry.ino)}`)))
     })
 
   const list: GuestFsShape["list"] = (image, target) =>
     Effect.gen(function* () {
-      const entry = yield* stat(image, target)
+      const cache = yield* cacheOf(image)
+      const entry = found(yield* resolveIn(image, cache, target, true))
       if (entry === undefined) return yield* fail(image, target, "does not exist")
       if (entry.kind !== "directory") return yield* fail(image, target, "is not a directory")
-      return yield* provide(listDirectory(image, entry.ino))
+      return yield* readerFor(image, cache).list(entry.ino)
     })
 
   const copyIn: GuestFsShape["copyIn"] = (image, hostDir, target, options) =>
@@ -208,12 +268,13 @@ const make = Effect.gen(function* () {
       const tooLong = lines.find((line) => !lineFits(line))
       if (tooLong !== undefined)
         return yield* fail(image, target, `a path is too long for debugfs: ${tooLong.slice(0, 80)}…`)
-      yield* provide(writeScript(image, lines))
+      yield* writing(yield* cacheOf(image), provide(writeScript(image, lines)))
       return summary
     })
 
   return {
     apply,
+    batchReads,
     stat,
     lstat,
     exists: (image, target) => Effect.map(stat(image, target), (entry) => entry !== undefined),

@@ -5,9 +5,19 @@ import { type GuestEntry, ROOT_INO } from "./debugfs.js"
 /** Linux's limit on symlinks followed in one lookup (MAXSYMLINKS). */
 export const MAX_SYMLINKS = 40
 
+/**
+ * Where a lookup stands when it needs a directory's entries or a link's target: the canonical
+ * path of the directory it is in and the names still to walk from there (the first is the one
+ * being looked up). A reader may use it to fetch ahead; the result must not depend on it.
+ */
+export interface PendingPath {
+  readonly dir: string
+  readonly rest: ReadonlyArray<string>
+}
+
 export interface DirectoryReader<E> {
-  readonly list: (ino: number) => Effect.Effect<ReadonlyArray<GuestEntry>, E>
-  readonly readLink: (entry: GuestEntry) => Effect.Effect<string, E>
+  readonly list: (ino: number, pending?: PendingPath) => Effect.Effect<ReadonlyArray<GuestEntry>, E>
+  readonly readLink: (entry: GuestEntry, pending?: PendingPath) => Effect.Effect<string, E>
 }
 
 /** A path's place in the image: its directory's inode and canonical path, and its name there. */
@@ -65,7 +75,8 @@ export const resolvePath = <E>(
         continue
       }
       const { parent, parentPath } = here()
-      const entry = (yield* reader.list(parent)).find((candidate) => candidate.name === step.name)
+      const pending = { dir: parentPath, rest: [step.name, ...queue.map((next) => next.name)] }
+      const entry = (yield* reader.list(parent, pending)).find((candidate) => candidate.name === step.name)
       if (entry === undefined) {
         const remaining = queue.filter((next) => next.name !== "..").map((next) => next.name)
         if (queue.some((next) => next.name === "..")) {
@@ -76,7 +87,7 @@ export const resolvePath = <E>(
       const last = queue.length === 0
       if (entry.kind === "symlink" && (!last || followFinal)) {
         if (++links > MAX_SYMLINKS) return yield* fail(`too many levels of symbolic links (a loop?)`)
-        const target = yield* reader.readLink(entry)
+        const target = yield* reader.readLink(entry, pending)
         if (target.startsWith("/")) stack.length = 0
         queue.unshift(...split(target, true))
         continue

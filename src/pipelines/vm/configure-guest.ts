@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { type GuestEdit, GuestFs, type GuestFsError } from "../../layers/guest/guest-fs.js"
+import { type GuestEdit, GuestFs, type GuestFsError, type ReadAheadPaths } from "../../layers/guest/guest-fs.js"
 import {
   GUEST_ACPI_DIR,
   GUEST_BUSYBOX,
@@ -22,7 +22,12 @@ import {
   type InitChoice,
   resolveUser
 } from "./guest-init.js"
-import { type GuestNetworkOptions, type GuestNetworkSetup, guestNetworkEdits } from "./guest-network.js"
+import {
+  GUEST_NETWORK_READS,
+  type GuestNetworkOptions,
+  type GuestNetworkSetup,
+  guestNetworkEdits
+} from "./guest-network.js"
 
 export interface KernelModules {
   /** `uname -r` of the kernel the VM boots. */
@@ -208,12 +213,46 @@ const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
 })
 
 /**
- * Step 3 of vm create: the work disk configured without mounting it. Everything is read and
- * checked first, then written in one debugfs run (the kernel's modules, when the image lacks them,
- * in a second): mount points, hostname and hosts, then either a ready notice for the image's own
- * init or banger's built-in init, then the guest's side of its network.
+ * What configuring reads, asked for up front so that it comes in one or two debugfs runs rather
+ * than one per directory and link on each path. Anything missing here is still read (apply reads
+ * its edits' paths ahead itself), only in a run of its own.
  */
-export const configureGuest = Effect.fn("vm.configureGuest")(function* (
+const readAheadPaths = (options: ConfigureGuestOptions): ReadAheadPaths => ({
+  paths: [
+    "/sbin/init",
+    `${WANTS}/${READY_UNIT}`,
+    `/etc/systemd/system/${READY_UNIT}`,
+    "/etc/machine-id",
+    GUEST_INIT,
+    `${GUEST_ACPI_DIR}/PWRF`,
+    options.config.workingDir || "/",
+    ...(options.modules === undefined ? [] : [`/lib/modules/${options.modules.version}`]),
+    ...[...mountPoints(), ...identity(options.name)].map((edit) => edit.path),
+    ...(options.network === undefined ? [] : GUEST_NETWORK_READS.paths)
+  ],
+  files: [
+    "/etc/inittab",
+    "/etc/passwd",
+    "/etc/group",
+    ...(options.network === undefined ? [] : GUEST_NETWORK_READS.files)
+  ]
+})
+
+/**
+ * Step 3 of vm create: the work disk configured without mounting it. Everything is read and
+ * checked first (the reads batched, see readAheadPaths), then written in one debugfs run (the
+ * kernel's modules, when the image lacks them, in a second).
+ */
+export const configureGuest = (
+  options: ConfigureGuestOptions
+): Effect.Effect<GuestSetup, GuestFsError | FilesystemError, GuestFs | FileSystem.FileSystem> =>
+  Effect.flatMap(GuestFs, (guest) => guest.batchReads(options.disk, readAheadPaths(options), configureSteps(options)))
+
+/**
+ * Mount points, hostname and hosts, then either a ready notice for the image's own init or
+ * banger's built-in init, then the guest's side of its network.
+ */
+const configureSteps = Effect.fn("vm.configureGuest")(function* (
   options: ConfigureGuestOptions
 ): Effect.fn.Return<GuestSetup, GuestFsError | FilesystemError, GuestFs | FileSystem.FileSystem> {
   const { disk, name } = options

@@ -111,7 +111,13 @@ const makeVm = Effect.fn("vm.make")(function* (
   const dir = yield* acquireVmDir(id)
   const vmNetwork = request.network === false ? null : yield* leaseVmNetwork(id)
   yield* reportStage("work-disk")
-  const disk = yield* createWorkDisk({ rootfs: image.rootfs, vmDir: dir, sizeBytes: sizing.diskBytes })
+  const disk = yield* createWorkDisk({
+    rootfs: image.rootfs,
+    vmDir: dir,
+    sizeBytes: sizing.diskBytes,
+    // Pulled images (a reference, hence managed) were checked clean by the pull and never written.
+    checkedClean: image.ref !== null
+  })
   yield* reportStage("configure")
   const guest = yield* configureGuest({
     disk,

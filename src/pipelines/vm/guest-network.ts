@@ -23,6 +23,18 @@ export const NETWORKD_FILE = "/etc/systemd/network/10-banger-eth0.network"
 export const IFUPDOWN_FILE = "/etc/network/interfaces.d/banger-eth0"
 const INTERFACES = "/etc/network/interfaces"
 
+/** What guestNetworkEdits looks up and reads, for configureGuest's read-ahead. */
+export const GUEST_NETWORK_READS = {
+  paths: [
+    ...UNIT_DIRS.map((dir) => `${dir}/${NETWORKD_UNIT}`),
+    `${WANTS}/${NETWORKD_UNIT}`,
+    NETWORKD_FILE,
+    IFUPDOWN_FILE,
+    "/etc/resolv.conf"
+  ],
+  files: [INTERFACES]
+} as const
+
 /** Matched by MAC, so a renamed interface is still the one on the VM's tap. */
 export const networkdConfig = (options: GuestNetworkOptions) =>
   [

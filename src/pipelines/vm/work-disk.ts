@@ -19,7 +19,18 @@ export interface WorkDiskOptions {
   /** The VM's directory; the disk becomes `<vmDir>/disk.ext4`. */
   readonly vmDir: string
   readonly sizeBytes: number
+  /**
+   * The rootfs is one banger wrote, checked clean (`e2fsck -fn`) and never wrote again: a pulled
+   * image's (VMs only ever get clones of it). Its clone holds the same bytes, so an `e2fsck -fp`
+   * before growing would only read them all again to find nothing. Registered images (the
+   * user's file, changed or mounted whenever) and promoted ones (copies of those) are repaired
+   * first. Should resize2fs still ask for a check (the file was mounted since, say), it gets one.
+   */
+  readonly checkedClean?: boolean | undefined
 }
+
+/** resize2fs refuses a filesystem not checked since it was last mounted, or marked unclean. */
+const wantsCheck = (error: Ext4Error) => error.tool === "resize2fs" && error.stderr.includes("Please run 'e2fsck -f")
 
 /**
  * The VM's own disk: a copy of the image's rootfs (a reflink where the filesystem shares blocks,
@@ -52,8 +63,10 @@ export const createWorkDisk = Effect.fn("vm.createWorkDisk")(function* (
     Exit.isFailure(exit) ? fs.remove(disk, { force: true }).pipe(Effect.ignore) : Effect.void
   )
   if (options.sizeBytes > imageBytes) {
-    yield* ext4.repair(disk)
-    yield* ext4.grow(disk, options.sizeBytes)
+    const repairAndGrow = Effect.zipRight(ext4.repair(disk), ext4.grow(disk, options.sizeBytes))
+    yield* options.checkedClean === true
+      ? ext4.grow(disk, options.sizeBytes).pipe(Effect.catchIf(wantsCheck, () => repairAndGrow))
+      : repairAndGrow
   }
   return disk
 })
