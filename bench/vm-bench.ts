@@ -234,6 +234,18 @@ interface Sample {
   readonly vmmStartedMs: number
   /** Operation start (in the daemon) → the ready stage. */
   readonly daemonVmmStartedMs: number
+  /** From the daemon's log line, ms since createVm began: the image resolved (validated, kernel inspected). */
+  readonly dResolvedMs: number
+  readonly dWorkDiskMs: number
+  readonly dConfigureMs: number
+  /** Configured → the VMM process spawned (its pid known). */
+  readonly dSpawnMs: number
+  /** = createVm began → the VMM process spawned: the daemon-side figure. */
+  readonly dSpawnedMs: number
+  /** The VMM spawned → its QMP socket answering, guest running. */
+  readonly dAnsweringMs: number
+  /** = CLI spawn → the VMM process spawned (operation begun + the daemon-side figure). */
+  readonly cliSpawnedMs: number
   /** The ready stage → the CLI's exit: the guest's boot to its ready line, the row, the reply. */
   readonly guestMs: number
   readonly totalMs: number
@@ -285,8 +297,16 @@ const createOnce = async (bin: string, stateDir: string, name: string, diskSize:
   const op = ops.find((row) => row.target === name)
   if (op === undefined) throw new Error(`no operation for ${name} in op list`)
   const opStarted = Date.parse(op.startedAt) - run.spawnedAt
+  const timing = await daemonTiming(stateDir, name)
   const deleted = await ok(bin, [...base, "vm", "delete", name, "--force"])
   return {
+    dResolvedMs: timing.resolved,
+    dWorkDiskMs: timing.disk - timing.resolved,
+    dConfigureMs: timing.configured - timing.disk,
+    dSpawnMs: timing.spawned - timing.configured,
+    dSpawnedMs: timing.spawned,
+    dAnsweringMs: timing.answering - timing.spawned,
+    cliSpawnedMs: opStarted + timing.spawned,
     cliToOpMs: opStarted,
     validateMs: at["work-disk"] - opStarted,
     workDiskMs: at.configure - at["work-disk"],
@@ -299,6 +319,42 @@ const createOnce = async (bin: string, stateDir: string, name: string, diskSize:
     totalMs: run.wallMs,
     deleteMs: deleted.wallMs
   }
+}
+
+/**
+ * The daemon's own clock for one create (src/pipelines/vm/boot.ts logs it once the VMM runs): ms
+ * since createVm began, which is within a millisecond of the operation's start.
+ */
+const daemonTiming = async (stateDir: string, name: string) => {
+  const log = await fs.readFile(path.join(stateDir, "daemon.log"), "utf8")
+  const number = "([\\d.]+)"
+  const line = new RegExp(
+    `vm ${name} create: VMM spawned at ${number} ms, answering at ${number} ms \\(image resolved at ${number} ms, work disk made at ${number} ms, configured at ${number} ms`
+  ).exec(log)
+  if (line === null) throw new Error(`no timing line for ${name} in ${stateDir}/daemon.log`)
+  const [spawned, answering, resolved, disk, configured] = line.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number
+  ]
+  return { spawned, answering, resolved, disk, configured }
+}
+
+/** The CLI's own start, no daemon involved: node alone, and node loading banger's bundle. */
+const cliStart = async (bin: string) => {
+  const nodeAlone: Array<number> = []
+  const version: Array<number> = []
+  for (let i = 0; i < 7; i++) {
+    let began = performance.now()
+    runQuiet(process.execPath, ["-e", "0"])
+    nodeAlone.push(performance.now() - began)
+    began = performance.now()
+    runQuiet(process.execPath, [bin, "--version"])
+    version.push(performance.now() - began)
+  }
+  return { nodeMs: median(nodeAlone), versionMs: median(version) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,13 +403,18 @@ const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s
 
 const ROWS: ReadonlyArray<readonly [keyof Sample, string]> = [
   ["cliToOpMs", "CLI start → operation begun in the daemon"],
-  ["validateMs", "validate, resolve image, inspect kernel"],
-  ["workDiskMs", "work-disk (copy, e2fsck -fp, resize2fs)"],
-  ["configureMs", "configure (hostname, hosts, machine-id, unit)"],
-  ["spawnMs", "boot → QEMU process started (/proc, ±10 ms)"],
-  ["qmpMs", "QEMU started → QMP answering, guest running"],
-  ["daemonVmmStartedMs", "= operation begun → VMM started"],
-  ["vmmStartedMs", "= vm create → VMM started"],
+  ["dResolvedMs", "daemon: validate, resolve image, inspect kernel"],
+  ["dWorkDiskMs", "daemon: work disk (+ the guest reads, alongside)"],
+  ["dConfigureMs", "daemon: configure (plan, one debugfs write)"],
+  ["dSpawnMs", "daemon: boot → VMM process spawned"],
+  ["dSpawnedMs", "= daemon: create began → VMM spawned"],
+  ["cliSpawnedMs", "= vm create (CLI) → VMM spawned"],
+  ["dAnsweringMs", "daemon: VMM spawned → QMP answering"],
+  ["vmmStartedMs", "vm create (CLI) → ready stage line (QMP answered)"],
+  ["validateMs", "stage lines: operation begun → work-disk"],
+  ["workDiskMs", "stage lines: work-disk → configure"],
+  ["configureMs", "stage lines: configure → boot"],
+  ["daemonVmmStartedMs", "stage lines: operation begun → ready stage"],
   ["guestMs", "VMM started → ready line, row, CLI exit"],
   ["totalMs", "= vm create → ready (CLI exit)"],
   ["deleteMs", "vm delete --force (not part of the above)"]
@@ -463,7 +524,7 @@ const main = async () => {
         const sample = await createOnce(bin, context.stateDir, `bench-${run}`, options.diskSize)
         context.samples.push(sample)
         log(
-          `${context.scenario} run ${run + 1}: VMM started ${ms(sample.vmmStartedMs)} (in the daemon ${ms(sample.daemonVmmStartedMs)}; work-disk ${ms(sample.workDiskMs)}, configure ${ms(sample.configureMs)}), ready ${ms(sample.totalMs)}`
+          `${context.scenario} run ${run + 1}: VMM spawned ${ms(sample.cliSpawnedMs)} from the CLI, ${ms(sample.dSpawnedMs)} in the daemon (work disk ${ms(sample.dWorkDiskMs)}, configure ${ms(sample.dConfigureMs)}, spawn ${ms(sample.dSpawnMs)}), ready ${ms(sample.totalMs)}`
         )
       }
     }
@@ -483,6 +544,7 @@ const main = async () => {
       })
     }
 
+    const started = await cliStart(bin)
     const header = ["median of runs", ...results.map((r) => `${r.scenario} (${r.reflink ? "reflink" : "copy"})`)]
     const rows = ROWS.map(([key, label]) => [label, ...results.map((r) => ms(median(r.samples.map((s) => s[key]))))])
     const diskHeader = ["work disk's parts, outside banger (median of 3)", ...results.map((r) => r.scenario)]
@@ -504,6 +566,8 @@ const main = async () => {
         table(header, rows),
         "",
         table(diskHeader, diskRows),
+        "",
+        `the CLI's own start (median of 7): node -e 0 ${ms(started.nodeMs)}, bin/banger --version ${ms(started.versionMs)}`,
         ""
       ].join("\n")
     )
@@ -512,7 +576,7 @@ const main = async () => {
     await fs.mkdir(path.dirname(out), { recursive: true })
     await fs.writeFile(
       out,
-      `${JSON.stringify({ date, runs: options.runs, diskSize: options.diskSize, host: { cpus: os.cpus().length, node: process.version }, load: { before: loadBefore, after: loadAfter }, results }, null, 2)}\n`
+      `${JSON.stringify({ date, runs: options.runs, cliStart: started, diskSize: options.diskSize, host: { cpus: os.cpus().length, node: process.version }, load: { before: loadBefore, after: loadAfter }, results }, null, 2)}\n`
     )
     log(`results: ${path.relative(process.cwd(), out)}`)
   } finally {

@@ -12,7 +12,7 @@ import { Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
-import { createWorkDisk, WORK_DISK_NAME } from "../../src/pipelines/vm/work-disk.js"
+import { createWorkDisk, makeWorkDisk, WORK_DISK_NAME } from "../../src/pipelines/vm/work-disk.js"
 import { readFileFromImage } from "../support/ext4-inspect.js"
 import { type TreeSpec, writeTree } from "../support/ext4-tree.js"
 
@@ -82,16 +82,17 @@ describe("createWorkDisk", () => {
     const rootfs = await pulledImage(dir, specs, 64 * MiB)
     const size = 1024 * MiB
     // banger's writer leaves a never-mounted, clean filesystem: resize2fs takes it as it is.
-    const disk = await run(
+    const made = await run(
       Effect.scoped(
-        createWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
+        makeWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
       )
     )
-    expect(blockCount(disk)).toBe(size / 4096)
-    fsck(disk)
+    expect(made.repaired).toBe(false)
+    expect(blockCount(made.disk)).toBe(size / 4096)
+    fsck(made.disk)
 
     // Mounted after its last check (as a user's mount of the file would leave it): resize2fs
-    // refuses, so the step checks and repairs it first after all.
+    // refuses, so the step checks and repairs it first after all, and says so.
     execFileSync("debugfs", ["-w", "-R", "ssv mtime 20300101", rootfs], { stdio: "pipe" })
     const probe = path.join(dir, "probe.ext4")
     fs.copyFileSync(rootfs, probe)
@@ -100,11 +101,12 @@ describe("createWorkDisk", () => {
     expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining("Please run 'e2fsck -f")])
     const remounted = await run(
       Effect.scoped(
-        createWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
+        makeWorkDisk({ rootfs, vmDir: fs.mkdtempSync(path.join(work, "vm-")), sizeBytes: size, checkedClean: true })
       )
     )
-    expect(blockCount(remounted)).toBe(size / 4096)
-    fsck(remounted)
+    expect(remounted.repaired).toBe(true)
+    expect(blockCount(remounted.disk)).toBe(size / 4096)
+    fsck(remounted.disk)
   })
 
   it("refuses a size smaller than the image with SizeTooSmall, leaving nothing", async () => {

@@ -256,6 +256,25 @@ export interface InodeStat {
   readonly fastLink: string | undefined
 }
 
+const FAST_LINK = Buffer.from('\nFast link dest: "')
+
+/**
+ * A fast symlink's target from `stat`'s output: debugfs prints exactly `size` bytes of it in
+ * quotes, last. Nothing before that line comes from the image, so its first occurrence is the
+ * real one, and a target holding quotes, newlines or lines like it is taken whole.
+ */
+export const fastLinkTarget = (stat: Uint8Array, size: number): string | undefined => {
+  const output = Buffer.from(stat.buffer, stat.byteOffset, stat.byteLength)
+  const at = output.indexOf(FAST_LINK)
+  if (at === -1) return undefined
+  const start = at + FAST_LINK.length
+  if (output.subarray(start + size, start + size + 2).toString("latin1") !== '"\n') return undefined
+  const target = output.subarray(start, start + size)
+  const text = target.toString("utf8")
+  // A target that is not UTF-8 would not survive the round trip: not read this way.
+  return Buffer.from(text, "utf8").equals(target) ? text : undefined
+}
+
 /** One `stat` of a batch, or undefined when it failed. */
 export const parseStat = (output: string): InodeStat | undefined => {
   const head = /^Inode: (\d+)\s+Type: (\S+)/.exec(output)
@@ -265,7 +284,7 @@ export const parseStat = (output: string): InodeStat | undefined => {
     ino: Number(head[1]),
     type: head[2]!,
     size: Number(size[1]),
-    fastLink: /^Fast link dest: "(.*)"$/m.exec(output)?.[1]
+    fastLink: fastLinkTarget(Buffer.from(output, "utf8"), Number(size[1]))
   }
 }
 
@@ -275,8 +294,7 @@ export const listDirectory = (image: string, ino: number) =>
 /** A symlink's target: fast links live in the inode (`stat` shows them), others in a block (`cat`). */
 export const readLink = (image: string, entry: GuestEntry) =>
   Effect.gen(function* () {
-    const stat = (yield* request(image, `stat ${inodeSpec(entry.ino)}`)).toString("utf8")
-    const fast = /^Fast link dest: "(.*)"$/m.exec(stat)?.[1]
+    const fast = fastLinkTarget(yield* request(image, `stat ${inodeSpec(entry.ino)}`), entry.size)
     const target = fast ?? (yield* request(image, `cat ${inodeSpec(entry.ino)}`)).toString("utf8")
     if (Buffer.byteLength(target, "utf8") !== entry.size) {
       return yield* new Ext4Error({

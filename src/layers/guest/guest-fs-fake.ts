@@ -22,7 +22,7 @@ export interface GuestFsFake {
   /** Every batch `apply` (and the single-edit methods) received, in order. */
   readonly applied: Array<ReadonlyArray<GuestEdit>>
   readonly copies: Array<{ readonly hostDir: string; readonly path: string }>
-  /** What each batchReads asked to read up front. */
+  /** What each readAhead was asked to read. */
   readonly readAheads: Array<ReadAheadPaths>
 }
 
@@ -141,12 +141,13 @@ export const makeGuestFsFake = (
               })
           )
         }),
-      // Nothing to batch in memory; the read-ahead is recorded for tests that care what was asked.
-      batchReads: (_image, ahead, use) =>
-        Effect.suspend(() => {
-          fake.readAheads.push(ahead)
-          return use
+      // Nothing to batch in memory; what was asked for is recorded for tests that care.
+      readAhead: (_image, paths) =>
+        Effect.sync(() => {
+          fake.readAheads.push(paths)
+          return { paths }
         }),
+      batchReads: (_image, _reads, use) => use,
       stat: (image, p) => Effect.map(found(image, p, true), (r) => r?.entry),
       lstat: (image, p) => Effect.map(found(image, p, false), (r) => r?.entry),
       exists: (image, p) => Effect.map(found(image, p, true), (r) => r !== undefined),

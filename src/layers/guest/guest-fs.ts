@@ -33,6 +33,12 @@ export interface ReadAheadPaths {
   readonly files?: ReadonlyArray<string> | undefined
 }
 
+/** What readAhead learned: opaque outside GuestFs (the fake keeps only the paths asked for). */
+export interface GuestReads {
+  readonly paths: ReadAheadPaths
+  readonly cache?: ImageCache | undefined
+}
+
 export interface CopyInSummary {
   readonly files: number
   readonly directories: number
@@ -71,16 +77,22 @@ export interface GuestFsShape {
    */
   readonly apply: (image: string, edits: ReadonlyArray<GuestEdit>) => Effect.Effect<void, GuestFsError>
   /**
-   * Runs `use` with the reads of `image` served from one cache: `paths` (each directory and link
-   * on the way, and the files in `files` with their content) are read up front in one or two
-   * debugfs runs, and whatever else `use` reads is read once and kept. A write to the image
-   * inside `use` drops what was learned. Results are the same as without it, only fewer runs.
+   * Reads now, in one or two debugfs runs, what looking up `paths` will need (each directory and
+   * link on the way) and the content of `files`: for batchReads on this image, or on an
+   * unmodified copy of it (a work disk being cloned from it, say).
+   */
+  readonly readAhead: (image: string, paths: ReadAheadPaths) => Effect.Effect<GuestReads, GuestFsError>
+  /**
+   * Runs `use` with the reads of `image` served from `reads` (made by readAhead of this image or
+   * of the image it is an unmodified copy of); whatever else `use` reads is read once and kept
+   * there. A write to the image inside `use` drops what was learned. Results are those of
+   * unbatched reads, in fewer debugfs runs.
    */
   readonly batchReads: <A, E, R>(
     image: string,
-    ahead: ReadAheadPaths,
+    reads: GuestReads,
     use: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | GuestFsError, R>
+  ) => Effect.Effect<A, E, R>
   /** `mkdir -p`: creates what is missing; a dangling symlink on the way is an error, as with mkdir -p. */
   readonly mkdirp: (image: string, path: string, options?: Ownership) => Effect.Effect<void, GuestFsError>
   /** A new symlink at `path` (which must not exist) pointing at `target`, stored as given. */
@@ -158,17 +170,20 @@ const make = Effect.gen(function* () {
   const stat: GuestFsShape["stat"] = (image, target) => Effect.map(resolve(image, target, true), found)
   const lstat: GuestFsShape["lstat"] = (image, target) => Effect.map(resolve(image, target, false), found)
 
-  const batchReads: GuestFsShape["batchReads"] = (image, ahead, use) =>
+  const readAheadOf: GuestFsShape["readAhead"] = (image, paths) =>
     Effect.gen(function* () {
       const cache = emptyCache()
-      const files = new Set(ahead.files ?? [])
+      const files = new Set(paths.files ?? [])
       const wanted: Array<WantedPath> = [
-        ...(ahead.paths ?? []).filter((p) => !files.has(p)).map((p) => ({ path: p, followFinal: true })),
+        ...(paths.paths ?? []).filter((p) => !files.has(p)).map((p) => ({ path: p, followFinal: true })),
         ...[...files].map((p) => ({ path: p, followFinal: true, content: true }))
       ]
       yield* provide(readAhead(image, cache, wanted))
-      return yield* Effect.locallyWith(use, batched, (caches) => new Map(caches).set(image, cache))
+      return { paths, cache }
     })
+
+  const batchReads: GuestFsShape["batchReads"] = (image, reads, use) =>
+    Effect.locallyWith(use, batched, (caches) => new Map(caches).set(image, reads.cache ?? emptyCache()))
 
   const apply: GuestFsShape["apply"] = (image, edits) =>
     withTempDir((dir) =>
@@ -274,6 +289,7 @@ const make = Effect.gen(function* () {
 
   return {
     apply,
+    readAhead: readAheadOf,
     batchReads,
     stat,
     lstat,

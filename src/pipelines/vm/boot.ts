@@ -1,6 +1,6 @@
 import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
-import { DateTime, Effect } from "effect"
+import { Clock, DateTime, Effect } from "effect"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
 import type { VmProcess } from "../../domain/vmm.js"
@@ -14,6 +14,10 @@ import { CONSOLE_LOG } from "./vm-dir.js"
 import { attachVmNetwork } from "./vm-network.js"
 import { waitReady } from "./wait-ready.js"
 import { WORK_DISK_NAME } from "./work-disk.js"
+
+/** Milliseconds since `began` (the Clock's nanoseconds), to a tenth. */
+export const elapsedMs = (began: bigint) =>
+  Effect.map(Clock.currentTimeNanos, (now) => Math.round(Number(now - began) / 1e5) / 10)
 
 /** Generous: a systemd Debian under TCG on a busy two-core host takes a minute or more. */
 export const READY_TIMEOUT = "5 minutes"
@@ -34,12 +38,18 @@ export const vmProcessOf = (vm: Vm): VmProcess | undefined =>
         timings: { spawnedMs: 0, startedMs: 0 }
       }
 
+/** A create's clock: when it began, and what it did before the boot (for its timing log line). */
+export interface CreateTimeline {
+  readonly began: bigint
+  readonly steps: string
+}
+
 /**
  * Brings up the VM's tap, starts the VMM on the VM's work disk and waits for the guest's ready
  * line. Tap and VMM belong to the caller's scope until then: a failure or a cancel kills the VMM
  * and removes the tap. Returns the row as running.
  */
-export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
+export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, timeline?: CreateTimeline) {
   const vmm = yield* Vmm
   const fs = yield* FileSystem.FileSystem
   const consoleLog = path.join(vm.dir, CONSOLE_LOG)
@@ -55,6 +65,7 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
     vm.network !== null && (yield* kernelIpAutoconfig(image.kernel, (yield* inspectKernelFile(image.kernel)).release))
       ? kernelIpArg(vm.network)
       : undefined
+  const launchAt = timeline === undefined ? 0 : yield* elapsedMs(timeline.began)
   const proc = yield* vmm.launch({
     vmId: vm.id,
     backend: vm.vmm,
@@ -70,6 +81,12 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image) {
     consoleLog,
     network: vm.network === null ? undefined : { tap: vm.network.tap, mac: vm.network.mac }
   })
+  if (timeline !== undefined) {
+    const at = (ms: number) => Math.round((launchAt + ms) * 10) / 10
+    yield* Effect.logInfo(
+      `vm ${vm.name} create: VMM spawned at ${at(proc.timings.spawnedMs)} ms, answering at ${at(proc.timings.startedMs)} ms (${timeline.steps}; since the create began)`
+    )
+  }
   yield* reportStage("ready")
   yield* waitReady({
     name: vm.name,

@@ -1,7 +1,13 @@
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { type GuestEdit, GuestFs, type GuestFsError, type ReadAheadPaths } from "../../layers/guest/guest-fs.js"
+import {
+  type GuestEdit,
+  GuestFs,
+  type GuestFsError,
+  type GuestReads,
+  type ReadAheadPaths
+} from "../../layers/guest/guest-fs.js"
 import {
   GUEST_ACPI_DIR,
   GUEST_BUSYBOX,
@@ -47,6 +53,11 @@ export interface ConfigureGuestOptions {
   readonly busybox?: string | undefined
   /** Absent for a VM made with `--no-network`. */
   readonly network?: GuestNetworkOptions | undefined
+  /**
+   * What readGuestAhead read from the image this disk is an unmodified clone of (while the clone
+   * was made); without it the disk itself is read ahead first.
+   */
+  readonly reads?: GuestReads | undefined
 }
 
 export interface GuestSetup {
@@ -217,7 +228,7 @@ const builtinInit = Effect.fn("vm.guest.builtinInit")(function* (
  * than one per directory and link on each path. Anything missing here is still read (apply reads
  * its edits' paths ahead itself), only in a run of its own.
  */
-const readAheadPaths = (options: ConfigureGuestOptions): ReadAheadPaths => ({
+const readAheadPaths = (options: GuestReadOptions): ReadAheadPaths => ({
   paths: [
     "/sbin/init",
     `${WANTS}/${READY_UNIT}`,
@@ -246,7 +257,17 @@ const readAheadPaths = (options: ConfigureGuestOptions): ReadAheadPaths => ({
 export const configureGuest = (
   options: ConfigureGuestOptions
 ): Effect.Effect<GuestSetup, GuestFsError | FilesystemError, GuestFs | FileSystem.FileSystem> =>
-  Effect.flatMap(GuestFs, (guest) => guest.batchReads(options.disk, readAheadPaths(options), configureSteps(options)))
+  Effect.gen(function* () {
+    const guest = yield* GuestFs
+    const reads = options.reads ?? (yield* guest.readAhead(options.disk, readAheadPaths(options)))
+    return yield* guest.batchReads(options.disk, reads, configureSteps(options))
+  })
+
+type GuestReadOptions = Pick<ConfigureGuestOptions, "name" | "config" | "modules" | "network">
+
+/** configureGuest's reads, from `image` (a rootfs nothing writes) while its clone is being made. */
+export const readGuestAhead = (image: string, options: GuestReadOptions) =>
+  Effect.flatMap(GuestFs, (guest) => guest.readAhead(image, readAheadPaths(options)))
 
 /**
  * Mount points, hostname and hosts, then either a ready notice for the image's own init or

@@ -1,4 +1,4 @@
-import { DateTime, Effect, Option } from "effect"
+import { Clock, DateTime, Effect, Option } from "effect"
 import { ImageNotFound, VmRefused } from "../../domain/errors.js"
 import type { Image } from "../../domain/image.js"
 import { Vm } from "../../domain/vm.js"
@@ -11,14 +11,14 @@ import { loadCatalog } from "../catalog/load-catalog.js"
 import { inspectKernelFile, type KernelFileInfo } from "../kernel/inspect-kernel.js"
 import { reportPhase, reportStage } from "../pull/progress.js"
 import { pullImage } from "../pull/pull.js"
-import { bootVm } from "./boot.js"
+import { bootVm, elapsedMs } from "./boot.js"
 import { chooseVmm, type VmmChoice } from "./choose-vmm.js"
-import { configureGuest } from "./configure-guest.js"
+import { configureGuest, readGuestAhead } from "./configure-guest.js"
 import { kernelIpAutoconfig } from "./kernel-ip-config.js"
 import { type VmSizing, validateSizing, validateVmName } from "./validate.js"
 import { acquireVmDir, newVmId } from "./vm-dir.js"
 import { leaseVmNetwork } from "./vm-network.js"
-import { createWorkDisk } from "./work-disk.js"
+import { makeWorkDisk } from "./work-disk.js"
 
 export interface CreateVmRequest extends VmSizing {
   readonly name: string
@@ -69,6 +69,7 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
  * address back.
  */
 export const createVm = Effect.fn("vm.create")(function* (request: CreateVmRequest) {
+  const began = yield* Clock.currentTimeNanos
   const store = yield* Store
   const vmm = yield* Vmm
   const name = yield* validateVmName(request.name)
@@ -90,7 +91,7 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   return yield* Effect.scoped(
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
-        const vm = yield* restore(makeVm(name, request, image, kernel, decision, sizing))
+        const vm = yield* restore(makeVm(name, request, image, kernel, decision, sizing, began))
         yield* store.vms.insert(vm)
         return vm
       })
@@ -105,22 +106,15 @@ const makeVm = Effect.fn("vm.make")(function* (
   image: Image,
   kernel: KernelFileInfo,
   decision: { readonly vmm: VmmChoice; readonly reason: string },
-  sizing: { readonly cpus: number; readonly memoryMib: number; readonly diskBytes: number }
+  sizing: { readonly cpus: number; readonly memoryMib: number; readonly diskBytes: number },
+  began: bigint
 ) {
   const id = newVmId()
+  const resolvedAt = yield* elapsedMs(began)
   const dir = yield* acquireVmDir(id)
   const vmNetwork = request.network === false ? null : yield* leaseVmNetwork(id)
   yield* reportStage("work-disk")
-  const disk = yield* createWorkDisk({
-    rootfs: image.rootfs,
-    vmDir: dir,
-    sizeBytes: sizing.diskBytes,
-    // Pulled images (a reference, hence managed) were checked clean by the pull and never written.
-    checkedClean: image.ref !== null
-  })
-  yield* reportStage("configure")
-  const guest = yield* configureGuest({
-    disk,
+  const guestOptions = {
     name,
     config: image.runtime,
     modules:
@@ -135,7 +129,29 @@ const makeVm = Effect.fn("vm.make")(function* (
             kernelConfigures: yield* kernelIpAutoconfig(image.kernel, kernel.release),
             resolvers: yield* (yield* Network).resolvers
           }
-  })
+  }
+  // A pulled image's rootfs is the store's, checked clean and never written, so what configuring
+  // will read is read from it while it is cloned: the clone has the same inodes and content,
+  // unless e2fsck had to go over it. A registered image's file is the user's, and a promoted
+  // one was never checked: their clones are read afterwards instead.
+  const checkedClean = image.ref !== null
+  const [work, early] = yield* Effect.all(
+    [
+      makeWorkDisk({
+        rootfs: image.rootfs,
+        vmDir: dir,
+        sizeBytes: sizing.diskBytes,
+        checkedClean
+      }),
+      checkedClean ? readGuestAhead(image.rootfs, guestOptions) : Effect.succeed(undefined)
+    ],
+    { concurrency: "unbounded" }
+  )
+  const { disk } = work
+  const reads = work.repaired ? undefined : early
+  const diskAt = yield* elapsedMs(began)
+  yield* reportStage("configure")
+  const guest = yield* configureGuest({ disk, ...guestOptions, reads })
   const created = new Vm({
     id,
     name,
@@ -162,5 +178,7 @@ const makeVm = Effect.fn("vm.make")(function* (
     stoppedAt: null,
     network: vmNetwork
   })
-  return request.start ? yield* bootVm(created, image) : created
+  const steps = `image resolved at ${resolvedAt} ms, work disk made at ${diskAt} ms, configured at ${yield* elapsedMs(began)} ms`
+  if (!request.start) return created
+  return yield* bootVm(created, image, { began, steps })
 })

@@ -32,15 +32,24 @@ export interface WorkDiskOptions {
 /** resize2fs refuses a filesystem not checked since it was last mounted, or marked unclean. */
 const wantsCheck = (error: Ext4Error) => error.tool === "resize2fs" && error.stderr.includes("Please run 'e2fsck -f")
 
+export interface WorkDisk {
+  readonly disk: string
+  /**
+   * e2fsck went over it: it may differ from the image in more than its size (what was read from
+   * the image beforehand may not hold for it).
+   */
+  readonly repaired: boolean
+}
+
 /**
  * The VM's own disk: a copy of the image's rootfs (a reflink where the filesystem shares blocks,
  * else a sparse copy), repaired and grown to `sizeBytes`. The disk belongs to the caller's scope:
  * it is removed if that scope closes with a failure, whichever later step failed.
  */
-export const createWorkDisk = Effect.fn("vm.createWorkDisk")(function* (
+export const makeWorkDisk = Effect.fn("vm.createWorkDisk")(function* (
   options: WorkDiskOptions
 ): Effect.fn.Return<
-  string,
+  WorkDisk,
   SizeTooSmall | FilesystemError | Ext4Error,
   DiskCopy | Ext4Tools | FileSystem.FileSystem | Scope.Scope
 > {
@@ -62,11 +71,16 @@ export const createWorkDisk = Effect.fn("vm.createWorkDisk")(function* (
   yield* Effect.acquireRelease(disks.copy(options.rootfs, disk), (_, exit) =>
     Exit.isFailure(exit) ? fs.remove(disk, { force: true }).pipe(Effect.ignore) : Effect.void
   )
-  if (options.sizeBytes > imageBytes) {
-    const repairAndGrow = Effect.zipRight(ext4.repair(disk), ext4.grow(disk, options.sizeBytes))
-    yield* options.checkedClean === true
-      ? ext4.grow(disk, options.sizeBytes).pipe(Effect.catchIf(wantsCheck, () => repairAndGrow))
-      : repairAndGrow
-  }
-  return disk
+  if (options.sizeBytes <= imageBytes) return { disk, repaired: false }
+  const repairAndGrow = ext4
+    .repair(disk)
+    .pipe(Effect.zipRight(ext4.grow(disk, options.sizeBytes)), Effect.as({ disk, repaired: true }))
+  if (options.checkedClean !== true) return yield* repairAndGrow
+  return yield* ext4.grow(disk, options.sizeBytes).pipe(
+    Effect.as({ disk, repaired: false }),
+    Effect.catchIf(wantsCheck, () => repairAndGrow)
+  )
 })
+
+/** makeWorkDisk, for callers that only need the path. */
+export const createWorkDisk = (options: WorkDiskOptions) => Effect.map(makeWorkDisk(options), (made) => made.disk)
