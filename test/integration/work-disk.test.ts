@@ -186,6 +186,8 @@ describe("createWorkDisk on XFS with reflink", () => {
 
     const extents = execFileSync("filefrag", ["-v", disk], { encoding: "utf8" })
     expect(extents).toMatch(/shared/)
+    // Cloned in-process (no cp): the image's timestamps kept all the same.
+    expect(Math.abs(fs.statSync(disk).mtimeMs - fs.statSync(rootfs).mtimeMs)).toBeLessThan(0.01)
     expect(used).toBeLessThan(8 * MiB)
     fsck(disk)
 

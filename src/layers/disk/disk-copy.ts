@@ -1,3 +1,5 @@
+import { constants as fsConstants } from "node:fs"
+import * as fsp from "node:fs/promises"
 import { Command, type CommandExecutor } from "@effect/platform"
 import { Context, Effect, Layer, Stream } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
@@ -28,8 +30,25 @@ const run = (command: Command.Command) =>
 
 const make = Effect.gen(function* () {
   const executor = yield* Effect.context<CommandExecutor.CommandExecutor>()
+  /**
+   * The reflink in this process (libuv's FICLONE), sparing a cp process where the filesystem
+   * shares blocks; false where it cannot (libuv removes what it created then).
+   */
+  const clone = (from: string, to: string) =>
+    Effect.promise(() =>
+      fsp
+        .copyFile(from, to, fsConstants.COPYFILE_FICLONE_FORCE | fsConstants.COPYFILE_EXCL)
+        .then(() => fsp.stat(from))
+        .then((info) => fsp.utimes(to, info.atimeMs / 1000, info.mtimeMs / 1000))
+        .then(
+          () => true,
+          () => false
+        )
+    )
+
   const copy: DiskCopyShape["copy"] = (from, to) =>
     Effect.gen(function* () {
+      if (yield* clone(from, to)) return
       // GNU cp does both jobs: FICLONE first, else copy_file_range/SEEK_DATA so holes stay holes.
       const result = yield* run(
         Command.make(
@@ -77,6 +96,6 @@ const make = Effect.gen(function* () {
 })
 
 export class DiskCopy extends Context.Tag("banger/DiskCopy")<DiskCopy, DiskCopyShape>() {
-  /** GNU cp; needs `NodeContext.layer` (CommandExecutor). */
+  /** FICLONE in-process, else GNU cp; needs `NodeContext.layer` (CommandExecutor). */
   static readonly layer = Layer.effect(DiskCopy, make)
 }
