@@ -15,6 +15,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { stageText } from "../src/cli/pull-progress.js"
 import { debianRootfs, repoRoot } from "../test/support/debian-rootfs.js"
 import { findCloudKernel } from "../test/support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
@@ -283,7 +284,7 @@ const createOnce = async (bin: string, stateDir: string, name: string, diskSize:
   ])
   if (run.code !== 0) throw new Error(`vm create ${name} exited ${run.code}:\n${run.stderr}`)
   const stageAt = (stage: (typeof STAGES)[number]) => {
-    const found = run.lines.find(([, line]) => line.trim() === stage)
+    const found = run.lines.find(([, line]) => line.trim() === `banger: ${stageText[stage]}…`)
     if (found === undefined) throw new Error(`vm create ${name}: no "${stage}" line on stderr:\n${run.stderr}`)
     return found[0]
   }

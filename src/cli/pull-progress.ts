@@ -10,7 +10,7 @@ interface LayerState {
 }
 
 /** What each stage is doing, as a person reading a log would say it. */
-const stageText: Record<PullStage, string> = {
+export const stageText: Record<PullStage, string> = {
   resolve: "resolving the reference",
   fetch: "fetching layers",
   flatten: "flattening layers",
