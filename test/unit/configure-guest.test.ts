@@ -94,6 +94,24 @@ describe("configureGuest", () => {
       "../banger-ready.service"
     )
     expect([...fake.nodes.keys()].some((p) => p.startsWith("/.banger"))).toBe(false)
+    // Its reads were asked for once, up front: what it looks up and the files it may read.
+    expect(fake.readAheads).toHaveLength(1)
+    expect(fake.readAheads[0]?.paths).toEqual(
+      expect.arrayContaining([
+        "/sbin/init",
+        "/etc/hostname",
+        "/etc/machine-id",
+        `${"/etc/systemd/system"}/banger-ready.service`
+      ])
+    )
+    expect(fake.readAheads[0]?.files).toEqual(expect.arrayContaining(["/etc/passwd", "/etc/group", "/etc/inittab"]))
+  })
+
+  it("takes the reads made alongside the work disk's clone instead of reading ahead again", async () => {
+    const fake = makeGuestFsFake({ "/bin/app": "x" })
+    const result = await configure(fake, { reads: { paths: { paths: ["/sbin/init"] } } })
+    expect(result._tag).toBe("Right")
+    expect(fake.readAheads).toEqual([])
   })
 
   it("fails before writing anything for a user the image does not have, or a missing busybox", async () => {
