@@ -7,9 +7,11 @@
  *
  * The image is the test harness's debootstrap Debian (systemd, the golden package list), pushed to a
  * registry on 127.0.0.1 and pulled once per scenario with the host's Debian cloud kernel and initrd.
- * Each run is `vm create` then `vm delete --force`; the scenarios take turns, run by run. Stage times are when the CLI printed each stage
- * (stderr is not a terminal, so it prints one line per stage); the QEMU process's start comes from
- * /proc (10 ms resolution); when the operation began in the daemon from `op list`. See bench/README.md.
+ * Each run is `vm create` then `vm delete --force`; the scenarios take turns, run by run. The
+ * daemon's own step times (to the VMM process spawned, and to QMP answering) come from the line
+ * it logs for each create; when the operation began from `op list`; stage times from when the
+ * CLI printed each stage (stderr is not a terminal, so it prints one line per stage). See
+ * bench/README.md.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
