@@ -100,7 +100,12 @@ describe("a scratch-style image with banger's built-in init", () => {
       },
       modules: { version: kernel.version, dir: path.join("/lib/modules", kernel.version) }
     })
-    expect(setup).toEqual({ init: { _tag: "BuiltinInit" }, kernelArgs: ["init=/.banger/init"], modulesCopied: true })
+    expect(setup).toEqual({
+      init: { _tag: "BuiltinInit" },
+      kernelArgs: ["init=/.banger/init"],
+      modulesCopied: true,
+      networkSetup: "none"
+    })
     console.log(`configure-guest with the ${kernel.version} modules copied in: ${ms.toFixed(0)} ms`)
 
     expect(await readText(disk, "/etc/hostname")).toBe("scratch-vm\n")
@@ -203,7 +208,12 @@ describe("an image with its own init (systemd-style)", () => {
       64 * MiB
     )
     const { setup } = await configure({ disk, name: "sd-vm", config: {} })
-    expect(setup).toEqual({ init: { _tag: "ImageInit", systemd: true }, kernelArgs: [], modulesCopied: false })
+    expect(setup).toEqual({
+      init: { _tag: "ImageInit", systemd: true },
+      kernelArgs: [],
+      modulesCopied: false,
+      networkSetup: "none"
+    })
     expect(await readText(disk, "/etc/machine-id")).toBe("")
     expect(
       await guest((g) => g.realpath(disk, "/etc/systemd/system/multi-user.target.wants/banger-ready.service"))
@@ -232,7 +242,12 @@ describe("configure-guest without a boot", () => {
       64 * MiB
     )
     const { setup } = await configure({ disk, name: "sysv-vm", config: {} })
-    expect(setup).toEqual({ init: { _tag: "ImageInit", systemd: false }, kernelArgs: [], modulesCopied: false })
+    expect(setup).toEqual({
+      init: { _tag: "ImageInit", systemd: false },
+      kernelArgs: [],
+      modulesCopied: false,
+      networkSetup: "none"
+    })
     const inittab = `id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\nbgr:2345:once:/bin/sh -c "echo 'banger: sysv-vm ready' >/dev/console"\n`
     expect(await readText(disk, "/etc/inittab")).toBe(inittab)
     // Configuring again replaces banger's line rather than adding a second.
