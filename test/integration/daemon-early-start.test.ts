@@ -43,10 +43,10 @@ const alive = (pid: number) => {
   }
 }
 
-const waitUntil = async (condition: () => boolean, what: string, timeoutMs = 15_000) => {
+const waitUntil = async (condition: () => boolean, what: string | (() => string), timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
@@ -146,7 +146,12 @@ describe("bin/banger starts the daemon early", () => {
       expect(result.code, args.join(" ")).toBe(1)
       // The launcher did start one (it opened the log), and the CLI stopped it on its way out.
       expect(log(stateDir), args.join(" ")).toBeDefined()
-      await waitUntil(() => daemonPids(stateDir).length === 0, "the unused daemon to stop")
+      // Generous: on a loaded two-core CI machine a daemon still loading can take a while to stop.
+      await waitUntil(
+        () => daemonPids(stateDir).length === 0,
+        () => `the unused daemon to stop; its log:\n${log(stateDir) ?? ""}`,
+        45_000
+      )
       fs.rmSync(stateDir, { recursive: true, force: true })
     }
   })

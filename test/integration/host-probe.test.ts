@@ -4,13 +4,13 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it, layer } from "@effect/vitest"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { elfLinkage } from "../../src/layers/host/elf.js"
 import { HostProbe } from "../../src/layers/host/host-probe.js"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "host-probe-"))
-process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 const findOnPath = (command: string) =>
   (process.env.PATH ?? "")

@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { DoctorCheck } from "../../src/domain/doctor.js"
 import { Image, Kernel } from "../../src/domain/image.js"
@@ -73,7 +73,7 @@ const serving: DaemonObservation = {
 const notRunning = { _tag: "NotRunning", socket: SOCKET, stale: false } as const satisfies DaemonObservation
 
 const catalogDir = fs.mkdtempSync(path.join(os.tmpdir(), "doctor-catalog-"))
-process.once("exit", () => fs.rmSync(catalogDir, { recursive: true, force: true }))
+afterAll(() => fs.rmSync(catalogDir, { recursive: true, force: true }))
 
 const writeCatalog = (name: string, content: string) => {
   const file = path.join(catalogDir, name)
