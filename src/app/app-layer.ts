@@ -13,6 +13,7 @@ import type { Ipv4Cidr } from "../layers/network/address.js"
 import { Network } from "../layers/network/network.js"
 import { RegistryClient } from "../layers/registry/registry-client.js"
 import { RootfsBuilder } from "../layers/rootfs/rootfs-builder.js"
+import { Ssh } from "../layers/ssh/ssh.js"
 import { StatePaths } from "../layers/state/state-paths.js"
 import { Store } from "../layers/store/store.js"
 import { ProcessTable } from "../layers/vmm/process-table.js"
@@ -45,6 +46,7 @@ export const appLayer = (stateDir: string, options: AppOptions = {}) => {
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
   const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
   const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))
+  const ssh = Ssh.layer.pipe(Layer.provide(paths))
   const network = Network.layerFromState(options.subnet).pipe(Layer.provide(paths))
   const services = Layer.mergeAll(
     paths,
@@ -60,7 +62,8 @@ export const appLayer = (stateDir: string, options: AppOptions = {}) => {
     HostProbe.layer,
     HostResources.layer,
     GuestFs.layer,
-    ProcessTable.layer
+    ProcessTable.layer,
+    ssh
   )
   // Pull leftovers first, then VMs: rows against live VMM processes, and what no row knows.
   const recovery = Layer.effectDiscard(Effect.zipRight(recoverState(), reconcileVms())).pipe(Layer.provide(services))

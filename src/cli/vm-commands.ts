@@ -3,12 +3,14 @@ import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Console, Effect, Option, Stream } from "effect"
 import { OperationFailed } from "../domain/errors.js"
 import { Vm } from "../domain/vm.js"
+import { sshCommandLine } from "../layers/ssh/ssh-argv.js"
 import { BangerClient } from "../rpc/client.js"
 import type { OperationStatus } from "../rpc/schemas.js"
 import { printDetached, runOperation, viaDaemon, viaDaemonStream } from "./daemon-client.js"
 import { withDaemon } from "./op-commands.js"
 import { details, formatBytes, printJson, table } from "./output.js"
 import { detachOption, requestedCatalog, rootCommand } from "./root-command.js"
+import { makeAttachCommand, makeSshCommand, readSshKeys, sshKeyOption } from "./vm-ssh-commands.js"
 
 const vmFields = (vm: Vm) =>
   [
@@ -79,6 +81,7 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
         Options.optional
       ),
       noStart: Options.boolean("no-start").pipe(Options.withDescription("make the VM but do not boot it")),
+      sshKey: sshKeyOption,
       noNetwork: Options.boolean("no-network").pipe(
         Options.withDescription("no tap, address or outbound access (a daemon without CAP_NET_ADMIN needs this)")
       ),
@@ -89,6 +92,7 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
       withDaemon(
         Effect.gen(function* () {
           const root = yield* rootCommand
+          const sshKeys = yield* readSshKeys(options.sshKey)
           const client = yield* BangerClient
           yield* vmOperation(
             client.vm.create({
@@ -101,6 +105,7 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
               accel: Option.getOrUndefined(options.accel),
               start: !options.noStart,
               catalog: requestedCatalog(root.catalog),
+              sshKeys,
               network: options.noNetwork ? false : undefined
             }),
             options
@@ -178,10 +183,12 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
         const client = yield* BangerClient
         const vm = yield* viaDaemon(client.vm.show({ name: options.name }))
         if (options.json) return yield* printJson(vm)
-        yield* details(vmFields(vm))
+        // A VM without an address or ssh set up is shown all the same, without the ssh line's value.
+        const target = yield* Effect.option(client.vm.sshTarget({ name: options.name, allowStopped: true }))
+        yield* details([...vmFields(vm), ["ssh", Option.getOrNull(Option.map(target, (ssh) => sshCommandLine(ssh)))]])
       })
     )
-  ).pipe(Command.withDescription("show a VM: state, VMM and why, sizes, process"))
+  ).pipe(Command.withDescription("show a VM: state, VMM and why, sizes, process, address and its ssh command"))
 
   const logs = Command.make(
     "logs",
@@ -201,6 +208,17 @@ export const makeVmCommand = (json: Options.Options<boolean>) => {
 
   return Command.make("vm").pipe(
     Command.withDescription("create, run and manage VMs"),
-    Command.withSubcommands([create, start, stop, restart, remove, list, show, logs])
+    Command.withSubcommands([
+      create,
+      start,
+      stop,
+      restart,
+      remove,
+      list,
+      show,
+      logs,
+      makeSshCommand(),
+      makeAttachCommand()
+    ])
   )
 }

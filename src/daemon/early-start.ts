@@ -18,7 +18,7 @@ export const DAEMON_COMMANDS: Readonly<Record<string, ReadonlyArray<string>>> = 
   kernel: ["pull", "register", "list", "show", "delete"],
   op: ["list", "status", "watch", "cancel"],
   catalog: ["list"],
-  vm: ["create", "start", "stop", "restart", "delete", "list", "show", "logs"]
+  vm: ["create", "start", "stop", "restart", "delete", "list", "show", "logs", "ssh", "attach"]
 }
 
 /** Every top-level command of the CLI, whether it uses the daemon or not. */

@@ -3,14 +3,17 @@ import { Effect, Option, Stream } from "effect"
 import type { GuestFs } from "../layers/guest/guest-fs.js"
 import type { HostResources } from "../layers/host/host-resources.js"
 import type { Network } from "../layers/network/network.js"
+import type { Ssh } from "../layers/ssh/ssh.js"
 import { Store } from "../layers/store/store.js"
 import type { ProcessTable } from "../layers/vmm/process-table.js"
 import type { Vmm } from "../layers/vmm/vmm.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
 import { createVm } from "../pipelines/vm/create.js"
+import { validateSshKeys } from "../pipelines/vm/guest-ssh.js"
 import { deleteVm, restartVm, startVm, stopVm } from "../pipelines/vm/lifecycle.js"
 import { findVm, listVms } from "../pipelines/vm/live-state.js"
 import { vmLogs } from "../pipelines/vm/logs.js"
+import { vmSshTarget } from "../pipelines/vm/ssh-target.js"
 import { validateVmName } from "../pipelines/vm/validate.js"
 import type { BangerError, OperationResult, VmCreatePayload } from "../rpc/schemas.js"
 import type { HandlerServices } from "./handlers.js"
@@ -18,7 +21,7 @@ import type { NameReservations } from "./name-reservations.js"
 import { newOperationId, type OperationsShape } from "./operations.js"
 
 /** What the VM handlers run on, besides the state and pull services. */
-export type VmServices = Vmm | HostResources | GuestFs | ProcessTable | Network
+export type VmServices = Vmm | HostResources | GuestFs | ProcessTable | Network | Ssh
 
 type Services = HandlerServices | VmServices
 
@@ -67,7 +70,12 @@ export const makeVmHandlers = (deps: {
 
   return {
     "vm.create": (payload: VmCreatePayload) =>
-      begin("vm.create", payload.name, validateVmName(payload.name), createVm(payload)),
+      begin(
+        "vm.create",
+        payload.name,
+        Effect.zip(validateVmName(payload.name), validateSshKeys(payload.sshKeys)),
+        createVm(payload)
+      ),
     "vm.start": ({ name }: { readonly name: string }) => begin("vm.start", name, findVm(name), startVm(name)),
     "vm.restart": ({ name }: { readonly name: string }) => begin("vm.restart", name, findVm(name), restartVm(name)),
     "vm.stop": ({ name, force }: { readonly name: string; readonly force?: boolean | undefined }) =>
@@ -76,6 +84,8 @@ export const makeVmHandlers = (deps: {
       deleteVm(name, { force: force ?? false }).pipe(Effect.provide(context)),
     "vm.list": () => listVms.pipe(Effect.provide(context)),
     "vm.show": ({ name }: { readonly name: string }) => findVm(name).pipe(Effect.provide(context)),
+    "vm.sshTarget": ({ name, allowStopped }: { readonly name: string; readonly allowStopped?: boolean | undefined }) =>
+      vmSshTarget(name, { allowStopped }).pipe(Effect.provide(context)),
     "vm.logs": ({ name, follow }: { readonly name: string; readonly follow?: boolean | undefined }) =>
       vmLogs(name, { follow: follow ?? false }).pipe(Stream.provideContext(context))
   }

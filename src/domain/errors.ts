@@ -431,6 +431,39 @@ export class WebNotServing extends Schema.TaggedError<WebNotServing>()("WebNotSe
   }
 }
 
+/** A file given to `vm create --ssh-key` that is not an ssh public key (one `type base64 [comment]` per line). */
+export class InvalidSshKey extends Schema.TaggedError<InvalidSshKey>()("InvalidSshKey", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid ssh public key ${this.path}: ${this.reason}`
+  }
+}
+
+/** ssh-keygen could not make a key (missing, failed, or its output could not be kept). */
+export class SshKeygenError extends Schema.TaggedError<SshKeygenError>()("SshKeygenError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot make ssh key ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * A VM cannot be reached over ssh: stopped, no network address, not set up for ssh, or its sshd
+ * did not answer in time (then `reason` names the address and what the console last said).
+ */
+export class SshUnavailable extends Schema.TaggedError<SshUnavailable>()("SshUnavailable", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot ssh into VM "${this.name}": ${this.reason}`
+  }
+}
+
 /**
  * VM networking cannot work here at all: the daemon lacks CAP_NET_ADMIN or /dev/net/tun. The
  * reason says how to fix it (run the daemon as root) or how to do without (`--no-network`).

@@ -31,10 +31,12 @@ import {
   OperationStatus,
   PullPayload,
   RegisterPayload,
+  SshTarget,
   Vm,
   VmCreatePayload,
   VmForcePayload,
   VmLogsPayload,
+  VmSshTargetPayload,
   WebLogin
 } from "./schemas.js"
 
@@ -111,6 +113,8 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("vm.show", { payload: byName, success: Vm, error: BangerError }),
   /** The console log as text chunks; with follow, what the guest prints next, until cancelled. */
   Rpc.make("vm.logs", { payload: VmLogsPayload, success: Schema.String, error: BangerError, stream: true }),
+  /** Where and how to ssh into a VM (address, banger's key, the VM's known_hosts); the CLI runs ssh. */
+  Rpc.make("vm.sshTarget", { payload: VmSshTargetPayload, success: SshTarget, error: BangerError }),
   /** Every check of `banger doctor`, as the daemon sees the host; problems are results, never errors. */
   Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) }),
   /** A fresh one-time login URL for the web UI (`banger ui`); only socket users can ask for one. */

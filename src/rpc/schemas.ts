@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { DoctorCheck } from "../domain/doctor.js"
 import * as Errors from "../domain/errors.js"
 import { Image, Kernel } from "../domain/image.js"
+import { SshKeyFile, SshTarget } from "../domain/ssh.js"
 import { Vm } from "../domain/vm.js"
 import { AccelRequest, VmmBackend } from "../domain/vmm.js"
 import { PullPhase } from "../pipelines/pull/progress.js"
@@ -107,6 +108,9 @@ export const BangerError = Schema.Union(
   Errors.VmmError,
   Errors.ImageInUse,
   Errors.WebNotServing,
+  Errors.InvalidSshKey,
+  Errors.SshKeygenError,
+  Errors.SshUnavailable,
   Errors.NetworkUnavailable,
   Errors.NetworkError,
   Errors.AddressPoolExhausted
@@ -124,12 +128,16 @@ export const VmCreatePayload = Schema.Struct({
   /** False for `--no-start`. */
   start: Schema.Boolean,
   catalog: Schema.optional(Schema.String),
+  /** `--ssh-key` files as the CLI read them (the daemon checks them). */
+  sshKeys: Schema.optional(Schema.Array(SshKeyFile)),
   /** False for `--no-network`; absent means a network. */
   network: Schema.optional(Schema.Boolean)
 })
 export type VmCreatePayload = typeof VmCreatePayload.Type
 
 export const VmForcePayload = Schema.Struct({ name: Schema.String, force: Schema.optional(Schema.Boolean) })
+/** `vm.sshTarget`; `allowStopped` for `vm show`, which prints the command of a stopped VM too. */
+export const VmSshTargetPayload = Schema.Struct({ name: Schema.String, allowStopped: Schema.optional(Schema.Boolean) })
 export const VmLogsPayload = Schema.Struct({ name: Schema.String, follow: Schema.optional(Schema.Boolean) })
 export type BangerError = typeof BangerError.Type
 
@@ -215,7 +223,7 @@ export class DaemonInfo extends Schema.Class<DaemonInfo>("DaemonInfo")({
   startedAt: Schema.String
 }) {}
 
-export { Image, Kernel, Vm }
+export { Image, Kernel, SshTarget, Vm }
 
 /** `doctor.run`: the catalog to check (a client's --catalog) and the asking CLI's version, to compare. */
 export const DoctorPayload = Schema.Struct({

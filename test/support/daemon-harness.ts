@@ -24,6 +24,7 @@ import { HostResources } from "../../src/layers/host/host-resources.js"
 import { Network } from "../../src/layers/network/network.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
+import { Ssh } from "../../src/layers/ssh/ssh.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { Store } from "../../src/layers/store/store.js"
@@ -64,6 +65,7 @@ export const testServices = (stateDir: string) => {
     HostResources.layer,
     GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
     ProcessTable.layer,
+    Ssh.layer.pipe(Layer.provide(paths)),
     // In memory: these daemons run in the host's network namespace, which tests never change.
     Network.layerTest(),
     HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),

@@ -19,6 +19,7 @@ import { HostResources } from "../../src/layers/host/host-resources.js"
 import { Network } from "../../src/layers/network/network.js"
 import { RegistryClient } from "../../src/layers/registry/registry-client.js"
 import { RootfsBuilder } from "../../src/layers/rootfs/rootfs-builder.js"
+import { Ssh } from "../../src/layers/ssh/ssh.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { ProcessTable } from "../../src/layers/vmm/process-table.js"
@@ -141,6 +142,7 @@ export const mockedPullServices = (root: string, calls: Calls, ext4: Layer.Layer
     HostResources.layerTest(),
     GuestFs.layer.pipe(Layer.provide(NodeContext.layer)),
     ProcessTable.layerTest([]),
+    Ssh.layerTest(),
     Network.layerTest(),
     NodeContext.layer,
     // No catalog file: plain names are references (see catalogForLookup).

@@ -11,6 +11,9 @@ export interface StatePathsShape {
   readonly kernels: string
   /** One directory per VM: work disk, console log, VMM sockets. */
   readonly vms: string
+  /** banger's ssh client key pair (`id_ed25519`, `.pub`), private to the daemon's user. */
+  readonly sshDir: string
+  readonly sshClientKey: string
   /** Host-wide facts banger learned (e.g. that KVM guests do not run here). */
   readonly host: string
   /** Root of the content-addressed blob store (`<alg>/<hex>` below it). */
@@ -60,6 +63,8 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     images,
     kernels,
     vms,
+    sshDir: path.join(absolute, "ssh"),
+    sshClientKey: path.join(absolute, "ssh", "id_ed25519"),
     host,
     blobs,
     tmp,

@@ -14,6 +14,8 @@ export const PullStage = Schema.Literal(
   "configure",
   "boot",
   "ready",
+  /** Waiting for the guest's sshd to answer, after the ready line. */
+  "ssh",
   // Register and promote: "inspect" their sources, "copy" them into the store.
   "inspect",
   "copy",

@@ -2,6 +2,7 @@ import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Clock, DateTime, Effect } from "effect"
 import type { Image } from "../../domain/image.js"
+import { SSH_PORT } from "../../domain/ssh.js"
 import { Vm } from "../../domain/vm.js"
 import type { VmProcess } from "../../domain/vmm.js"
 import { kernelIpArg } from "../../layers/network/address.js"
@@ -9,10 +10,13 @@ import { Vmm } from "../../layers/vmm/vmm.js"
 import { inspectKernelFile } from "../kernel/inspect-kernel.js"
 import { reportStage } from "../pull/progress.js"
 import { bootArgs } from "./boot-args.js"
+import { findSshd } from "./guest-ssh.js"
 import { kernelIpAutoconfig } from "./kernel-ip-config.js"
+import { guestAddress } from "./ssh-target.js"
 import { CONSOLE_LOG } from "./vm-dir.js"
 import { attachVmNetwork } from "./vm-network.js"
 import { waitReady } from "./wait-ready.js"
+import { waitSsh } from "./wait-ssh.js"
 import { WORK_DISK_NAME } from "./work-disk.js"
 
 /** Milliseconds since `began` (the Clock's nanoseconds), to a tenth. */
@@ -21,6 +25,8 @@ export const elapsedMs = (began: bigint) =>
 
 /** Generous: a systemd Debian under TCG on a busy two-core host takes a minute or more. */
 export const READY_TIMEOUT = "5 minutes"
+/** After the ready line: systemd starts sshd alongside the ready unit, banger's init just before it. */
+export const SSH_READY_TIMEOUT = "2 minutes"
 
 /** The row's process fields as the Vmm service wants them back. */
 export const vmProcessOf = (vm: Vm): VmProcess | undefined =>
@@ -46,13 +52,17 @@ export interface CreateTimeline {
 
 /**
  * Brings up the VM's tap, starts the VMM on the VM's work disk and waits for the guest's ready
- * line. Tap and VMM belong to the caller's scope until then: a failure or a cancel kills the VMM
- * and removes the tap. Returns the row as running.
+ * line, then, when the image has sshd and the VM an address, for sshd's banner. Tap and VMM
+ * belong to the caller's scope until then: a failure or a cancel kills the VMM and removes the
+ * tap. Returns the row as running.
  */
 export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, timeline?: CreateTimeline) {
   const vmm = yield* Vmm
   const fs = yield* FileSystem.FileSystem
   const consoleLog = path.join(vm.dir, CONSOLE_LOG)
+  const rootDisk = path.join(vm.dir, WORK_DISK_NAME)
+  // Read before the VMM has the disk; at every boot, since the guest may have gained or lost sshd.
+  const sshd = yield* findSshd(rootDisk)
   // Only this boot's output counts: the log keeps every earlier boot for `vm logs`.
   const fromByte = yield* fs.stat(consoleLog).pipe(
     Effect.map((info) => Number(info.size)),
@@ -76,7 +86,7 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
     kernelFormat: vm.kernelFormat,
     initrd: image.initrd ?? undefined,
     bootArgs: bootArgs({ vmm: vm.vmm, init: vm.init ?? undefined, ip }),
-    rootDisk: path.join(vm.dir, WORK_DISK_NAME),
+    rootDisk,
     runDir: vm.dir,
     consoleLog,
     network: vm.network === null ? undefined : { tap: vm.network.tap, mac: vm.network.mac }
@@ -88,13 +98,13 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
     )
   }
   yield* reportStage("ready")
-  yield* waitReady({
-    name: vm.name,
-    consoleLog,
-    fromByte,
-    timeout: READY_TIMEOUT,
-    alive: Effect.map(vmm.inspect(proc), (inspection) => inspection.state !== "gone")
-  })
+  const alive = Effect.map(vmm.inspect(proc), (inspection) => inspection.state !== "gone")
+  yield* waitReady({ name: vm.name, consoleLog, fromByte, timeout: READY_TIMEOUT, alive })
+  const address = guestAddress(vm)
+  if (sshd !== undefined && address !== undefined) {
+    yield* reportStage("ssh")
+    yield* waitSsh({ name: vm.name, address, port: SSH_PORT, timeout: SSH_READY_TIMEOUT, alive })
+  }
   return new Vm({
     ...vm,
     state: "running",

@@ -1,6 +1,6 @@
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
-import { FilesystemError } from "../../domain/errors.js"
+import { FilesystemError, type GuestPathError } from "../../domain/errors.js"
 import {
   type GuestEdit,
   GuestFs,
@@ -34,6 +34,7 @@ import {
   type GuestNetworkSetup,
   guestNetworkEdits
 } from "./guest-network.js"
+import { type GuestSsh, SSHD_PATHS, sshEdits } from "./guest-ssh.js"
 
 export interface KernelModules {
   /** `uname -r` of the kernel the VM boots. */
@@ -51,6 +52,8 @@ export interface ConfigureGuestOptions {
   readonly modules?: KernelModules | undefined
   /** The static busybox copied in for the built-in init; Debian's busybox-static by default. */
   readonly busybox?: string | undefined
+  /** The VM's host key and root's authorized keys (see guest-ssh.ts). */
+  readonly ssh?: GuestSsh | undefined
   /** Absent for a VM made with `--no-network`. */
   readonly network?: GuestNetworkOptions | undefined
   /**
@@ -239,7 +242,12 @@ const readAheadPaths = (options: GuestReadOptions): ReadAheadPaths => ({
     options.config.workingDir || "/",
     ...(options.modules === undefined ? [] : [`/lib/modules/${options.modules.version}`]),
     ...[...mountPoints(), ...identity(options.name)].map((edit) => edit.path),
-    ...(options.network === undefined ? [] : GUEST_NETWORK_READS.paths)
+    ...(options.network === undefined ? [] : GUEST_NETWORK_READS.paths),
+    // ssh's files: read ahead whether or not ssh is configured, so reads made before its host
+    // key exists (alongside the disk clone) cover them.
+    ...SSHD_PATHS,
+    "/root/.ssh/authorized_keys",
+    "/etc/ssh/sshd_config.d"
   ],
   files: [
     "/etc/inittab",
@@ -271,11 +279,12 @@ export const readGuestAhead = (image: string, options: GuestReadOptions) =>
 
 /**
  * Mount points, hostname and hosts, then either a ready notice for the image's own init or
- * banger's built-in init, then the guest's side of its network.
+ * banger's built-in init, then the guest's side of its network, then ssh's host key and
+ * authorized keys.
  */
 const configureSteps = Effect.fn("vm.configureGuest")(function* (
   options: ConfigureGuestOptions
-): Effect.fn.Return<GuestSetup, GuestFsError | FilesystemError, GuestFs | FileSystem.FileSystem> {
+): Effect.fn.Return<GuestSetup, GuestFsError | FilesystemError | GuestPathError, GuestFs | FileSystem.FileSystem> {
   const { disk, name } = options
   const guest = yield* GuestFs
   const init = yield* detectInit(disk)
@@ -287,7 +296,8 @@ const configureSteps = Effect.fn("vm.configureGuest")(function* (
     options.network === undefined
       ? { setup: "none" as const, edits: [] }
       : yield* guestNetworkEdits(disk, init, options.network)
-  yield* guest.apply(disk, [...mountPoints(), ...identity(name), ...initEdits, ...network.edits])
+  const ssh = options.ssh === undefined ? [] : yield* sshEdits(disk, options.ssh)
+  yield* guest.apply(disk, [...mountPoints(), ...identity(name), ...initEdits, ...network.edits, ...ssh])
   const modulesCopied = yield* copyModules(disk, options.modules)
   return {
     init,

@@ -1,6 +1,7 @@
 import { Clock, DateTime, Effect, Option } from "effect"
 import { ImageNotFound, VmRefused } from "../../domain/errors.js"
 import type { Image } from "../../domain/image.js"
+import type { SshKeyFile } from "../../domain/ssh.js"
 import { Vm } from "../../domain/vm.js"
 import type { AccelRequest } from "../../domain/vmm.js"
 import { GUEST_INIT } from "../../layers/guest/init/init-script.js"
@@ -14,6 +15,7 @@ import { pullImage } from "../pull/pull.js"
 import { bootVm, elapsedMs } from "./boot.js"
 import { chooseVmm, type VmmChoice } from "./choose-vmm.js"
 import { configureGuest, readGuestAhead } from "./configure-guest.js"
+import { prepareGuestSsh, validateSshKeys } from "./guest-ssh.js"
 import { kernelIpAutoconfig } from "./kernel-ip-config.js"
 import { type VmSizing, validateSizing, validateVmName } from "./validate.js"
 import { acquireVmDir, newVmId } from "./vm-dir.js"
@@ -29,6 +31,8 @@ export interface CreateVmRequest extends VmSizing {
   /** False for `--no-start`: the VM is made, configured and recorded stopped. */
   readonly start: boolean
   readonly catalog?: string | undefined
+  /** `--ssh-key` files: their keys may log in as root too. */
+  readonly sshKeys?: ReadonlyArray<SshKeyFile> | undefined
   /** False for `--no-network`: no tap, no address, no NAT. */
   readonly network?: boolean | undefined
 }
@@ -63,10 +67,10 @@ export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested:
 })
 
 /**
- * `banger vm create`: validate → image → VMM choice → address → work disk → guest configuration →
- * tap → boot → ready → record. Everything made lives in this scope until the row is recorded: any
- * failure or cancel removes the disk and directory, kills the VMM, removes the tap and gives the
- * address back.
+ * `banger vm create`: validate → image → VMM choice → address → work disk → ssh keys → guest
+ * configuration → tap → boot → ready (and sshd) → record. Everything made lives in this scope
+ * until the row is recorded: any failure or cancel removes the disk and directory, kills the VMM,
+ * removes the tap and gives the address back.
  */
 export const createVm = Effect.fn("vm.create")(function* (request: CreateVmRequest) {
   const began = yield* Clock.currentTimeNanos
@@ -74,6 +78,7 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   const vmm = yield* Vmm
   const name = yield* validateVmName(request.name)
   const sizing = yield* validateSizing(name, request)
+  const userKeys = yield* validateSshKeys(request.sshKeys)
   // Before any pull: a daemon that cannot make taps says so at once.
   if (request.network !== false) yield* (yield* Network).checkAvailable
   const { image, pulled } = yield* resolveVmImage(request.image, request.catalog)
@@ -91,7 +96,7 @@ export const createVm = Effect.fn("vm.create")(function* (request: CreateVmReque
   return yield* Effect.scoped(
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
-        const vm = yield* restore(makeVm(name, request, image, kernel, decision, sizing, began))
+        const vm = yield* restore(makeVm(name, request, image, kernel, decision, sizing, began, userKeys))
         yield* store.vms.insert(vm)
         return vm
       })
@@ -107,7 +112,8 @@ const makeVm = Effect.fn("vm.make")(function* (
   kernel: KernelFileInfo,
   decision: { readonly vmm: VmmChoice; readonly reason: string },
   sizing: { readonly cpus: number; readonly memoryMib: number; readonly diskBytes: number },
-  began: bigint
+  began: bigint,
+  userKeys: ReadonlyArray<string>
 ) {
   const id = newVmId()
   const resolvedAt = yield* elapsedMs(began)
@@ -135,7 +141,8 @@ const makeVm = Effect.fn("vm.make")(function* (
   // unless e2fsck had to go over it. A registered image's file is the user's, and a promoted
   // one was never checked: their clones are read afterwards instead.
   const checkedClean = image.ref !== null
-  const [work, early] = yield* Effect.all(
+  // The VM's host key (an ssh-keygen run) is made meanwhile too.
+  const [work, early, ssh] = yield* Effect.all(
     [
       makeWorkDisk({
         rootfs: image.rootfs,
@@ -143,7 +150,8 @@ const makeVm = Effect.fn("vm.make")(function* (
         sizeBytes: sizing.diskBytes,
         checkedClean
       }),
-      checkedClean ? readGuestAhead(image.rootfs, guestOptions) : Effect.succeed(undefined)
+      checkedClean ? readGuestAhead(image.rootfs, guestOptions) : Effect.succeed(undefined),
+      prepareGuestSsh({ dir, id, name, userKeys })
     ],
     { concurrency: "unbounded" }
   )
@@ -151,7 +159,7 @@ const makeVm = Effect.fn("vm.make")(function* (
   const reads = work.repaired ? undefined : early
   const diskAt = yield* elapsedMs(began)
   yield* reportStage("configure")
-  const guest = yield* configureGuest({ disk, ...guestOptions, reads })
+  const guest = yield* configureGuest({ disk, ...guestOptions, ssh, reads })
   const created = new Vm({
     id,
     name,

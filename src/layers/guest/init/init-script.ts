@@ -19,7 +19,7 @@ export const readyLine = (name: string) => `banger: ${name} ready`
 
 /**
  * PID 1. Mounts what the initramfs has not already moved into the root, takes the console, sets the
- * hostname, brings up loopback, prints the ready line, runs the image's command (defined by the
+ * hostname, brings up loopback, starts the image's sshd if it has one, prints the ready line, runs the image's command (defined by the
  * config's banger_exec) and powers off when it exits. Ctrl-Alt-Del (SIGINT once the kernel is told
  * to send it), SIGTERM, busybox's `poweroff` (SIGUSR2) and the ACPI power button (acpid -> SIGUSR2)
  * all power off too. While PID 1 waits, ash reaps every child, orphans included.
@@ -84,6 +84,14 @@ $B modprobe -q button 2>/dev/null
 $B modprobe -q evdev 2>/dev/null
 if [ -d /dev/input ]; then
   $B acpid -c /.banger/acpi -a /.banger/acpi/no-actions -M /.banger/acpi/no-map -l /dev/null -p /run/banger-acpid.pid
+fi
+
+# sshd where the image has it: banger put this VM's host key and root's authorized_keys in place.
+# It needs an absolute path (it re-executes itself) and its privilege separation dir.
+sshd=$(command -v sshd 2>/dev/null)
+if [ -n "$sshd" ]; then
+  $B mkdir -p -m 0755 /run/sshd
+  "$sshd" || echo "banger: sshd did not start"
 fi
 
 echo "banger: $BANGER_NAME ready"
