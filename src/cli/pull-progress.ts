@@ -22,6 +22,7 @@ export const stageText: Record<PullStage, string> = {
   configure: "configuring the guest",
   boot: "booting",
   ready: "waiting for the guest to be ready",
+  ssh: "waiting for the guest's sshd",
   inspect: "inspecting the sources",
   copy: "copying into the store",
   extract: "extracting the kernel"
