@@ -36,6 +36,8 @@ export interface CliOptions {
   readonly netns?: string
   /** Without CAP_NET_ADMIN (dropped from the bounding set), as an unprivileged daemon would be. */
   readonly withoutNetAdmin?: boolean
+  /** Written to the command's stdin, which is then closed; without it stdin is /dev/null. */
+  readonly stdin?: string
 }
 
 export interface RunningCli {
@@ -98,8 +100,9 @@ export const startBanger = (args: ReadonlyArray<string>, options: CliOptions = {
   const child = spawn(command, argv, {
     cwd: options.cwd ?? path.dirname(path.dirname(bin)),
     env: { ...process.env, BANGER_NO_AUTOSTART: "1", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"]
+    stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"]
   })
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin)
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (chunk: Buffer) => {
