@@ -234,14 +234,25 @@ const server = (greeting: string | undefined) =>
 const closedPort = Effect.scoped(Effect.map(server(undefined), (srv) => srv.port))
 
 describe("waitSsh (real loopback sockets)", () => {
-  const live = Layer.provide(Ssh.layer, StatePaths.layer(os.tmpdir()))
+  const live = Layer.merge(Layer.provide(Ssh.layer, StatePaths.layer(os.tmpdir())), NodeContext.layer)
+  let consoleLog: string
+  beforeAll(() => {
+    consoleLog = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "banger-wait-ssh-")), "console.log")
+    // Only the end of a long log is read, and only its last lines are quoted.
+    fs.writeFileSync(
+      consoleLog,
+      `${"[    1.0] boot noise\n".repeat(2_000)}banger: sshd did not start\nbanger: dev ready\n`
+    )
+  })
+  afterAll(() => fs.rmSync(path.dirname(consoleLog), { recursive: true, force: true }))
   const wait = (port: number, options: { timeout?: Duration.DurationInput; alive?: Effect.Effect<boolean> } = {}) =>
     waitSsh({
       name: "dev",
       address: "127.0.0.1",
       port,
       timeout: options.timeout ?? "10 seconds",
-      alive: options.alive ?? Effect.succeed(true)
+      alive: options.alive ?? Effect.succeed(true),
+      consoleLog
     })
 
   it.live("returns once a port that refused starts answering with an SSH-2.0 banner", () =>
@@ -265,7 +276,7 @@ describe("waitSsh (real loopback sockets)", () => {
         expect(error._tag).toBe("SshUnavailable")
         expect(error.message).toMatch(
           new RegExp(
-            `^cannot ssh into VM "dev": sshd did not answer on 127.0.0.1:${srv.port} with an SSH-2.0 banner within 1s 500ms \\(it said: "HTTP/1.1 400 Bad Request"\\)$`
+            `^cannot ssh into VM "dev": sshd did not answer on 127.0.0.1:${srv.port} with an SSH-2.0 banner within 1s 500ms \\(it said: "HTTP/1.1 400 Bad Request"\\); console: .*\\[    1.0\\] boot noise \\| banger: sshd did not start \\| banger: dev ready$`
           )
         )
       })
@@ -277,7 +288,10 @@ describe("waitSsh (real loopback sockets)", () => {
       const port = yield* closedPort
       const started = Date.now()
       const error = yield* Effect.flip(wait(port, { alive: Effect.succeed(false) }))
-      expect(error.message).toContain("the VMM exited before sshd answered")
+      expect(error.message).toContain(
+        `the VMM exited before sshd answered on 127.0.0.1:${port}; console: [    1.0] boot noise | `
+      )
+      expect(error.message.endsWith("banger: sshd did not start | banger: dev ready")).toBe(true)
       expect(Date.now() - started).toBeLessThan(5_000)
     }).pipe(Effect.provide(live))
   )

@@ -103,7 +103,7 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
   const address = guestAddress(vm)
   if (sshd !== undefined && address !== undefined) {
     yield* reportStage("ssh")
-    yield* waitSsh({ name: vm.name, address, port: SSH_PORT, timeout: SSH_READY_TIMEOUT, alive })
+    yield* waitSsh({ name: vm.name, address, port: SSH_PORT, timeout: SSH_READY_TIMEOUT, alive, consoleLog })
   }
   return new Vm({
     ...vm,

@@ -22,6 +22,22 @@ export interface WaitReadyOptions {
 
 const tail = (text: string) => text.trimEnd().split("\n").slice(-TAIL_LINES).join(" | ")
 
+/** How much of the log's end is read for `consoleTail`: a few lines' worth, whatever the log's size. */
+const TAIL_BYTES = 4096
+
+/** The console's last lines, one line of text for an error message ("" when the log cannot be read). */
+export const consoleTail = (consoleLog: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const size = Number((yield* fs.stat(consoleLog)).size)
+      const file = yield* fs.open(consoleLog, { flag: "r" })
+      yield* file.seek(Math.max(0, size - TAIL_BYTES), "start")
+      const chunk = yield* file.readAlloc(TAIL_BYTES)
+      return Option.match(chunk, { onNone: () => "", onSome: (bytes) => tail(new TextDecoder().decode(bytes)) })
+    })
+  ).pipe(Effect.orElseSucceed(() => ""))
+
 /**
  * Follows the console log until the ready line appears. Fails with the console's last lines when
  * the VMM exits first or the time runs out, so the user sees why the guest never came up.
