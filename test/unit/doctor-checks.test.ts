@@ -33,6 +33,8 @@ const healthyFiles: Record<string, FakeFile> = {
   "/usr/sbin/resize2fs": tool("resize2fs 1.47.0 (5-Feb-2023)", 1),
   "/usr/bin/zstd": tool("*** Zstandard CLI (64-bit) v1.5.4, by Yann Collet ***"),
   "/bin/busybox": { linkage: "static", ...tool("BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.") },
+  "/usr/bin/ssh": tool("OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.17 1 Jul 2025"),
+  "/usr/bin/ssh-keygen": tool("usage: ssh-keygen [-q] [-a rounds]", 1),
   "/dev/net/tun": { kind: "character-device", mode: 0o666 },
   "/usr/sbin/ip": tool("ip utility, iproute2-6.1.0, libbpf 1.1.2"),
   "/usr/sbin/nft": {
@@ -168,6 +170,7 @@ describe("doctor checks", () => {
         "e2fsprogs",
         "zstd",
         "busybox",
+        "openssh",
         "tun",
         "ip",
         "nft",
@@ -186,6 +189,7 @@ describe("doctor checks", () => {
       expectCheck(checks.qemu, "ok", /7\.2\.22/)
       expectCheck(checks.e2fsprogs, "ok", /e2fsck 1\.47\.0/)
       expectCheck(checks.busybox, "ok", /statically linked, v1\.35\.0/)
+      expectCheck(checks.openssh, "ok", /^\/usr\/bin\/ssh: OpenSSH_9\.2p1, with ssh-keygen$/)
       expectCheck(checks.daemon, "ok", /pid 4242, version 0\.1\.0, .*mode 0600/)
       expectCheck(checks["nft-table"], "ok", /inet banger is not loaded/)
       expectCheck(checks.catalog, "ok", /2 kernels, 1 images/)
@@ -293,6 +297,10 @@ describe("doctor checks", () => {
         /apt-get install zstd/
       )
       expectCheck(bare.busybox, "fail", /\/bin\/busybox not found/, /apt-get install busybox-static/)
+      const noKeygen = yield* runScenario({ host: hostWith({ "/usr/bin/ssh-keygen": undefined }) })
+      expectCheck(noKeygen.openssh, "fail", /ssh-keygen not found on PATH/, /apt-get install openssh-client/)
+      const noSsh = yield* runScenario({ host: hostWith({ "/usr/bin/ssh": undefined }) })
+      expectCheck(noSsh.openssh, "fail", /ssh not found on PATH: vm ssh and vm attach run it/, /openssh-client/)
       const dynamic = yield* runScenario({ host: hostWith({ "/bin/busybox": { linkage: "dynamic" } }) })
       expectCheck(dynamic.busybox, "fail", /is dynamically linked/, /busybox-static/)
     })

@@ -85,6 +85,18 @@ export const checkZstd = checkTool({
   why: "pulls of images with zstd-compressed layers fail"
 })
 
+/** vm create makes banger's and each VM's keys with ssh-keygen; vm ssh and vm attach run ssh. */
+export const checkOpenssh = Effect.gen(function* () {
+  const host = yield* HostProbe
+  const install = "apt-get install openssh-client"
+  if ((yield* host.which("ssh-keygen")) === undefined) {
+    return fail("openssh", "ssh-keygen not found on PATH: vm create makes the VMs' ssh keys with it", install)
+  }
+  const ssh = yield* probeTool("ssh", ["-V"], /(OpenSSH_[^\s,]+)/)
+  if (ssh._tag !== "Found") return fail("openssh", `${toolDetail("ssh", ssh)}: vm ssh and vm attach run it`, install)
+  return ok("openssh", `${ssh.path}: ${ssh.version}, with ssh-keygen`)
+})
+
 export const checkIp = checkTool({
   name: "ip",
   command: "ip",
