@@ -2,15 +2,13 @@ import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { SshUnavailable } from "../../domain/errors.js"
-import type { VmNetwork } from "../../domain/network.js"
 import { hostKeyAlias, SSH_PORT, SshTarget, VM_KNOWN_HOSTS } from "../../domain/ssh.js"
 import type { Vm } from "../../domain/vm.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { findVm } from "./live-state.js"
 
 /** The one place that knows where a VM's address is recorded. */
-export const guestAddress = (vm: Vm): string | undefined =>
-  (vm as Vm & { readonly network?: VmNetwork | null }).network?.guestAddress
+export const guestAddress = (vm: Vm): string | undefined => vm.network?.guestAddress
 
 /**
  * What `vm ssh`, `vm attach` and `vm show` need to reach a VM. A stopped VM is refused unless
