@@ -19,10 +19,11 @@ export const readyLine = (name: string) => `banger: ${name} ready`
 
 /**
  * PID 1. Mounts what the initramfs has not already moved into the root, takes the console, sets the
- * hostname, brings up loopback, starts the image's sshd if it has one, prints the ready line, runs the image's command (defined by the
- * config's banger_exec) and powers off when it exits. Ctrl-Alt-Del (SIGINT once the kernel is told
- * to send it), SIGTERM, busybox's `poweroff` (SIGUSR2) and the ACPI power button (acpid -> SIGUSR2)
- * all power off too. While PID 1 waits, ash reaps every child, orphans included.
+ * hostname, brings up loopback, starts the image's sshd if it has one, prints the ready line, runs
+ * the image's command (defined by the config's banger_exec) and powers off when it exits.
+ * Ctrl-Alt-Del (SIGINT once the kernel is told to send it), SIGTERM, busybox's `poweroff` (SIGUSR2)
+ * and the ACPI power button (acpid -> SIGUSR2) all power off too. While PID 1 waits, ash reaps
+ * every child, orphans included.
  */
 export const INIT_SCRIPT = `#!/.banger/busybox sh
 B=/.banger/busybox
