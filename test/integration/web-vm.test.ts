@@ -2,16 +2,18 @@
  * VMs from the web UI in a real browser, under QEMU TCG: create from the form (the operation page
  * follows the boot to ready), the VM page with its console tail, stop, then delete after the
  * confirmation page — and nothing of the VM left: no row, no directory, no QEMU process.
- * One boot for all of it. (No network yet: the address and ssh command show "—".)
+ * One boot for all of it, networked: the daemon and the browser run in a network namespace the
+ * test makes (and removes), so the VM's tap and banger's nftables table never touch the host.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { repoRoot, runBanger } from "../support/banger-cli.js"
+import { repoRoot, runBanger, startBangerDaemon } from "../support/banger-cli.js"
 import { launchBrowser, type TestBrowser } from "../support/browser.js"
 import { buildLayer } from "../support/layers.js"
+import { createNetns, type TestNetns } from "../support/netns.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
 import { loginUrl, startWebDaemon, type WebDaemon } from "../support/web.js"
@@ -23,6 +25,7 @@ let daemon: WebDaemon
 let browser: TestBrowser
 let page: Page
 let shots: string
+let netns: TestNetns
 
 const vmDirs = () => (fs.existsSync(path.join(state, "vms")) ? fs.readdirSync(path.join(state, "vms")) : [])
 
@@ -70,7 +73,9 @@ beforeAll(async () => {
       }
     }
   })
-  daemon = await startWebDaemon(state)
+  // The registry is on the host's loopback: the image is pulled by a daemon in the host's namespace,
+  // then the web daemon (which makes the VM's tap) runs in the test's own.
+  const puller = await startBangerDaemon(state)
   const pulled = await runBanger(
     [
       "--state-dir",
@@ -88,7 +93,10 @@ beforeAll(async () => {
     { timeoutMs: 300_000 }
   )
   expect(pulled.code, pulled.stderr).toBe(0)
-  browser = await launchBrowser()
+  expect((await puller.stop()).code).toBe(0)
+  netns = createNetns()
+  daemon = await startWebDaemon(state, { netns: netns.name })
+  browser = await launchBrowser({ netns: netns.name })
   page = await browser.context.newPage()
   await page.goto(await loginUrl(state))
 })
@@ -96,6 +104,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   if (daemon) expect((await daemon.stop()).code).toBe(0)
+  netns?.remove()
   await registry?.stop()
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
@@ -122,8 +131,6 @@ describe("VMs from the web UI (QEMU TCG)", () => {
     await page.fill("#field-memoryMib", "256")
     await page.fill("#field-diskSize", "1G")
     await page.selectOption("#field-accel", "tcg")
-    // This daemon runs in the host's namespace: no taps there (vm-network tests networking in its own).
-    await page.check("#field-noNetwork")
     await shot("vm-create")
     await Promise.all([page.waitForNavigation(), page.click("#vm-form button[type=submit]")])
     expect(new URL(page.url()).pathname).toMatch(/^\/ops\/[0-9a-f]{12}$/)
@@ -134,6 +141,12 @@ describe("VMs from the web UI (QEMU TCG)", () => {
     expect(await page.textContent("#vm-state")).toBe("running")
     expect(await page.textContent("#console")).toContain("banger: web-vm ready")
     expect(qemuProcesses()).toHaveLength(1)
+    // Its address, and the ssh command to copy; the tap is in the test's namespace only.
+    const shown = await page.textContent("#vm-address")
+    expect(shown).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
+    expect(await page.textContent("#ssh-command")).toBe("banger vm ssh web-vm")
+    expect(netns.links().filter((link) => link.ifname.startsWith("bg"))).toHaveLength(1)
+    expect(netns.nftTables()).toContain("inet banger")
     await shot("vm")
 
     await Promise.all([page.waitForNavigation(), page.click("form[action$='/stop'] button")])
@@ -148,5 +161,7 @@ describe("VMs from the web UI (QEMU TCG)", () => {
     expect(await page.textContent("main")).toContain("No VMs yet.")
     expect(await vms()).toEqual([])
     expect(vmDirs()).toEqual([])
+    expect(netns.links().filter((link) => link.ifname.startsWith("bg"))).toEqual([])
+    expect(netns.nftTables()).not.toContain("inet banger")
   })
 })

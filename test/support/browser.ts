@@ -14,11 +14,22 @@ export interface TestBrowser {
   readonly close: () => Promise<void>
 }
 
-/** A browser with a fresh profile, removed on close. */
-export const launchBrowser = async (): Promise<TestBrowser> => {
+/**
+ * A browser with a fresh profile, removed on close. With `netns`, chromium runs inside that
+ * network namespace (through a wrapper that `ip netns exec`s it), so it reaches a daemon's web UI
+ * on that namespace's loopback.
+ */
+export const launchBrowser = async (options: { readonly netns?: string } = {}): Promise<TestBrowser> => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "banger-chromium-"))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+  let executablePath = CHROMIUM
+  if (options.netns !== undefined) {
+    executablePath = path.join(profile, "chromium-in-netns")
+    fs.writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec ${options.netns} ${CHROMIUM} "$@"\n`, {
+      mode: 0o755
+    })
+  }
+  const context = await chromium.launchPersistentContext(path.join(profile, "profile"), {
+    executablePath,
     headless: true,
     viewport: { width: 1100, height: 800 },
     args: [

@@ -71,7 +71,7 @@ export const vmPage = (context: PageContext, vm: Vm, consoleTail: string) => {
     `VM ${vm.name}`,
     html`<dl>
 <dt>State</dt><dd id="vm-state">${vm.state}${vm.lastExit === null ? "" : html` <span class="muted">(${vm.lastExit})</span>`}</dd>
-<dt>Address</dt><dd class="mono">${address ?? "—"}</dd>
+<dt>Address</dt><dd class="mono" id="vm-address">${address ?? "—"}</dd>
 <dt>ssh</dt><dd><code id="ssh-command">${address === null ? "—" : `banger vm ssh ${vm.name}`}</code>
 ${address === null ? "" : html` <button type="button" data-copy="ssh-command">Copy</button>`}</dd>
 <dt>Image</dt><dd><a href="/images/${encodeURIComponent(vm.image)}">${vm.image}</a></dd>
