@@ -61,20 +61,27 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
   const fs = yield* FileSystem.FileSystem
   const consoleLog = path.join(vm.dir, CONSOLE_LOG)
   const rootDisk = path.join(vm.dir, WORK_DISK_NAME)
-  // Read before the VMM has the disk; at every boot, since the guest may have gained or lost sshd.
-  const sshd = yield* findSshd(rootDisk)
-  // Only this boot's output counts: the log keeps every earlier boot for `vm logs`.
-  const fromByte = yield* fs.stat(consoleLog).pipe(
-    Effect.map((info) => Number(info.size)),
-    Effect.orElseSucceed(() => 0)
-  )
   yield* reportStage("boot")
-  yield* attachVmNetwork(vm)
-  // The same answer configure-guest got at create: the kernel sets eth0 from ip=, or the guest does.
-  const ip =
-    vm.network !== null && (yield* kernelIpAutoconfig(image.kernel, (yield* inspectKernelFile(image.kernel)).release))
-      ? kernelIpArg(vm.network)
-      : undefined
+  // Independent of one another, so side by side: the tap and nftables (a few `ip`/`nft` runs),
+  // sshd looked for on the disk (read before the VMM has it; at every boot, since the guest may
+  // have gained or lost sshd), the kernel's IP autoconfiguration (the same answer configure-guest
+  // got at create: the kernel sets eth0 from ip=, or the guest does), where this boot's console
+  // output starts (the log keeps every earlier boot for `vm logs`).
+  const [sshd, kernelConfigures, fromByte] = yield* Effect.all(
+    [
+      findSshd(rootDisk),
+      vm.network === null
+        ? Effect.succeed(false)
+        : Effect.flatMap(inspectKernelFile(image.kernel), (info) => kernelIpAutoconfig(image.kernel, info.release)),
+      fs.stat(consoleLog).pipe(
+        Effect.map((info) => Number(info.size)),
+        Effect.orElseSucceed(() => 0)
+      ),
+      attachVmNetwork(vm)
+    ],
+    { concurrency: "unbounded" }
+  )
+  const ip = vm.network !== null && kernelConfigures ? kernelIpArg(vm.network) : undefined
   const launchAt = timeline === undefined ? 0 : yield* elapsedMs(timeline.began)
   const proc = yield* vmm.launch({
     vmId: vm.id,
