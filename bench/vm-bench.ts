@@ -15,6 +15,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { stageText } from "../src/cli/pull-progress.js"
@@ -32,10 +33,12 @@ interface Options {
   readonly diskSize: string
   readonly build: boolean
   readonly out: string | undefined
+  /** Networked creates (tap, nftables, sshd waited for), each daemon in a network namespace of its own. */
+  readonly network: boolean
 }
 
 const usage =
-  "usage: npm run bench:vm -- [--runs N] [--scenario xfs|disk|both] [--disk-size S] [--no-build] [--out FILE]"
+  "usage: npm run bench:vm -- [--runs N] [--scenario xfs|disk|both] [--disk-size S] [--network] [--no-build] [--out FILE]"
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   let runs = 5
@@ -43,6 +46,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
   let diskSize = "8G"
   let build = true
   let out: string | undefined
+  let network = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = () => {
@@ -58,10 +62,11 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
     } else if (arg === "--disk-size") diskSize = value()
     else if (arg === "--no-build") build = false
     else if (arg === "--out") out = value()
+    else if (arg === "--network") network = true
     else throw new Error(`unknown argument ${arg}\n${usage}`)
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer\n${usage}`)
-  return { runs, scenarios, diskSize, build, out }
+  return { runs, scenarios, diskSize, build, out, network }
 }
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
@@ -266,7 +271,13 @@ interface OpRow {
   readonly startedAt: string
 }
 
-const createOnce = async (bin: string, stateDir: string, name: string, diskSize: string): Promise<Sample> => {
+const createOnce = async (
+  bin: string,
+  stateDir: string,
+  name: string,
+  diskSize: string,
+  network: boolean
+): Promise<Sample> => {
   const base = ["--state-dir", stateDir]
   spawnSync("sync")
   const run = await cli(bin, [
@@ -280,8 +291,8 @@ const createOnce = async (bin: string, stateDir: string, name: string, diskSize:
     "tcg",
     "--disk-size",
     diskSize,
-    // The bench runs in the host's namespace: no tap or nftables table there.
-    "--no-network",
+    // Without --network the daemon runs in the host's namespace: no tap or nftables table there.
+    ...(network ? [] : ["--no-network"]),
     "--json"
   ])
   if (run.code !== 0) throw new Error(`vm create ${name} exited ${run.code}:\n${run.stderr}`)
@@ -436,6 +447,8 @@ interface Context {
   readonly samples: Array<Sample>
   image?: { readonly rootfs: string; readonly sizeBytes: number }
   reflink?: boolean
+  /** With --network: the namespace its daemon runs in (made here, deleted at cleanup). */
+  netns?: string
 }
 
 interface ScenarioResult {
@@ -448,6 +461,45 @@ interface ScenarioResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * --network: the daemon that pulled (in the host's namespace, where the registry is) is stopped
+ * and a new one serves the same state dir inside a namespace made for it, so the VMs' taps and
+ * banger's nftables table never touch the host. Its log goes where an auto-started one's would.
+ */
+const moveDaemonIntoNetns = async (bin: string, context: Context) => {
+  await stopEverything(context.stateDir)
+  const netns = `banger-bench-${process.pid}-${context.scenario}`
+  if (spawnSync("ip", ["netns", "add", netns]).status !== 0) throw new Error(`ip netns add ${netns} failed`)
+  context.netns = netns
+  spawnSync("ip", ["netns", "exec", netns, "ip", "link", "set", "lo", "up"])
+  const logFd = await fs.open(path.join(context.stateDir, "daemon.log"), "a")
+  const daemon = spawn(
+    "ip",
+    ["netns", "exec", netns, process.execPath, bin, "--state-dir", context.stateDir, "daemon"],
+    { detached: true, stdio: ["ignore", logFd.fd, logFd.fd] }
+  )
+  daemon.unref()
+  await logFd.close()
+  const socket = path.join(context.stateDir, "banger.sock")
+  const deadline = Date.now() + 30_000
+  while (!(await answers(socket))) {
+    if (Date.now() > deadline)
+      throw new Error(`the daemon in ${netns} did not start (see ${context.stateDir}/daemon.log)`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  log(`${context.scenario}: daemon now in network namespace ${netns}`)
+}
+
+const answers = (socket: string) =>
+  new Promise<boolean>((resolve) => {
+    const connection = net.connect(socket)
+    connection.once("connect", () => {
+      connection.destroy()
+      resolve(true)
+    })
+    connection.once("error", () => resolve(false))
+  })
 
 const main = async () => {
   const options = parseArgs(process.argv.slice(2))
@@ -470,6 +522,7 @@ const main = async () => {
     for (const child of running) child.kill("SIGKILL")
     for (const context of contexts.splice(0)) {
       await stopEverything(context.stateDir)
+      if (context.netns !== undefined) spawnSync("ip", ["netns", "del", context.netns])
       await context.scratch.release()
     }
     await registry?.stop()
@@ -519,12 +572,13 @@ const main = async () => {
       log(
         `${scenario}: image pulled (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB rootfs), reflink ${context.reflink}`
       )
+      if (options.network) await moveDaemonIntoNetns(bin, context)
     }
     const loadBefore = os.loadavg()
     for (let run = 0; run < options.runs; run++) {
       const order = run % 2 === 0 ? contexts : [...contexts].reverse()
       for (const context of order) {
-        const sample = await createOnce(bin, context.stateDir, `bench-${run}`, options.diskSize)
+        const sample = await createOnce(bin, context.stateDir, `bench-${run}`, options.diskSize, options.network)
         context.samples.push(sample)
         log(
           `${context.scenario} run ${run + 1}: VMM spawned ${ms(sample.cliSpawnedMs)} from the CLI, ${ms(sample.dSpawnedMs)} in the daemon (work disk ${ms(sample.dWorkDiskMs)}, configure ${ms(sample.dConfigureMs)}, spawn ${ms(sample.dSpawnMs)}), ready ${ms(sample.totalMs)}`
@@ -563,7 +617,7 @@ const main = async () => {
     console.log(
       [
         "",
-        `vm create of the Debian (systemd) image, QEMU TCG, ${options.runs} interleaved run(s) each, --disk-size ${options.diskSize}; load average ${loadBefore[0]!.toFixed(1)} before, ${loadAfter[0]!.toFixed(1)} after`,
+        `vm create of the Debian (systemd) image, QEMU TCG, ${options.runs} interleaved run(s) each, --disk-size ${options.diskSize}, ${options.network ? "networked (tap, nftables, sshd waited for; daemon in a netns)" : "--no-network"}; load average ${loadBefore[0]!.toFixed(1)} before, ${loadAfter[0]!.toFixed(1)} after`,
         ...results.map((r) => `  ${r.scenario}: ${r.where}`),
         "",
         table(header, rows),
