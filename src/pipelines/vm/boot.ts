@@ -48,6 +48,8 @@ export const vmProcessOf = (vm: Vm): VmProcess | undefined =>
 export interface CreateTimeline {
   readonly began: bigint
   readonly steps: string
+  /** The create brought the tap up already, alongside the work disk (it does not need the disk). */
+  readonly networkUp: boolean
 }
 
 /**
@@ -77,7 +79,7 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
         Effect.map((info) => Number(info.size)),
         Effect.orElseSucceed(() => 0)
       ),
-      attachVmNetwork(vm)
+      timeline?.networkUp === true ? Effect.void : attachVmNetwork(vm)
     ],
     { concurrency: "unbounded" }
   )

@@ -19,7 +19,7 @@ import { prepareGuestSsh, validateSshKeys } from "./guest-ssh.js"
 import { kernelIpAutoconfig } from "./kernel-ip-config.js"
 import { type VmSizing, validateSizing, validateVmName } from "./validate.js"
 import { acquireVmDir, newVmId } from "./vm-dir.js"
-import { leaseVmNetwork } from "./vm-network.js"
+import { attachVmNetwork, leaseVmNetwork } from "./vm-network.js"
 import { makeWorkDisk } from "./work-disk.js"
 
 export interface CreateVmRequest extends VmSizing {
@@ -141,7 +141,9 @@ const makeVm = Effect.fn("vm.make")(function* (
   // unless e2fsck had to go over it. A registered image's file is the user's, and a promoted
   // one was never checked: their clones are read afterwards instead.
   const checkedClean = image.ref !== null
-  // The VM's host key (an ssh-keygen run) is made meanwhile too.
+  // The VM's host key (an ssh-keygen run) is made meanwhile too, and, when it is to boot, its tap
+  // brought up (a few `ip`/`nft` runs that need nothing of the disk; this scope removes it on failure).
+  const networkUp = request.start && vmNetwork !== null
   const [work, early, ssh] = yield* Effect.all(
     [
       makeWorkDisk({
@@ -151,7 +153,8 @@ const makeVm = Effect.fn("vm.make")(function* (
         checkedClean
       }),
       checkedClean ? readGuestAhead(image.rootfs, guestOptions) : Effect.succeed(undefined),
-      prepareGuestSsh({ dir, id, name, userKeys })
+      prepareGuestSsh({ dir, id, name, userKeys }),
+      networkUp ? attachVmNetwork({ id, network: vmNetwork }) : Effect.void
     ],
     { concurrency: "unbounded" }
   )
@@ -188,5 +191,5 @@ const makeVm = Effect.fn("vm.make")(function* (
   })
   const steps = `image resolved at ${resolvedAt} ms, work disk made at ${diskAt} ms, configured at ${yield* elapsedMs(began)} ms`
   if (!request.start) return created
-  return yield* bootVm(created, image, { began, steps })
+  return yield* bootVm(created, image, { began, steps, networkUp })
 })

@@ -21,7 +21,7 @@ export const leaseVmNetwork = Effect.fn("vm.network.lease")(function* (vmId: str
 })
 
 /** The VM's tap up and outbound access on, undone if the caller's scope fails (a boot that does not finish). */
-export const attachVmNetwork = Effect.fn("vm.network.attach")(function* (vm: Vm) {
+export const attachVmNetwork = Effect.fn("vm.network.attach")(function* (vm: Pick<Vm, "id" | "network">) {
   const network = yield* Network
   const vmNetwork = vm.network
   if (vmNetwork === null) return
