@@ -15,7 +15,6 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { stageText } from "../src/cli/pull-progress.js"
@@ -23,6 +22,7 @@ import { debianRootfs, repoRoot } from "../test/support/debian-rootfs.js"
 import { findCloudKernel } from "../test/support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { layerFromDirectory } from "../test/support/rootfs-layers.js"
+import { answers } from "../test/support/socket-answers.js"
 import { gone, readCmdline } from "./proc.js"
 
 type ScenarioName = "xfs" | "disk"
@@ -490,16 +490,6 @@ const moveDaemonIntoNetns = async (bin: string, context: Context) => {
   }
   log(`${context.scenario}: daemon now in network namespace ${netns}`)
 }
-
-const answers = (socket: string) =>
-  new Promise<boolean>((resolve) => {
-    const connection = net.connect(socket)
-    connection.once("connect", () => {
-      connection.destroy()
-      resolve(true)
-    })
-    connection.once("error", () => resolve(false))
-  })
 
 const main = async () => {
   const options = parseArgs(process.argv.slice(2))

@@ -16,9 +16,11 @@ import { expectOneLineError, isProgressLine, runBanger, startBanger, withBangerD
 import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
+
 import { startRegistryProxy } from "../support/registry-proxy.js"
 import { layerFromDirectory } from "../support/rootfs-layers.js"
 import { imageRows, leftovers, nothingLeft } from "../support/state-leftovers.js"
+import { qemuProcessesNaming } from "../support/vm-processes.js"
 
 let registry: TestRegistry
 let work: string
@@ -40,18 +42,7 @@ const rows = (state: string, table: "vms" | "kernels"): Array<{ name: string }> 
 }
 
 /** QEMU processes whose command line names this test's work dir. */
-const vmmProcesses = () =>
-  list("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
-        return argv.includes(work) && path.basename(argv.split("\0")[0]!).startsWith("qemu-system")
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
+const vmmProcesses = () => qemuProcessesNaming(work)
 
 const until = async (
   what: string,

@@ -15,6 +15,7 @@ import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
 import { layerFromDirectory, whiteout } from "../support/rootfs-layers.js"
+import { qemuProcessesNaming } from "../support/vm-processes.js"
 
 let registry: TestRegistry
 let work: string
@@ -60,15 +61,8 @@ const processesNaming = (needle: string) =>
     })
     .map(Number)
 
-/** QEMU processes running this test's VMs (not, say, the cp that makes a work disk). */
-const vmmProcesses = () =>
-  processesNaming(path.join(state, "vms")).filter((pid) => {
-    try {
-      return path.basename(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!).startsWith("qemu-system")
-    } catch {
-      return false
-    }
-  })
+/** QEMU processes running this test's VMs. */
+const vmmProcesses = () => qemuProcessesNaming(path.join(state, "vms"))
 
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs

@@ -27,7 +27,9 @@ import { buildLayer } from "../support/layers.js"
 import { createNetns, type TestNetns } from "../support/netns.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
+
 import { layerFromDirectory } from "../support/rootfs-layers.js"
+import { qemuProcessesNaming } from "../support/vm-processes.js"
 
 const HTTP_PORT = 8080
 const GUEST_PORT = 7000
@@ -100,19 +102,7 @@ const askGuest = (address: string) =>
 const logs = (name: string) => ok("vm", "logs", name)
 
 /** Live QEMU processes running VMs of this test's state dir. */
-const vmmProcesses = () =>
-  fs
-    .readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
-        return path.basename(argv[0]!).startsWith("qemu-system") && argv.some((arg) => arg.includes(state))
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
+const vmmProcesses = () => qemuProcessesNaming(state)
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "banger-vm-net-"))

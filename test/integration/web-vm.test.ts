@@ -16,6 +16,7 @@ import { buildLayer } from "../support/layers.js"
 import { createNetns, type TestNetns } from "../support/netns.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
+import { qemuProcessesNaming } from "../support/vm-processes.js"
 import { loginUrl, startWebDaemon, type WebDaemon } from "../support/web.js"
 
 let work: string
@@ -30,18 +31,7 @@ let netns: TestNetns
 const vmDirs = () => (fs.existsSync(path.join(state, "vms")) ? fs.readdirSync(path.join(state, "vms")) : [])
 
 /** QEMU processes whose command line names this test's state dir. */
-const qemuProcesses = () =>
-  fs
-    .readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
-        return argv.startsWith("qemu-system") && argv.includes(state)
-      } catch {
-        return false
-      }
-    })
+const qemuProcesses = () => qemuProcessesNaming(state)
 
 const vms = async () => {
   const result = await runBanger(["--state-dir", state, "vm", "list", "--json"])

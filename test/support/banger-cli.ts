@@ -4,11 +4,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { expect } from "vitest"
+import { answers } from "./socket-answers.js"
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 export const bangerBin = path.join(repoRoot, "bin", "banger")
@@ -138,16 +138,6 @@ export interface RunningDaemon {
   readonly kill: () => Promise<CliResult>
   readonly output: () => { stdout: string; stderr: string }
 }
-
-const answers = (socket: string) =>
-  new Promise<boolean>((resolve) => {
-    const connection = net.connect(socket)
-    connection.once("connect", () => {
-      connection.destroy()
-      resolve(true)
-    })
-    connection.once("error", () => resolve(false))
-  })
 
 /** `banger --state-dir STATE daemon`, ready once its socket accepts connections. */
 export const startBangerDaemon = async (state: string, options: CliOptions = {}): Promise<RunningDaemon> => {
