@@ -50,6 +50,8 @@ export interface CreateTimeline {
   readonly steps: string
   /** The create brought the tap up already, alongside the work disk (it does not need the disk). */
   readonly networkUp: boolean
+  /** What configure-guest was told of the kernel's IP autoconfiguration (ip= or the guest sets eth0). */
+  readonly kernelConfigures: boolean
 }
 
 /**
@@ -66,14 +68,14 @@ export const bootVm = Effect.fn("vm.boot")(function* (vm: Vm, image: Image, time
   yield* reportStage("boot")
   // Independent of one another, so side by side: the tap and nftables (a few `ip`/`nft` runs),
   // sshd looked for on the disk (read before the VMM has it; at every boot, since the guest may
-  // have gained or lost sshd), the kernel's IP autoconfiguration (the same answer configure-guest
-  // got at create: the kernel sets eth0 from ip=, or the guest does), where this boot's console
+  // have gained or lost sshd), the kernel's IP autoconfiguration (whether the kernel sets eth0
+  // from ip= or the guest does: a create passes the answer configure-guest got, a start reads it), where this boot's console
   // output starts (the log keeps every earlier boot for `vm logs`).
   const [sshd, kernelConfigures, fromByte] = yield* Effect.all(
     [
       findSshd(rootDisk),
-      vm.network === null
-        ? Effect.succeed(false)
+      vm.network === null || timeline !== undefined
+        ? Effect.succeed(timeline?.kernelConfigures ?? false)
         : Effect.flatMap(inspectKernelFile(image.kernel), (info) => kernelIpAutoconfig(image.kernel, info.release)),
       fs.stat(consoleLog).pipe(
         Effect.map((info) => Number(info.size)),

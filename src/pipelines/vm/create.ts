@@ -191,5 +191,10 @@ const makeVm = Effect.fn("vm.make")(function* (
   })
   const steps = `image resolved at ${resolvedAt} ms, work disk made at ${diskAt} ms, configured at ${yield* elapsedMs(began)} ms`
   if (!request.start) return created
-  return yield* bootVm(created, image, { began, steps, networkUp })
+  return yield* bootVm(created, image, {
+    began,
+    steps,
+    networkUp,
+    kernelConfigures: guestOptions.network?.kernelConfigures ?? false
+  })
 })
