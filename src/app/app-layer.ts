@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Effect, Layer, Option } from "effect"
 import type { TransferSettings } from "../daemon/server.js"
 import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
@@ -87,8 +87,12 @@ export const doctorLayer = (stateDir: string) => {
       fs.existsSync(statePaths.database)
         ? LocalArtifacts.fromStore.pipe(
             Layer.provide(Store.layer),
-            // SQLite's "file is not a database" arrives as a defect from the client, not a StoreError.
-            Layer.catchAllCause((cause) => LocalArtifacts.unreadable(new StoreError({ reason: causeMessage(cause) })))
+            Layer.catchAllCause((cause) => {
+              const failure = Cause.failureOption(cause)
+              return LocalArtifacts.unreadable(
+                Option.isSome(failure) ? failure.value : new StoreError({ reason: causeMessage(cause) })
+              )
+            })
           )
         : LocalArtifacts.empty
     )

@@ -29,8 +29,12 @@ const AFTER_EXIT_GRACE_MS = 2_000
 
 const logTail = (file: string) => {
   try {
+    // The daemon's own one-line errors begin with "banger: ", as this message will.
     const lines = fs.readFileSync(file, "utf8").trim().split("\n")
-    return lines.slice(-3).join(" | ")
+    return lines
+      .slice(-3)
+      .map((line) => line.replace(/^banger: /, ""))
+      .join(" | ")
   } catch {
     return ""
   }

@@ -9,7 +9,8 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { type CliResult, runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { type CliResult, expectOneLineError, runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { answers } from "../support/socket-answers.js"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "doctor-cli-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -133,6 +134,17 @@ describe("banger doctor (real CLI, this host)", () => {
       fix: expect.stringMatching(/banger\.db/)
     })
     expect(fs.readdirSync(damaged)).toEqual(["banger.db"])
+
+    // A command that needs the daemon: the daemon cannot open the database, says why in one line
+    // and exits; the database is not touched.
+    const before = fs.readFileSync(path.join(damaged, "banger.db"))
+    const listed = await runBanger(["--state-dir", damaged, "image", "list"], { env: { BANGER_NO_AUTOSTART: "" } })
+    expectOneLineError(
+      listed,
+      /^banger: cannot use the banger daemon at \S+: the daemon it started exited \(code 1\): state database error: \S+banger\.db is not a usable SQLite database \(file is not a database\): move it aside to start with an empty state, or restore it from a backup \(log: \S+\)$/
+    )
+    expect(fs.readFileSync(path.join(damaged, "banger.db")).equals(before)).toBe(true)
+    expect(await answers(path.join(damaged, "banger.sock"))).toBe(false)
   })
 
   it("with a daemon: the daemon runs the checks; then without it, the state database still shows what is local", async () => {

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import { SqlClient, type SqlError } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Cause, Context, Effect, Layer, Option, Schema } from "effect"
 import { ImageNameTaken, KernelNameTaken, StoreError } from "../../domain/errors.js"
 import { type FileStamp, Image, ImageRuntime, Kernel, type SourceStamps } from "../../domain/image.js"
 import { StatePaths } from "../state/state-paths.js"
@@ -232,10 +232,28 @@ const makeStore = Effect.gen(function* () {
 
 const runMigrations = Migrator.make({})({ loader: Migrator.fromRecord(migrations) })
 
+/** What the database could not be opened for, from a defect (SQLite's own errors arrive as one). */
+const openFailure = (filename: string, cause: Cause.Cause<unknown>) => {
+  const error = Cause.squash(cause)
+  const message = error instanceof Error ? error.message : String(error)
+  const code = (error as { code?: unknown } | undefined)?.code
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+    return new StoreError({
+      reason: `${filename} is not a usable SQLite database (${message}): move it aside to start with an empty state, or restore it from a backup`
+    })
+  }
+  return new StoreError({ reason: `cannot open ${filename}: ${message}` })
+}
+
 const storeOn = (filename: string) =>
   Layer.effect(Store, Effect.zipRight(runMigrations, makeStore)).pipe(
     Layer.provide(SqliteClient.layer({ filename })),
-    Layer.mapError((error) => new StoreError({ reason: error.message }))
+    Layer.mapError((error) => new StoreError({ reason: error.message })),
+    Layer.catchAllCause((cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Layer.failCause(cause)
+      const failure = Cause.failureOption(cause)
+      return Layer.fail(Option.isSome(failure) ? failure.value : openFailure(filename, cause))
+    })
   )
 
 /** The state database: SQLite at `<state>/banger.db`, migrated on open. */
