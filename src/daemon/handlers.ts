@@ -101,15 +101,26 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         )
       })
 
-      /** Fails with ImageBusy when a running operation holds the image's name. */
-      const refuseBusy = (name: string) =>
+      /** ImageBusy naming the operation that holds the image's name (it may have just ended). */
+      const busy = (name: string) =>
         Effect.flatMap(names.holder(name), (holder) =>
-          Option.isSome(holder)
-            ? Effect.fail(
-                new ImageBusy({ name, operation: holder.value, reason: "another operation is working on it" })
-              )
-            : Effect.void
+          Effect.fail(
+            Option.isSome(holder)
+              ? new ImageBusy({ name, operation: holder.value, reason: "another operation is working on it" })
+              : new ImageBusy({
+                  name,
+                  operation: "ended just now",
+                  reason: "another operation was working on it: try again"
+                })
+          )
         )
+
+      /** Deletes while holding the name alone: no pull, promote or VM create of it runs meanwhile. */
+      const beginDelete = (name: string) =>
+        Effect.gen(function* () {
+          yield* names.reserve(name, newOperationId()).pipe(Effect.catchTag("ImageNameTaken", () => busy(name)))
+          return yield* deleteImage(name).pipe(Effect.ensuring(names.release(name)))
+        })
 
       const beginRegister = Effect.fn("image.register")(function* (payload: RegisterPayload) {
         const name = yield* validateImageName(payload.name)
@@ -140,7 +151,7 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
 
       const beginPromote = Effect.fn("image.promote")(function* (name: string) {
         const id = newOperationId()
-        yield* names.reserve(name, id).pipe(Effect.catchTag("ImageNameTaken", () => refuseBusy(name)))
+        yield* names.reserve(name, id).pipe(Effect.catchTag("ImageNameTaken", () => busy(name)))
         return yield* Effect.gen(function* () {
           yield* checkPromotable(name)
           return yield* operations.begin({
@@ -182,7 +193,7 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "image.pull": beginPull,
         "image.list": () => listImages,
         "image.show": ({ name }) => showImage(name),
-        "image.delete": ({ name }) => Effect.zipRight(refuseBusy(name), deleteImage(name)),
+        "image.delete": ({ name }) => beginDelete(name),
         "image.register": beginRegister,
         "image.promote": ({ name }) => beginPromote(name),
         "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),

@@ -8,7 +8,7 @@ import { Store } from "../layers/store/store.js"
 import type { ProcessTable } from "../layers/vmm/process-table.js"
 import type { Vmm } from "../layers/vmm/vmm.js"
 import { PullProgress } from "../pipelines/pull/progress.js"
-import { createVm } from "../pipelines/vm/create.js"
+import { createVm, vmImageName } from "../pipelines/vm/create.js"
 import { validateSshKeys } from "../pipelines/vm/guest-ssh.js"
 import { deleteVm, restartVm, startVm, stopVm } from "../pipelines/vm/lifecycle.js"
 import { findVm, listVms } from "../pipelines/vm/live-state.js"
@@ -42,13 +42,27 @@ export const makeVmHandlers = (deps: {
     kind: "vm.create" | "vm.start" | "vm.restart",
     name: string,
     check: Effect.Effect<unknown, BangerError, Services>,
-    run: Effect.Effect<OperationResult, BangerError, Services | PullProgress>
+    run: Effect.Effect<OperationResult, BangerError, Services | PullProgress>,
+    /** The image the operation reads, held (shared) while it runs so that it cannot be deleted. */
+    image?: Effect.Effect<string, BangerError, Services>
   ) =>
     Effect.gen(function* () {
       const id = newOperationId()
       yield* names.reserve(vmKey(name), id)
+      let imageName: string | undefined
+      const release = Effect.suspend(() =>
+        Effect.zipRight(
+          names.release(vmKey(name)),
+          imageName === undefined ? Effect.void : names.unshare(imageName, id)
+        )
+      )
       return yield* Effect.gen(function* () {
         yield* check
+        if (image !== undefined) {
+          const held = yield* image
+          yield* names.share(held, id)
+          imageName = held
+        }
         return yield* operations.begin({
           id,
           kind,
@@ -60,10 +74,10 @@ export const makeVmHandlers = (deps: {
             Effect.orElseSucceed(() => Option.none()),
             Effect.provide(context)
           ),
-          onEnd: names.release(vmKey(name))
+          onEnd: release
         })
       }).pipe(
-        Effect.onError(() => names.release(vmKey(name))),
+        Effect.onError(() => release),
         Effect.provide(context)
       )
     })
@@ -74,7 +88,8 @@ export const makeVmHandlers = (deps: {
         "vm.create",
         payload.name,
         Effect.zip(validateVmName(payload.name), validateSshKeys(payload.sshKeys)),
-        createVm(payload)
+        createVm(payload),
+        vmImageName(payload.image, payload.catalog)
       ),
     "vm.start": ({ name }: { readonly name: string }) => begin("vm.start", name, findVm(name), startVm(name)),
     "vm.restart": ({ name }: { readonly name: string }) => begin("vm.restart", name, findVm(name), restartVm(name)),

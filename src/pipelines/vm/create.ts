@@ -37,6 +37,12 @@ export interface CreateVmRequest extends VmSizing {
   readonly network?: boolean | undefined
 }
 
+/** The name of the image a VM is made from: the one asked for, else the catalog's default. */
+export const vmImageName = (requested: string | undefined, catalog?: string) =>
+  requested === undefined
+    ? Effect.map(loadCatalog(catalog), (loaded) => loaded.defaultImage.name)
+    : Effect.succeed(requested)
+
 /**
  * The image a VM is made from: local by name, else the catalog's entry of that name, pulled here
  * (its progress is this operation's, as an "image" phase after its kernel's). Anything else is not
@@ -44,7 +50,7 @@ export interface CreateVmRequest extends VmSizing {
  */
 export const resolveVmImage = Effect.fn("vm.resolveImage")(function* (requested: string | undefined, catalog?: string) {
   const store = yield* Store
-  const name = requested ?? (yield* loadCatalog(catalog)).defaultImage.name
+  const name = yield* vmImageName(requested, catalog)
   const local = yield* store.images.find(name)
   if (Option.isSome(local)) return { image: local.value, pulled: false }
   const entry = (yield* loadCatalog(catalog)).findImage(name)
