@@ -45,7 +45,7 @@ export interface ScaleImage {
   readonly inputs: Readonly<Record<string, unknown>>
 }
 
-const VERSION = 1
+const VERSION = 2
 const GZIP_LEVEL = 6
 const DEV_TARGET_BYTES = 1.5e9
 const DEV_TARGET_ENTRIES = 80_000

@@ -188,7 +188,7 @@ export function* syntheticTree(options: SyntheticTreeOptions): Generator<LayerEn
     yield { type: "directory", name: `${parts.slice(0, i).join("/")}/`, mode: 0o755, mtime: MTIME }
   }
   // Recent regular files, for hardlinks (to a file already written) and symlinks (to a neighbour).
-  const recent: Array<string> = []
+  const recent: Array<{ readonly name: string; readonly mode: number; readonly uid: number }> = []
   let fileIndex = 0
   // The sizes drawn for symlinks and hardlinks, handed on to the regular files after them (each
   // taking at most its own size again), so the total stays on target.
@@ -216,7 +216,7 @@ export function* syntheticTree(options: SyntheticTreeOptions): Generator<LayerEn
       const name = `${dir.path}/${pick(random, FILE_STEMS)}-${n}${ext}`
       if (roll > 0.97 && recent.length > 0) owed += sizes[fileIndex]!
       if (roll > 0.98 && recent.length > 0) {
-        const target = pick(random, recent)
+        const target = pick(random, recent).name
         // Relative to a neighbour, absolute, or dangling: all three occur in real trees.
         const kind = random()
         const linkTarget =
@@ -225,7 +225,18 @@ export function* syntheticTree(options: SyntheticTreeOptions): Generator<LayerEn
         continue
       }
       if (roll > 0.97 && recent.length > 0) {
-        yield { ...common, type: "hardlink", name, target: pick(random, recent) }
+        // The target's own mode and owner, as tar writers put them: it is one inode. (Extractors
+        // disagree on a link header that says otherwise: Docker's applies it, umoci's ignores it.)
+        const target = pick(random, recent)
+        yield {
+          ...common,
+          type: "hardlink",
+          name,
+          target: target.name,
+          mode: target.mode,
+          uid: target.uid,
+          gid: target.uid
+        }
         continue
       }
       const extra = Math.min(owed, sizes[fileIndex]!, MAX_FILE - sizes[fileIndex]!)
@@ -238,8 +249,9 @@ export function* syntheticTree(options: SyntheticTreeOptions): Generator<LayerEn
       // A distinct first line, so no two files share contents by accident.
       content.write(binary ? `${fileIndex}` : `/* ${fileIndex} */\n`, 0)
       const xattrs = random() < 0.005 ? { "user.origin": `synthetic ${fileIndex}` } : undefined
-      yield { ...common, type: "file", name, content, mode: pick(random, FILE_MODES), ...(xattrs ? { xattrs } : {}) }
-      recent.push(name)
+      const mode = pick(random, FILE_MODES)
+      yield { ...common, type: "file", name, content, mode, ...(xattrs ? { xattrs } : {}) }
+      recent.push({ name, mode, uid: dir.uid })
       if (recent.length > 64) recent.shift()
     }
     // Reversed so the first child comes off the stack first.
