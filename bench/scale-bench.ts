@@ -97,6 +97,7 @@ export const runScale = async (options: ScaleOptions) => {
   ] as const) {
     if (!onPath(tool)) throw new Error(`missing ${tool}; on Debian: apt-get install ${pkg}`)
   }
+  const measured = commit()
   const images: Array<Source & { readonly name: string }> = []
   for (const name of options.images) images.push({ name, ...(await source(name)) })
 
@@ -159,7 +160,7 @@ export const runScale = async (options: ScaleOptions) => {
   } finally {
     await cleanup()
   }
-  return report(rows, options)
+  return report(rows, options, measured)
 }
 
 interface Row {
@@ -207,11 +208,11 @@ const table = (rows: ReadonlyArray<Row>) => {
   return cells.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ")).join("\n")
 }
 
-const report = async (rows: ReadonlyArray<Row>, options: ScaleOptions) => {
+const report = async (rows: ReadonlyArray<Row>, options: ScaleOptions, measured: string) => {
   const date = new Date().toISOString()
   const results = {
     date,
-    commit: commit(),
+    commit: measured,
     host: { cpus: os.cpus().length, memoryBytes: os.totalmem(), node: process.version, loadavg: os.loadavg() },
     filesystem: options.fs ?? "loop",
     bangerBin: options.banger,
