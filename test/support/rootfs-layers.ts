@@ -53,6 +53,11 @@ export interface DirectoryLayerOptions {
    * parent directory if the layer has that directory, else at the end. Root-level ones come last.
    */
   readonly extra?: ReadonlyArray<LayerEntrySpec>
+  /**
+   * Entries written after everything else, pulled one at a time: generated trees of any size (the
+   * scale bench's) never sit in memory whole.
+   */
+  readonly stream?: Iterable<LayerEntrySpec> | AsyncIterable<LayerEntrySpec>
   readonly compression?: FileCompression
   /** gzip level; 1 is plenty for tests and several times faster than the default on 100 MB. */
   readonly level?: number
@@ -118,6 +123,7 @@ export const layerFromDirectory = async (
       })
     }
     for (const specs of extras.values()) for (const spec of specs) await writer.spec(spec)
+    for await (const spec of options.stream ?? []) await writer.spec(spec)
     pack.finalize()
   } catch (error) {
     pack.destroy(error as Error)
