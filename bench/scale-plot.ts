@@ -50,8 +50,8 @@ const panel = (
   const yMaxRaw = Math.max(...series.flatMap((s) => s.values), ...goals.map(([value]) => value)) * 1.1
   const step = niceStep(yMaxRaw)
   const yMax = Math.ceil(yMaxRaw / step) * step
-  const x = (entries: number) => x0 + M.left + ((Math.log10(entries) - logMin) / span) * plotW
-  const y = (value: number) => M.top + plotH - (value / yMax) * plotH
+  const x = (entries: number) => +(x0 + M.left + ((Math.log10(entries) - logMin) / span) * plotW).toFixed(1)
+  const y = (value: number) => +(M.top + plotH - (value / yMax) * plotH).toFixed(1)
   const out: Array<string> = [
     `<text x="${x0 + M.left + plotW / 2}" y="20" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
     `<rect x="${x0 + M.left}" y="${M.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#999"/>`
@@ -137,6 +137,7 @@ export const scalePlotSvg = (points: ReadonlyArray<PlotPoint>, caption: string) 
   ]
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" viewBox="0 0 ${2 * W} ${H + 20}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(`Cold pull wall time and memory against entries, banger and the toolchain (${caption})`)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...body,
     `<text x="${W}" y="${H + 14}" text-anchor="middle" fill="#666" font-size="10">${esc(caption)}</text>`,
