@@ -37,6 +37,9 @@ await build({
   format: "cjs",
   // Native addons (and the optional ones of msgpackr and ws) load from node_modules at run time.
   external: ["better-sqlite3", "msgpackr-extract", "bufferutil", "utf-8-validate"],
+  // import.meta.url in CommonJS: the bundle's own file (peer-credentials.ts finds the addon from it).
+  define: { "import.meta.url": "__bangerModuleUrl" },
+  banner: { js: 'var __bangerModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
   minifyWhitespace: true,
   // Identifiers are left as they are (no keepNames: its __name() wrapper runs on every closure made).
   minifySyntax: true,

@@ -4,6 +4,7 @@ import { Cause, Effect, Layer, Option } from "effect"
 import type { TransferSettings } from "../daemon/server.js"
 import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
+import { ClientFiles } from "../layers/client-files/client-files.js"
 import { DiskCopy } from "../layers/disk/disk-copy.js"
 import { Ext4Tools } from "../layers/ext4/ext4-tools.js"
 import { GuestFs } from "../layers/guest/guest-fs.js"
@@ -60,6 +61,7 @@ export const appLayer = (stateDir: string, options: AppOptions = {}) => {
     vmm,
     network,
     HostProbe.layer,
+    ClientFiles.layer,
     HostResources.layer,
     GuestFs.layer,
     ProcessTable.layer,

@@ -1,8 +1,9 @@
-import type { FileSystem } from "@effect/platform"
+import type { FileSystem, Headers } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
 import { ImageBusy, WebNotServing } from "../domain/errors.js"
 import type { Image, Kernel } from "../domain/image.js"
 import type { BlobCache } from "../layers/blob-cache/blob-cache.js"
+import type { ClientFiles } from "../layers/client-files/client-files.js"
 import type { DiskCopy } from "../layers/disk/disk-copy.js"
 import type { Ext4Tools } from "../layers/ext4/ext4-tools.js"
 import type { HostProbe } from "../layers/host/host-probe.js"
@@ -29,6 +30,7 @@ import { checkKernelSource } from "../pipelines/pull/resolve-kernel.js"
 import { BangerApi } from "../rpc/api.js"
 import type { BangerError, DaemonInfo, KernelPullPayload, PullPayload, RegisterPayload } from "../rpc/schemas.js"
 import { WebSessions } from "../web/sessions.js"
+import { type ClientPaths, clientPaths } from "./client-paths.js"
 import { NameReservations } from "./name-reservations.js"
 import { newOperationId, Operations } from "./operations.js"
 import { pullTargetName } from "./preflight.js"
@@ -57,6 +59,7 @@ export type HandlerServices =
   | Ext4Tools
   | VmServices
   | HostProbe
+  | ClientFiles
 
 /** Who this daemon is, for `daemon.info`. */
 export class DaemonIdentity extends Context.Tag("banger/DaemonIdentity")<DaemonIdentity, DaemonInfo>() {}
@@ -76,7 +79,23 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
       const web = yield* Effect.serviceOption(WebSessions)
       const context = yield* Effect.context<R | HandlerServices>()
 
-      const beginPull = Effect.fn("image.pull")(function* (payload: PullPayload) {
+      /**
+       * Runs a request with its client paths (client-paths.ts); the copies go when it fails, when
+       * `use` says so (`release`, for one that answers at once), or with the operation it begins.
+       */
+      const withClient = <A, E, R>(headers: Headers.Headers, use: (client: ClientPaths) => Effect.Effect<A, E, R>) =>
+        Effect.flatMap(clientPaths(headers), (client) => Effect.onError(use(client), () => client.release)).pipe(
+          Effect.provide(context)
+        )
+      const answering = <A, E, R>(headers: Headers.Headers, use: (client: ClientPaths) => Effect.Effect<A, E, R>) =>
+        withClient(headers, (client) => Effect.ensuring(use(client), client.release))
+
+      const beginPull = Effect.fn("image.pull")(function* (given: PullPayload, client: ClientPaths) {
+        const payload = {
+          ...given,
+          kernel: yield* client.kernelSource(given.kernel),
+          catalog: yield* client.catalog(given.catalog)
+        }
         const name = yield* pullTargetName(payload)
         const id = newOperationId()
         yield* names.reserve(name, id)
@@ -93,7 +112,7 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
             // Publish is uninterruptible: a cancel landing there is seen only after the image exists.
             // (The name is still reserved then, so an image under it can only be this pull's.)
             settleInterrupted: store.images.find(name).pipe(Effect.orElseSucceed(() => Option.none())),
-            onEnd: names.release(name)
+            onEnd: Effect.zipRight(names.release(name), client.release)
           })
         }).pipe(
           Effect.onError(() => names.release(name)),
@@ -122,7 +141,13 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
           return yield* deleteImage(name).pipe(Effect.ensuring(names.release(name)))
         })
 
-      const beginRegister = Effect.fn("image.register")(function* (payload: RegisterPayload) {
+      const beginRegister = Effect.fn("image.register")(function* (payload: RegisterPayload, client: ClientPaths) {
+        // The files stay where they are and are read later (promote, every VM boot), long after
+        // this request: only clients whose own rights the daemon's are may register them.
+        yield* client.refuseUnlessInPlace(
+          payload.rootfs,
+          "image register leaves files in place for the daemon to read later with its own rights; only root or the daemon's user can register them (image pull --kernel copies them now, with yours)"
+        )
         const name = yield* validateImageName(payload.name)
         const id = newOperationId()
         yield* names.reserve(name, id)
@@ -174,7 +199,8 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
       })
       // Kernel names are not reserved: two pulls of one kernel name race to publish, and the
       // loser fails with KernelNameTaken (image pulls needing it then use the winner's).
-      const beginKernelPull = Effect.fn("kernel.pull")(function* (payload: KernelPullPayload) {
+      const beginKernelPull = Effect.fn("kernel.pull")(function* (given: KernelPullPayload, client: ClientPaths) {
+        const payload = { ...given, catalog: yield* client.catalog(given.catalog) }
         const target = yield* kernelPullTarget(payload)
         yield* ensureKernelNameFree(target.name)
         return yield* operations.begin({
@@ -185,45 +211,56 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
               Effect.provideService(PullProgress, progress),
               Effect.provide(context)
             ),
-          settleInterrupted: store.kernels.find(target.name).pipe(Effect.orElseSucceed(() => Option.none()))
+          settleInterrupted: store.kernels.find(target.name).pipe(Effect.orElseSucceed(() => Option.none())),
+          onEnd: client.release
         })
       }, Effect.provide(context))
 
       return BangerApi.of({
-        "image.pull": beginPull,
+        "image.pull": (payload, { headers }) => withClient(headers, (client) => beginPull(payload, client)),
         "image.list": () => listImages,
         "image.show": ({ name }) => showImage(name),
         "image.delete": ({ name }) => beginDelete(name),
-        "image.register": beginRegister,
+        "image.register": (payload, { headers }) => withClient(headers, (client) => beginRegister(payload, client)),
         "image.promote": ({ name }) => beginPromote(name),
-        "kernel.register": ({ name, kernel, initrd, modules }) => registerKernel(name, { kernel, initrd, modules }),
+        "kernel.register": ({ name, kernel, initrd, modules }, { headers }) =>
+          answering(headers, (client) =>
+            Effect.flatMap(client.kernelSource({ _tag: "Paths", kernel, initrd, modules } as const), (admitted) =>
+              registerKernel(name, { kernel: admitted.kernel, initrd: admitted.initrd, modules: admitted.modules })
+            )
+          ),
         "kernel.list": () => listKernels,
         "kernel.show": ({ name }) => showKernel(name),
         "kernel.delete": ({ name, force }) => deleteKernel(name, force ?? false),
-        "kernel.pull": beginKernelPull,
+        "kernel.pull": (payload, { headers }) => withClient(headers, (client) => beginKernelPull(payload, client)),
         "op.status": ({ id }) => operations.status(id),
         "op.watch": ({ id }) => operations.watch(id),
         "op.cancel": ({ id }) => operations.cancel(id),
         "op.list": () => operations.list,
         "daemon.info": () => Effect.succeed(identity),
-        "catalog.list": ({ catalog }) => listCatalog(catalog).pipe(Effect.provide(context)),
-        ...makeVmHandlers({ operations, names, context }),
+        "catalog.list": ({ catalog }, { headers }) =>
+          answering(headers, (client) => Effect.flatMap(client.catalog(catalog), listCatalog)),
+        ...makeVmHandlers({ operations, names, context, withClient }),
         "web.login": () =>
           Option.match(web, {
             onNone: () => Effect.fail(new WebNotServing({ reason: "this daemon does not serve the web UI" })),
             onSome: (sessions) => sessions.issueLogin
           }),
-        "doctor.run": ({ catalog, clientVersion }) =>
-          runDoctor({
-            catalog,
-            daemon: {
-              _tag: "Serving",
-              pid: identity.pid,
-              version: identity.version,
-              socket: identity.socket,
-              clientVersion
-            }
-          }).pipe(Effect.provide(LocalArtifacts.fromStore), Effect.provide(context))
+        "doctor.run": ({ catalog: given, clientVersion }, { headers }) =>
+          answering(headers, (client) =>
+            Effect.flatMap(client.catalog(given), (catalog) =>
+              runDoctor({
+                catalog,
+                daemon: {
+                  _tag: "Serving",
+                  pid: identity.pid,
+                  version: identity.version,
+                  socket: identity.socket,
+                  clientVersion
+                }
+              }).pipe(Effect.provide(LocalArtifacts.fromStore))
+            )
+          )
       })
     })
   )

@@ -20,6 +20,7 @@ import {
 import { acquireDaemonLock } from "./lock.js"
 import { NameReservations } from "./name-reservations.js"
 import { Operations } from "./operations.js"
+import { layerPeerProtocol } from "./peer-protocol.js"
 import { listenUnixSocket } from "./socket.js"
 
 export interface TransferSettings {
@@ -88,7 +89,7 @@ export const daemonLayer = <R, E>(
   // flatMap: nothing listens before the lock is held and the state dir is recovered.
   return Layer.flatMap(core, (context) => {
     const ready = Layer.succeedContext(context)
-    const protocol = RpcServer.layerProtocolSocketServer.pipe(
+    const protocol = layerPeerProtocol.pipe(
       Layer.provide(listenUnixSocket({ path: config.socket, group: config.group })),
       Layer.provide(RpcSerialization.layerNdjson)
     )

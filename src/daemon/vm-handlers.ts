@@ -1,3 +1,4 @@
+import type { Headers } from "@effect/platform"
 import type { Context } from "effect"
 import { Effect, Option, Stream } from "effect"
 import type { GuestFs } from "../layers/guest/guest-fs.js"
@@ -16,6 +17,7 @@ import { vmLogs } from "../pipelines/vm/logs.js"
 import { vmSshTarget } from "../pipelines/vm/ssh-target.js"
 import { validateVmName } from "../pipelines/vm/validate.js"
 import type { BangerError, OperationResult, VmCreatePayload } from "../rpc/schemas.js"
+import type { ClientPaths } from "./client-paths.js"
 import type { HandlerServices } from "./handlers.js"
 import type { NameReservations } from "./name-reservations.js"
 import { newOperationId, type OperationsShape } from "./operations.js"
@@ -36,15 +38,21 @@ export const makeVmHandlers = (deps: {
   readonly operations: OperationsShape
   readonly names: NameReservations["Type"]
   readonly context: Context.Context<Services>
+  readonly withClient: <A, E>(
+    headers: Headers.Headers,
+    use: (client: ClientPaths) => Effect.Effect<A, E, Services>
+  ) => Effect.Effect<A, E>
 }) => {
-  const { operations, names, context } = deps
+  const { operations, names, context, withClient } = deps
   const begin = (
     kind: "vm.create" | "vm.start" | "vm.restart",
     name: string,
     check: Effect.Effect<unknown, BangerError, Services>,
     run: Effect.Effect<OperationResult, BangerError, Services | PullProgress>,
     /** The image the operation reads, held (shared) while it runs so that it cannot be deleted. */
-    image?: Effect.Effect<string, BangerError, Services>
+    image?: Effect.Effect<string, BangerError, Services>,
+    /** Runs as the operation ends (or fails to begin): the request's intake copies go then. */
+    clientRelease: Effect.Effect<void> = Effect.void
   ) =>
     Effect.gen(function* () {
       const id = newOperationId()
@@ -55,7 +63,7 @@ export const makeVmHandlers = (deps: {
           names.release(vmKey(name)),
           imageName === undefined ? Effect.void : names.unshare(imageName, id)
         )
-      )
+      ).pipe(Effect.zipRight(clientRelease))
       return yield* Effect.gen(function* () {
         yield* check
         if (image !== undefined) {
@@ -83,13 +91,20 @@ export const makeVmHandlers = (deps: {
     })
 
   return {
-    "vm.create": (payload: VmCreatePayload) =>
-      begin(
-        "vm.create",
-        payload.name,
-        Effect.zip(validateVmName(payload.name), validateSshKeys(payload.sshKeys)),
-        createVm(payload),
-        vmImageName(payload.image, payload.catalog)
+    // --ssh-key files come as their contents (the CLI read them as its user); a --catalog as a path.
+    "vm.create": (given: VmCreatePayload, { headers }: { readonly headers: Headers.Headers }) =>
+      withClient(headers, (client) =>
+        Effect.flatMap(client.catalog(given.catalog), (catalog) => {
+          const payload = { ...given, catalog }
+          return begin(
+            "vm.create",
+            payload.name,
+            Effect.zip(validateVmName(payload.name), validateSshKeys(payload.sshKeys)),
+            createVm(payload),
+            vmImageName(payload.image, payload.catalog),
+            client.release
+          )
+        })
       ),
     "vm.start": ({ name }: { readonly name: string }) => begin("vm.start", name, findVm(name), startVm(name)),
     "vm.restart": ({ name }: { readonly name: string }) => begin("vm.restart", name, findVm(name), restartVm(name)),

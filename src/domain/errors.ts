@@ -494,3 +494,18 @@ export class AddressPoolExhausted extends Schema.TaggedError<AddressPoolExhauste
     return `no free address in ${this.pool}: ${this.reason}`
   }
 }
+
+/**
+ * A host path a client named that the daemon will not read for it: the client's own rights do
+ * not reach it, or the daemon cannot act with them. `user` is how the client is shown
+ * (`alice (uid 1001)`).
+ */
+export class ClientPathRefused extends Schema.TaggedError<ClientPathRefused>()("ClientPathRefused", {
+  path: Schema.String,
+  user: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `${this.path}: ${this.reason}`
+  }
+}

@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import { CatalogListing } from "../domain/catalog-listing.js"
 import {
   CatalogInvalid,
+  ClientPathRefused,
   FilesystemError,
   ImageBusy,
   ImageInUse,
@@ -63,7 +64,15 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("kernel.register", {
     payload: KernelRegisterPayload,
     success: Kernel,
-    error: Schema.Union(InvalidName, InvalidKernelInput, KernelNameTaken, FilesystemError, StoreError, NotAKernel)
+    error: Schema.Union(
+      InvalidName,
+      InvalidKernelInput,
+      KernelNameTaken,
+      FilesystemError,
+      StoreError,
+      NotAKernel,
+      ClientPathRefused
+    )
   }),
   Rpc.make("kernel.list", { success: Schema.Array(Kernel), error: StoreError }),
   Rpc.make("kernel.show", { payload: byName, success: Kernel, error: Schema.Union(KernelNotFound, StoreError) }),
@@ -99,7 +108,7 @@ export class BangerApi extends RpcGroup.make(
   Rpc.make("catalog.list", {
     payload: CatalogListPayload,
     success: CatalogListing,
-    error: Schema.Union(CatalogInvalid, StoreError)
+    error: Schema.Union(CatalogInvalid, StoreError, ClientPathRefused, FilesystemError)
   }),
   // VMs: create, start and restart boot a guest (seconds to minutes), so they run as operations.
   Rpc.make("vm.create", { payload: VmCreatePayload, success: OperationStatus, error: BangerError }),
@@ -116,7 +125,11 @@ export class BangerApi extends RpcGroup.make(
   /** Where and how to ssh into a VM (address, banger's key, the VM's known_hosts); the CLI runs ssh. */
   Rpc.make("vm.sshTarget", { payload: VmSshTargetPayload, success: SshTarget, error: BangerError }),
   /** Every check of `banger doctor`, as the daemon sees the host; problems are results, never errors. */
-  Rpc.make("doctor.run", { payload: DoctorPayload, success: Schema.Array(DoctorCheck) }),
+  Rpc.make("doctor.run", {
+    payload: DoctorPayload,
+    success: Schema.Array(DoctorCheck),
+    error: Schema.Union(ClientPathRefused, FilesystemError)
+  }),
   /** A fresh one-time login URL for the web UI (`banger ui`); only socket users can ask for one. */
   Rpc.make("web.login", { success: WebLogin, error: WebNotServing })
 ) {}

@@ -113,7 +113,8 @@ export const BangerError = Schema.Union(
   Errors.SshUnavailable,
   Errors.NetworkUnavailable,
   Errors.NetworkError,
-  Errors.AddressPoolExhausted
+  Errors.AddressPoolExhausted,
+  Errors.ClientPathRefused
 )
 
 /** `vm.create`: sizes as the CLI takes them; the daemon checks them against the host. */

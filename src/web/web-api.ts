@@ -26,6 +26,9 @@ export class WebDoctor extends Context.Tag("banger/web/WebDoctor")<
 >() {
   static readonly layer = Layer.effect(
     WebDoctor,
-    Effect.flatMap(WebApi, (api) => Effect.cachedWithTTL(api.doctor.run({ clientVersion: VERSION }), "1 minute"))
+    Effect.flatMap(WebApi, (api) =>
+      // Only a client's --catalog can be refused, and the UI sends none.
+      Effect.cachedWithTTL(Effect.orDie(api.doctor.run({ clientVersion: VERSION })), "1 minute")
+    )
   )
 }

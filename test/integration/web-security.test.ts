@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectOneLineError, runBanger, withBangerDaemon } from "../support/banger-cli.js"
+import { FAKE_KERNEL_BYTES } from "../support/fake-kernel.js"
 import { freePort, logIn, loginUrl, request, startWebDaemon, type WebDaemon } from "../support/web.js"
 
 let work: string
@@ -17,7 +18,7 @@ let daemon: WebDaemon
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "banger-web-security-"))
   state = path.join(work, "state")
-  fs.writeFileSync(path.join(work, "vmlinuz"), "kernel bytes")
+  fs.writeFileSync(path.join(work, "vmlinuz"), FAKE_KERNEL_BYTES)
   daemon = await startWebDaemon(state)
 })
 

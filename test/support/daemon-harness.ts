@@ -16,6 +16,7 @@ import { Operations } from "../../src/daemon/operations.js"
 import { daemonLayer } from "../../src/daemon/server.js"
 import { Image, Kernel } from "../../src/domain/image.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { ClientFiles } from "../../src/layers/client-files/client-files.js"
 import { DiskCopy } from "../../src/layers/disk/disk-copy.js"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs } from "../../src/layers/guest/guest-fs.js"
@@ -41,6 +42,7 @@ import { acquireStaging } from "../../src/pipelines/pull/staging.js"
 import { BangerApi } from "../../src/rpc/api.js"
 import { BangerClient } from "../../src/rpc/client.js"
 import { type BangerError, DaemonInfo } from "../../src/rpc/schemas.js"
+import { FAKE_KERNEL_BYTES } from "./fake-kernel.js"
 
 /** A short temp dir (Unix socket paths are limited to 107 bytes), removed with the scope. */
 export const tempDir = (prefix = "bgd-") =>
@@ -69,6 +71,7 @@ export const testServices = (stateDir: string) => {
     // In memory: these daemons run in the host's network namespace, which tests never change.
     Network.layerTest(),
     HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),
+    ClientFiles.layer,
     NodeContext.layer
   )
   const withCache = Layer.merge(services, BlobCache.layer.pipe(Layer.provide(services)))
@@ -181,7 +184,7 @@ export const fakeKernelPull = (request: KernelPullRequest) =>
 /** A kernel file the pull payloads can point at (`kernel: { _tag: "Paths", kernel }`). */
 export const writeKernel = (dir: string) => {
   const kernel = path.join(dir, "vmlinuz")
-  fs.writeFileSync(kernel, "kernel bytes")
+  fs.writeFileSync(kernel, FAKE_KERNEL_BYTES)
   return kernel
 }
 

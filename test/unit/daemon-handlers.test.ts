@@ -6,6 +6,7 @@ import { GC_DELAY_MS } from "../../src/daemon/collect-garbage.js"
 import { Operations } from "../../src/daemon/operations.js"
 import { Ext4Error, ImageNotFound, OperationFailed } from "../../src/domain/errors.js"
 import { Image, Kernel } from "../../src/domain/image.js"
+import { ClientFiles } from "../../src/layers/client-files/client-files.js"
 import { HostProbe } from "../../src/layers/host/host-probe.js"
 import { OperationStore } from "../../src/layers/store/operation-store.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
@@ -21,9 +22,10 @@ const setup = Effect.gen(function* () {
 
 /** The real pull pipeline over mocked registry, blob cache, rootfs and ext4 (see mock-layers). */
 const mockedPipeline = (stateDir: string, calls: Calls, ext4 = ext4Fake(calls)) => {
-  const services = Layer.merge(
+  const services = Layer.mergeAll(
     mockedPullServices(stateDir, calls, ext4),
-    HostProbe.layer.pipe(Layer.provide(NodeContext.layer))
+    HostProbe.layer.pipe(Layer.provide(NodeContext.layer)),
+    ClientFiles.layer
   )
   return Layer.merge(services, Layer.effectDiscard(recoverState()).pipe(Layer.provide(services)))
 }

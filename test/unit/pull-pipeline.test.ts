@@ -9,6 +9,7 @@ import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { PullProgress } from "../../src/pipelines/pull/progress.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
+import { FAKE_KERNEL_BYTES } from "../support/fake-kernel.js"
 import { type Calls, ext4Fake, mockedPullServices, newCalls } from "../support/mock-layers.js"
 
 /** A temp state dir plus a kernel file, both removed after the test. */
@@ -17,7 +18,7 @@ const withTempState = <A, E, R>(body: (root: string, kernel: string) => Effect.E
     Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "banger-pull-unit-"))),
     (root) => {
       const kernel = path.join(root, "vmlinuz")
-      fs.writeFileSync(kernel, "kernel bytes")
+      fs.writeFileSync(kernel, FAKE_KERNEL_BYTES)
       return body(path.join(root, "state"), kernel)
     },
     (root) => Effect.sync(() => fs.rmSync(root, { recursive: true, force: true }))
@@ -46,7 +47,7 @@ describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
         // The fake's image: its marker, sparsely extended to the size chosen (1 GiB by default).
         expect(fs.readFileSync(image.rootfs).subarray(0, FAKE_IMAGE_MAGIC.length).toString()).toBe(FAKE_IMAGE_MAGIC)
         expect(fs.statSync(image.rootfs).size).toBe(2 ** 30)
-        expect(fs.readFileSync(image.kernel, "utf8")).toBe("kernel bytes")
+        expect(fs.readFileSync(image.kernel)).toEqual(FAKE_KERNEL_BYTES)
         const row = yield* Effect.flatMap(Store, (store) => store.images.find("debian-bookworm"))
         expect(Option.getOrThrow(row).id).toBe(image.id)
         // The image config's run settings survive the round trip through the database.

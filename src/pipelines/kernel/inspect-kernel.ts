@@ -16,6 +16,26 @@ export interface KernelFileInfo {
 /** Note segments are a few KiB; anything larger is not a kernel's. */
 const MAX_NOTES_BYTES = 1024 * 1024
 
+const notAKernel = (shownAs: string) =>
+  new NotAKernel({
+    path: shownAs,
+    reason: "neither an ELF vmlinux (\\x7fELF) nor a bzImage (HdrS at 0x202, 0xAA55 at 0x1FE)"
+  })
+
+/** Only the magic, from the file's first bytes: what every path a kernel comes in through is checked with. */
+export const checkKernelMagic = Effect.fn("checkKernelMagic")(function* (file: string, shownAs: string = file) {
+  const fs = yield* FileSystem.FileSystem
+  const head = yield* Effect.scoped(
+    Effect.flatMap(fs.open(file, { flag: "r" }), (handle) => handle.readAlloc(KERNEL_HEAD_BYTES))
+  ).pipe(
+    Effect.map(Option.getOrElse(() => new Uint8Array(0))),
+    Effect.mapError((error) => new FilesystemError({ path: shownAs, reason: error.message }))
+  )
+  const format = detectKernelFormat(head)
+  if (format === undefined) return yield* notAKernel(shownAs)
+  return format
+})
+
 /**
  * Reads a kernel file's magic and version string. `shownAs` names the file in errors (the path
  * inside an image rather than the temp tree's). Not an ELF or a bzImage → NotAKernel.
@@ -27,12 +47,7 @@ export const inspectKernelFile = Effect.fn("inspectKernelFile")(function* (file:
     Effect.flatMap(fs.open(file, { flag: "r" }), (handle) => handle.readAlloc(KERNEL_HEAD_BYTES))
   ).pipe(Effect.map(Option.getOrElse(() => new Uint8Array(0))), Effect.mapError(fsError))
   const format = detectKernelFormat(head)
-  if (format === undefined) {
-    return yield* new NotAKernel({
-      path: shownAs,
-      reason: "neither an ELF vmlinux (\\x7fELF) nor a bzImage (HdrS at 0x202, 0xAA55 at 0x1FE)"
-    })
-  }
+  if (format === undefined) return yield* notAKernel(shownAs)
   if (format === "bzImage") return { format, release: bzImageRelease(head), pvh: false } satisfies KernelFileInfo
   const pvh = yield* Effect.scoped(
     Effect.gen(function* () {

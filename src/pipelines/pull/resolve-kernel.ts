@@ -6,6 +6,7 @@ import { InvalidKernelInput, KernelMissing, KernelNotFound } from "../../domain/
 import type { KernelInputs } from "../../domain/image.js"
 import { Store } from "../../layers/store/store.js"
 import { lookupCatalog } from "../catalog/catalog-name.js"
+import { checkKernelMagic } from "../kernel/inspect-kernel.js"
 import { catalogKernelTarget, pullKernelTarget } from "../kernel/pull-kernel.js"
 import { removeUnusedKernel } from "../kernel/remove-kernel.js"
 
@@ -52,6 +53,8 @@ const requireDirectory = (fs: FileSystem.FileSystem, dir: string) =>
 export const validateKernelInputs = Effect.fn("validateKernelInputs")(function* (inputs: KernelInputs) {
   const fs = yield* FileSystem.FileSystem
   yield* requireFile(fs, inputs.kernel, "kernel")
+  // A text file is not a kernel: refused here, before anything is copied or recorded.
+  yield* checkKernelMagic(inputs.kernel)
   if (inputs.initrd !== undefined) yield* requireFile(fs, inputs.initrd, "initrd")
   if (inputs.modules !== undefined) yield* requireDirectory(fs, inputs.modules)
   return inputs
