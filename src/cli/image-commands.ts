@@ -29,16 +29,12 @@ const imageFields = (image: Image) =>
     ["created", image.createdAt]
   ] as const
 
+// Text, not Options.file: its existence check runs as this user and dies on a directory the user
+// cannot search; the daemon checks every path, with this user's rights.
 const kernelOptions = {
-  kernel: Options.file("kernel", { exists: "either" }).pipe(
-    Options.withDescription("kernel image to boot"),
-    Options.optional
-  ),
-  initrd: Options.file("initrd", { exists: "either" }).pipe(Options.withDescription("initrd"), Options.optional),
-  modules: Options.directory("modules", { exists: "either" }).pipe(
-    Options.withDescription("kernel modules directory"),
-    Options.optional
-  ),
+  kernel: Options.text("kernel").pipe(Options.withDescription("kernel image to boot"), Options.optional),
+  initrd: Options.text("initrd").pipe(Options.withDescription("initrd"), Options.optional),
+  modules: Options.text("modules").pipe(Options.withDescription("kernel modules directory"), Options.optional),
   kernelRef: Options.text("kernel-ref").pipe(
     Options.withDescription("a kernel in the local store, else a catalog kernel (pulled on first use)"),
     Options.optional

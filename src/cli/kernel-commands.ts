@@ -26,9 +26,11 @@ export const makeKernelCommand = (json: Options.Options<boolean>) => {
     "register",
     {
       name: Args.text({ name: "NAME" }),
-      kernel: Options.file("kernel", { exists: "either" }).pipe(Options.withDescription("kernel image")),
-      initrd: Options.file("initrd", { exists: "either" }).pipe(Options.optional),
-      modules: Options.directory("modules", { exists: "either" }).pipe(Options.optional),
+      // Text, not Options.file: its existence check runs as this user and dies on a directory the
+      // user cannot search; the daemon checks every path, with this user's rights.
+      kernel: Options.text("kernel").pipe(Options.withDescription("kernel image file")),
+      initrd: Options.text("initrd").pipe(Options.withDescription("initrd file"), Options.optional),
+      modules: Options.text("modules").pipe(Options.withDescription("kernel modules directory"), Options.optional),
       json
     },
     (options) =>

@@ -10,7 +10,8 @@ export const rootCommand = Command.make("banger", {
     ),
     Options.optional
   ),
-  catalog: Options.file("catalog").pipe(
+  // Text: the daemon reads it with this user's rights (Options.file's own check dies on EACCES).
+  catalog: Options.text("catalog").pipe(
     Options.withDescription("catalog file replacing the built-in one (default: $BANGER_CATALOG)"),
     Options.optional
   )

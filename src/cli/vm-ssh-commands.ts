@@ -11,7 +11,8 @@ import { ExitCode } from "./exit-code.js"
 import { withDaemon } from "./op-commands.js"
 
 /** `--ssh-key FILE` (repeatable): read here, as the user who gave them; the daemon checks them. */
-export const sshKeyOption = Options.file("ssh-key", { exists: "yes" }).pipe(
+// Text: readSshKeys says in one line why a file cannot be read (Options.file's check dies on EACCES).
+export const sshKeyOption = Options.text("ssh-key").pipe(
   Options.withDescription("a public key file that may also log in as root (repeatable)"),
   Options.repeated
 )

@@ -30,6 +30,10 @@ export interface ClientPaths {
   readonly catalog: (catalog: string | undefined) => Effect.Effect<string | undefined, ClientReadError>
   /** Refuses outright, naming `file`: for requests that would have the daemon read it later, not now. */
   readonly refuseUnlessInPlace: (file: string, why: string) => Effect.Effect<void, ClientPathRefused>
+  /** An error that names a copy (`path`), made to name what the client gave instead. */
+  readonly shownAs: <E>(error: E) => E
+  /** The path the client gave for `copy` (itself when it is no copy). */
+  readonly original: (copy: string) => string
   readonly release: Effect.Effect<void>
 }
 
@@ -49,6 +53,8 @@ export const clientPaths = Effect.fn("clientPaths")(function* (headers: Headers.
   const access = peer === undefined ? ({ _tag: "Direct" } as const) : pathAccess(peer, files.daemonUid)
   let intake: string | undefined
   let copies = 0
+  const originals = new Map<string, string>()
+  const original = (copy: string) => originals.get(copy) ?? copy
 
   const describe = peer === undefined ? Effect.succeed("the daemon") : files.describe(peer)
   const refuse = (file: string, reason: string) =>
@@ -81,6 +87,7 @@ export const clientPaths = Effect.fn("clientPaths")(function* (headers: Headers.
       if (!path.isAbsolute(file)) return yield* new FilesystemError({ path: file, reason: "must be an absolute path" })
       const target = yield* copyTarget(file)
       yield* copy(access.peer, file, target)
+      originals.set(target, file)
       return target
     })
 
@@ -106,6 +113,12 @@ export const clientPaths = Effect.fn("clientPaths")(function* (headers: Headers.
     catalog: (catalog) => (catalog === undefined ? Effect.succeed(undefined) : file(catalog)),
     refuseUnlessInPlace: (name, why) =>
       access._tag === "Direct" ? Effect.void : refuse(name, access._tag === "Refused" ? access.reason : why),
+    original,
+    shownAs: <E>(error: E): E => {
+      const named = error as { readonly path?: unknown; readonly constructor: new (fields: object) => E }
+      if (typeof named.path !== "string" || !originals.has(named.path)) return error
+      return new named.constructor({ ...named, path: original(named.path) })
+    },
     release: Effect.sync(() => {
       if (intake !== undefined) fs.rmSync(intake, { recursive: true, force: true })
     })

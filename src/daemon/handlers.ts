@@ -1,7 +1,9 @@
 import type { FileSystem, Headers } from "@effect/platform"
 import { Context, Effect, Option } from "effect"
+import { CatalogListing } from "../domain/catalog-listing.js"
 import { ImageBusy, WebNotServing } from "../domain/errors.js"
 import type { Image, Kernel } from "../domain/image.js"
+import { PEER_HEADER } from "../domain/peer.js"
 import type { BlobCache } from "../layers/blob-cache/blob-cache.js"
 import type { ClientFiles } from "../layers/client-files/client-files.js"
 import type { DiskCopy } from "../layers/disk/disk-copy.js"
@@ -84,9 +86,12 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
        * `use` says so (`release`, for one that answers at once), or with the operation it begins.
        */
       const withClient = <A, E, R>(headers: Headers.Headers, use: (client: ClientPaths) => Effect.Effect<A, E, R>) =>
-        Effect.flatMap(clientPaths(headers), (client) => Effect.onError(use(client), () => client.release)).pipe(
-          Effect.provide(context)
-        )
+        Effect.flatMap(clientPaths(headers), (client) =>
+          use(client).pipe(
+            Effect.onError(() => client.release),
+            Effect.mapError((error) => client.shownAs(error))
+          )
+        ).pipe(Effect.provide(context))
       const answering = <A, E, R>(headers: Headers.Headers, use: (client: ClientPaths) => Effect.Effect<A, E, R>) =>
         withClient(headers, (client) => Effect.ensuring(use(client), client.release))
 
@@ -239,12 +244,16 @@ export const handlersLayer = <R>(pull: PullFunction<R>, pullKernel: KernelPullFu
         "op.list": () => operations.list,
         "daemon.info": () => Effect.succeed(identity),
         "catalog.list": ({ catalog }, { headers }) =>
-          answering(headers, (client) => Effect.flatMap(client.catalog(catalog), listCatalog)),
+          answering(headers, (client) =>
+            Effect.flatMap(client.catalog(catalog), listCatalog).pipe(
+              Effect.map((listing) => new CatalogListing({ ...listing, source: client.original(listing.source) }))
+            )
+          ),
         ...makeVmHandlers({ operations, names, context, withClient }),
-        "web.login": () =>
+        "web.login": (_, { headers }) =>
           Option.match(web, {
             onNone: () => Effect.fail(new WebNotServing({ reason: "this daemon does not serve the web UI" })),
-            onSome: (sessions) => sessions.issueLogin
+            onSome: (sessions) => sessions.issueLogin(headers[PEER_HEADER])
           }),
         "doctor.run": ({ catalog: given, clientVersion }, { headers }) =>
           answering(headers, (client) =>

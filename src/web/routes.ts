@@ -1,5 +1,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { RpcClient } from "@effect/rpc"
 import { Effect, Either, Option, Schema, Stream } from "effect"
+import { PEER_HEADER } from "../domain/peer.js"
 import { OperationStatus } from "../rpc/schemas.js"
 import { SCRIPT, STYLESHEET } from "./assets.js"
 import {
@@ -18,7 +20,7 @@ import { deleteImagePage, imagePage, imagesPage } from "./pages/images.js"
 import { operationPage } from "./pages/operation.js"
 import { deleteVmPage, vmPage, vmsPage } from "./pages/vms.js"
 import { errorResponse, htmlResponse, seeOther } from "./responses.js"
-import { SESSION_COOKIE, WebSessions } from "./sessions.js"
+import { SESSION_COOKIE, type Session, WebSessions } from "./sessions.js"
 import { WebApi, WebDoctor } from "./web-api.js"
 
 /** How much of a VM's console log its page shows: the last lines, read from at most the last chars. */
@@ -43,6 +45,13 @@ const orErrorPage = <E extends Failure, R>(
 const notSignedIn = (status: 401 | 403) =>
   errorResponse(status, "Not signed in", "Run `banger ui` on the daemon's machine for a login link.")
 
+/**
+ * The API calls a session makes carry the peer of the `banger ui` that logged it in, as if that
+ * client had made them over the socket (client-paths.ts reads its paths with its rights).
+ */
+const actingFor = <A, E, R>(session: Session, effect: Effect.Effect<A, E, R>) =>
+  session.peer === undefined ? effect : RpcClient.withHeaders(effect, { [PEER_HEADER]: session.peer })
+
 /** A page for a signed-in browser; others get 401. */
 const signedIn = <E extends Failure, R>(
   body: (context: PageContext) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
@@ -51,7 +60,7 @@ const signedIn = <E extends Failure, R>(
     currentSession,
     Option.match({
       onNone: () => Effect.succeed(notSignedIn(401)),
-      onSome: (session) => orErrorPage(body({ csrf: session.csrf }))
+      onSome: (session) => actingFor(session, orErrorPage(body({ csrf: session.csrf })))
     })
   )
 
@@ -69,7 +78,7 @@ const action = <E extends Failure, R>(
     for (const [key, value] of params.right) form[key] = value
     if (!csrfMatches(form._csrf, session.value.csrf))
       return errorResponse(403, "Refused", "the form's CSRF token is missing or wrong; reload the page")
-    return yield* orErrorPage(body({ csrf: session.value.csrf }, form), 400)
+    return yield* actingFor(session.value, orErrorPage(body({ csrf: session.value.csrf }, form), 400))
   })
 
 const param = (name: string) => Effect.map(HttpRouter.params, (params) => params[name] ?? "")

@@ -14,6 +14,11 @@ export const SESSION_COOKIE = "banger_session"
 export interface Session {
   readonly csrf: string
   readonly expiresAt: number
+  /**
+   * The `PEER_HEADER` value of the socket client that asked for the login link, if any: the UI
+   * acts for that user, so a host path typed into a form is read with their rights, not root's.
+   */
+  readonly peer: string | undefined
 }
 
 const token = () => randomBytes(24).toString("base64url")
@@ -29,8 +34,8 @@ export const sameSecret = (given: string, expected: string) => {
 export interface WebSessionsShape {
   /** Null when this daemon was started without `--web`. */
   readonly config: WebConfig | null
-  /** For `banger ui`: a URL carrying a fresh one-time login token. */
-  readonly issueLogin: Effect.Effect<WebLogin, WebNotServing>
+  /** For `banger ui`: a URL carrying a fresh one-time login token, for the client `peer` (its header value). */
+  readonly issueLogin: (peer: string | undefined) => Effect.Effect<WebLogin, WebNotServing>
   /** Trades a login token (once) for a new session id. */
   readonly redeem: (loginToken: string) => Effect.Effect<Option.Option<string>>
   readonly find: (sessionId: string) => Effect.Effect<Option.Option<Session>>
@@ -40,36 +45,38 @@ export interface WebSessionsShape {
 export class WebSessions extends Context.Tag("banger/WebSessions")<WebSessions, WebSessionsShape>() {
   static readonly layer = (config: WebConfig | null) =>
     Layer.sync(WebSessions, () => {
-      const logins = new Map<string, number>()
+      const logins = new Map<string, { readonly expiresAt: number; readonly peer: string | undefined }>()
       const sessions = new Map<string, Session>()
       const sweep = (now: number) => {
-        for (const [key, expiresAt] of logins) if (expiresAt <= now) logins.delete(key)
+        for (const [key, login] of logins) if (login.expiresAt <= now) logins.delete(key)
         for (const [key, session] of sessions) if (session.expiresAt <= now) sessions.delete(key)
       }
       return {
         config,
-        issueLogin: Effect.gen(function* () {
-          if (config === null)
-            return yield* new WebNotServing({
-              reason: "this daemon was started without --web (restart it with: banger daemon --web)"
+        issueLogin: (peer) =>
+          Effect.gen(function* () {
+            if (config === null)
+              return yield* new WebNotServing({
+                reason: "this daemon was started without --web (restart it with: banger daemon --web)"
+              })
+            const now = yield* Clock.currentTimeMillis
+            sweep(now)
+            const secret = token()
+            logins.set(digest(secret), { expiresAt: now + LOGIN_TTL_MS, peer })
+            return new WebLogin({
+              url: `http://${hostPort(browseAddress(config))}/login?token=${secret}`,
+              expiresAt: new Date(now + LOGIN_TTL_MS).toISOString()
             })
-          const now = yield* Clock.currentTimeMillis
-          sweep(now)
-          const secret = token()
-          logins.set(digest(secret), now + LOGIN_TTL_MS)
-          return new WebLogin({
-            url: `http://${hostPort(browseAddress(config))}/login?token=${secret}`,
-            expiresAt: new Date(now + LOGIN_TTL_MS).toISOString()
-          })
-        }),
+          }),
         redeem: (loginToken) =>
           Effect.map(Clock.currentTimeMillis, (now) => {
             sweep(now)
             const key = digest(loginToken)
-            if (!logins.has(key)) return Option.none()
+            const login = logins.get(key)
+            if (login === undefined) return Option.none()
             logins.delete(key)
             const id = token()
-            sessions.set(digest(id), { csrf: token(), expiresAt: now + SESSION_TTL_MS })
+            sessions.set(digest(id), { csrf: token(), expiresAt: now + SESSION_TTL_MS, peer: login.peer })
             return Option.some(id)
           }),
         find: (sessionId) =>

@@ -32,7 +32,9 @@ export const READ_FILE_SCRIPT = [
  */
 export const READ_TREE_SCRIPT = [
   'if [ -e "$1" ] && [ ! -d "$1" ]; then exit 66; fi',
-  'cd -- "$1" || exit 2',
+  // cd names no errno; ls does when the path cannot be reached, and when only the directory itself
+  // cannot be searched, that is what denied it.
+  'cd -- "$1" 2>/dev/null || { ls -d -- "$1" >/dev/null && echo "cd: $1: Permission denied" >&2; exit 2; }',
   "find . -mindepth 1 \\( -type d -o -type f \\) -print0 | tar --null --no-recursion --hard-dereference -T - -cf -"
 ].join("\n")
 
@@ -48,7 +50,7 @@ export const readFailure = (
   if (status === NOT_A_FILE) return { refused: false, reason: "not a regular file" }
   if (status === NOT_A_DIRECTORY) return { refused: false, reason: "not a directory" }
   if (/Permission denied/.test(stderr)) return { refused: true, reason: "not readable" }
-  if (/No such file or directory/.test(stderr))
+  if (/No such file/.test(stderr))
     return { refused: false, reason: `${kind === "file" ? "file" : "directory"} does not exist` }
   if (/Not a directory/.test(stderr)) return { refused: false, reason: "a component of the path is not a directory" }
   const line = stderr.split("\n").find((text) => text.trim() !== "")
