@@ -101,7 +101,7 @@ const runAsPeer = (peer: Peer, script: string, source: string, sink: Writable, s
   })
 
 /** Unpacks the peer's tar stream into `target`: directories and regular files only, never outside it. */
-const extractInto = (target: string) => {
+export const extractInto = (target: string) => {
   const extract = tar.extract()
   const done = (async () => {
     for await (const entry of extract) {
