@@ -15,6 +15,7 @@ import { buildLayer } from "../support/layers.js"
 import { findCloudKernel } from "../support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../support/registry.js"
 import { imageRows, leftovers } from "../support/state-leftovers.js"
+import { freePort, request } from "../support/web.js"
 
 const NOBODY = { uid: 65534, gid: 65534 }
 const REFUSED = (file: string) =>
@@ -25,6 +26,7 @@ const REFUSED = (file: string) =>
 let work: string
 let state: string
 let daemon: RunningDaemon
+let webOrigin: string
 let registry: TestRegistry
 /** A real kernel, initrd and modules tree nobody can read, in a directory it can search. */
 let open: { kernel: string; initrd: string; modules: string }
@@ -36,6 +38,16 @@ const asNobody = (...args: Array<string>) =>
   runBanger(["--state-dir", state, ...args], { asUser: NOBODY, env: { BANGER_NO_AUTOSTART: "1" }, timeoutMs: 120_000 })
 const asRoot = (...args: Array<string>) =>
   runBanger(["--state-dir", state, ...args], { env: { BANGER_NO_AUTOSTART: "1" }, timeoutMs: 120_000 })
+
+/** `banger ui` run as nobody: a login URL for a session that acts for nobody. */
+const asNobodyUi = async () => {
+  const result = await runBanger(["--state-dir", state, "ui"], {
+    asUser: NOBODY,
+    env: { BANGER_NO_AUTOSTART: "1", DISPLAY: undefined, WAYLAND_DISPLAY: undefined }
+  })
+  expect(result.code, result.stderr).toBe(0)
+  return result.stdout.trim()
+}
 
 const kernelNames = async () => {
   const listed = await asRoot("kernel", "list", "--json")
@@ -90,7 +102,9 @@ beforeAll(async () => {
   fs.chmodSync(hiddenKernel, 0o644)
   state = path.join(work, "state")
   fs.mkdirSync(state, { mode: 0o755 })
-  daemon = await startBangerDaemon(state, { extraArgs: ["--group", "nogroup"] })
+  const port = await freePort()
+  webOrigin = `http://127.0.0.1:${port}`
+  daemon = await startBangerDaemon(state, { extraArgs: ["--group", "nogroup", "--web", `127.0.0.1:${port}`] })
 }, 120_000)
 
 afterAll(async () => {
@@ -205,7 +219,7 @@ describe("client paths are read with the client's rights (root daemon, --group, 
     expectNothingLeft()
   })
 
-  it("image register (files left in place for later reads) is refused for nobody, allowed for root", async () => {
+  it("image register (files left in place for later reads) is refused for nobody", async () => {
     const rootfs = path.join(work, "readable", "rootfs.ext4")
     fs.writeFileSync(rootfs, "", { mode: 0o644 })
     expectOneLineError(
@@ -270,5 +284,38 @@ s.on("error", (e) => { console.log(e.code); process.exit(1) })`
     expect(spawnSync("ls", [path.join(state, "kernels")], { encoding: "utf8" }).stdout.split("\n")).not.toContain(
       "forged"
     )
+  })
+
+  it("the web UI acts for the user who asked for its login link", async () => {
+    const ui = await asNobodyUi()
+    const login = await request(ui)
+    expect(login.status).toBe(303)
+    const cookie = String(login.headers["set-cookie"]?.[0] ?? "").split(";")[0]!
+    const page = await request(`${webOrigin}/images`, { headers: { cookie } })
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1]
+    expect(csrf).toBeDefined()
+    const pull = (kernel: string) =>
+      request(`${webOrigin}/images/pull`, {
+        headers: { cookie, origin: webOrigin },
+        form: { _csrf: csrf!, reference: `${registry.host}/tiny:1`, name: "web-tiny", kernel }
+      })
+    const refused = await pull(privateKernel)
+    expect(refused.status).toBe(400)
+    expect(refused.body).toContain(`${privateKernel}: not readable by user nobody (uid 65534)`)
+    expect(imageRows(state).map((row) => row.name)).toEqual(["tiny"])
+    // What nobody can read, the UI pulls with.
+    const accepted = await pull(open.kernel)
+    expect(accepted.status, accepted.body).toBe(303)
+    expect(accepted.headers.location).toMatch(/^\/ops\/[0-9a-f]{12}$/)
+    const deadline = Date.now() + 60_000
+    while (!imageRows(state).some((row) => row.name === "web-tiny") && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(imageRows(state).map((row) => row.name)).toEqual(["tiny", "web-tiny"])
+    const shown = await asRoot("image", "show", "web-tiny", "--json")
+    expect(fs.readFileSync(JSON.parse(shown.stdout).kernel).equals(fs.readFileSync(open.kernel))).toBe(true)
+    // The intake goes as the operation ends, just after the image's row lands.
+    while (leftovers(state).tmp.length > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    expectNothingLeft()
   })
 })
