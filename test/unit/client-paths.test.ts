@@ -289,6 +289,22 @@ describe("the tree intake refuses a hostile stream", () => {
     expect(fs.existsSync(path.join(work, "escaped"))).toBe(false)
   })
 
+  it("a bad entry fails the intake at once, with the rest of a large stream still coming", async () => {
+    const started = Date.now()
+    const big = "x".repeat(32 * 1024 * 1024)
+    await expect(
+      hostileTar(
+        [
+          { name: "link", type: "symlink", linkname: "/etc/shadow" },
+          { name: "big", type: "file", content: big }
+        ],
+        target("early")
+      )
+    ).rejects.toThrow(/unexpected symlink entry/)
+    expect(Date.now() - started).toBeLessThan(20_000)
+    expect(fs.existsSync(path.join(work, "extract", "early", "big"))).toBe(false)
+  })
+
   it("modes are masked to permissions without write for others or setuid", async () => {
     const dir = target("modes")
     await hostileTar([{ name: "./x", type: "file", mode: 0o6777, content: "x" }], dir)

@@ -122,8 +122,9 @@ export const extractInto = (target: string) => {
       }
     }
   })()
-  // The sink the child's stream goes into ends only once every entry is on disk.
-  return new Transform({
+  // The sink the child's stream goes into ends only once every entry is on disk. A bad entry
+  // fails it at once (the child is then killed), not after the rest of the stream has come in.
+  const sink = new Transform({
     transform(chunk, _encoding, next) {
       if (!extract.write(chunk)) extract.once("drain", () => next())
       else next()
@@ -133,6 +134,8 @@ export const extractInto = (target: string) => {
       done.then(() => finished(), finished)
     }
   })
+  done.catch((error: Error) => sink.destroy(error))
+  return sink
 }
 
 export const makeClientFiles = (daemonUid: number): ClientFilesShape => {
