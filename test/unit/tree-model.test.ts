@@ -1,22 +1,51 @@
 import { describe, expect, it } from "@effect/vitest"
-import { attach, blankInode, makeRoot, toEntries } from "../../src/layers/rootfs/tree-model.js"
+import { toTreeEntries } from "../../src/domain/entry-list.js"
+import { listTree } from "../../src/layers/rootfs/tree-listing.js"
+import { TreeModel } from "../../src/layers/rootfs/tree-model.js"
 
-const file = () => blankInode("file", 0o644)
+const meta = { mode: 0o644, uid: 0, gid: 0, mtime: 0 }
+const pathsOf = (model: TreeModel) => toTreeEntries(listTree(model)).map((entry) => entry.path)
 
-describe("toEntries", () => {
+describe("the tree model's listing", () => {
   it("orders siblings by the bytes of their UTF-8 names", () => {
     const names = ["b", "a", "Z", "é", "\u{1F600}", "\uFFFD", "a.b", "a-b", "文件"]
     for (const withEmoji of [true, false]) {
-      const root = makeRoot()
-      for (const name of names.filter((candidate) => withEmoji || candidate !== "\u{1F600}")) attach(root, name, file())
-      const paths = toEntries(root).map((entry) => entry.path)
+      const model = new TreeModel()
+      for (const name of names.filter((candidate) => withEmoji || candidate !== "\u{1F600}")) {
+        model.attach(model.root, name, model.newInode("file", meta))
+      }
+      const paths = pathsOf(model)
       const expected = [...paths.slice(1)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
       expect(paths).toEqual(["", ...expected])
     }
     // U+FFFD (EF BF BD) sorts before U+1F600 (F0 ...) in bytes, after it in UTF-16 units.
-    const root = makeRoot()
-    attach(root, "\uFFFD", file())
-    attach(root, "\u{1F600}", file())
-    expect(toEntries(root).map((entry) => entry.path)).toEqual(["", "\uFFFD", "\u{1F600}"])
+    const model = new TreeModel()
+    model.attach(model.root, "\uFFFD", model.newInode("file", meta))
+    model.attach(model.root, "\u{1F600}", model.newInode("file", meta))
+    expect(pathsOf(model)).toEqual(["", "\uFFFD", "\u{1F600}"])
+  })
+
+  it("lists depth-first, names a shared inode's first name its primary, and leaves out what was detached", () => {
+    const model = new TreeModel()
+    const b = model.attach(model.root, "b", model.newInode("directory", { ...meta, mode: 0o755 }))
+    const a = model.attach(model.root, "a", model.newInode("directory", { ...meta, mode: 0o755 }))
+    const shared = model.newInode("file", { ...meta, uid: 7 })
+    model.setSize(shared, 3)
+    model.attach(b, "x", shared)
+    model.attach(a, "y", shared)
+    const gone = model.attach(a, "gone", model.newInode("directory", meta))
+    model.attach(gone, "inside", model.newInode("file", meta))
+    model.detach(gone)
+    const entries = toTreeEntries(listTree(model))
+    expect(entries.map((entry) => [entry.path, entry.hardlinkTo])).toEqual([
+      ["", undefined],
+      ["a", undefined],
+      ["a/y", undefined],
+      ["b", undefined],
+      ["b/x", "a/y"]
+    ])
+    expect(entries[4]).toMatchObject({ type: "file", uid: 7, size: 3 })
+    expect(model.isAttached(gone)).toBe(false)
+    expect(model.pathOf(model.child(b, "x")!)).toBe("b/x")
   })
 })

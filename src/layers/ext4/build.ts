@@ -3,6 +3,7 @@ import * as path from "node:path"
 import type { CommandExecutor } from "@effect/platform"
 import { Clock, Effect, Exit } from "effect"
 import { ContentFailure, type StoredContent } from "../../domain/content.js"
+import { type FlatEntries, isEntryList } from "../../domain/entry-list.js"
 import { Ext4Error } from "../../domain/errors.js"
 import type { FlatTree, TreeEntry } from "../../domain/tree.js"
 import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, OpenDraftOptions, PlannedImage } from "./ext4-tools.js"
@@ -31,13 +32,17 @@ const attempt = <A>(what: string, run: () => A) =>
  * journal): the newest entry mtime, so the same tree gives the same image. Future mtimes are passed
  * over, since e2fsck reports a superblock written in the future.
  */
-const defaultTimestamp = (entries: ReadonlyArray<TreeEntry>, nowSeconds: number) => {
+const defaultTimestamp = (entries: FlatEntries, nowSeconds: number) => {
   let newest = 0
-  for (const entry of entries) if (entry.mtime <= nowSeconds) newest = Math.max(newest, entry.mtime)
+  const consider = (mtime: number) => {
+    if (mtime <= nowSeconds) newest = Math.max(newest, mtime)
+  }
+  if (isEntryList(entries)) for (let index = 0; index < entries.length; index++) consider(entries.mtime(index))
+  else for (const entry of entries) consider(entry.mtime)
   return newest > 0 ? newest : nowSeconds
 }
 
-const planned = (draft: ImageDraftFile, entries: ReadonlyArray<TreeEntry>, timestamp: number | undefined) =>
+const planned = (draft: ImageDraftFile, entries: FlatEntries, timestamp: number | undefined) =>
   Effect.gen(function* () {
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const stamp = timestamp ?? defaultTimestamp(entries, now)

@@ -1,6 +1,7 @@
 import * as fs from "node:fs/promises"
 import { Effect, Exit, identity } from "effect"
 import type { ContentSink, StoredContent } from "../../domain/content.js"
+import { type FlatEntries, isEntryList } from "../../domain/entry-list.js"
 import { Ext4Error } from "../../domain/errors.js"
 import type { BuildExt4Options, Ext4ToolsShape, ImageDraft, WriteImageOptions } from "./ext4-tools.js"
 
@@ -39,6 +40,11 @@ const countingSink = (): ContentSink => ({
   }),
   release: () => undefined
 })
+
+const sizesOf = (entries: FlatEntries) =>
+  isEntryList(entries)
+    ? Array.from({ length: entries.length }, (_, index) => entries.size(index))
+    : entries.map((entry) => entry.size)
 
 /** A tree needs its bytes rounded up to blocks, and 1 MiB for the rest, in the fake's arithmetic. */
 const fakeRequired = (sizes: ReadonlyArray<number>) =>
@@ -86,7 +92,7 @@ export const makeExt4ToolsFake = (): Ext4ToolsFake => {
               contents: countingSink(),
               plan: (entries) =>
                 Effect.sync(() => {
-                  const requiredBytes = fakeRequired(entries.map((entry) => entry.size))
+                  const requiredBytes = fakeRequired(sizesOf(entries))
                   return {
                     requiredBytes,
                     usedInodes: entries.length + 11,

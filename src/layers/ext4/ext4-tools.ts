@@ -1,7 +1,8 @@
 import { Context, type Effect, Layer, type Scope } from "effect"
 import type { ContentSink } from "../../domain/content.js"
+import type { FlatEntries } from "../../domain/entry-list.js"
 import type { Ext4Error } from "../../domain/errors.js"
-import type { FlatTree, TreeEntry } from "../../domain/tree.js"
+import type { FlatTree } from "../../domain/tree.js"
 import { makeExt4Tools } from "./build.js"
 import { type Ext4ToolsFake, makeExt4ToolsFake } from "./ext4-tools-fake.js"
 
@@ -57,7 +58,7 @@ export interface ImageDraft {
   readonly contents: ContentSink
   /** `entries` carry the `content` the sink returned for each file. */
   readonly plan: (
-    entries: ReadonlyArray<TreeEntry>,
+    entries: FlatEntries,
     options?: { readonly timestamp?: number | undefined }
   ) => Effect.Effect<PlannedImage, Ext4Error>
 }

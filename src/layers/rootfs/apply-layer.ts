@@ -18,13 +18,15 @@ import { normalizeEntryPath } from "./entry-path.js"
 import { type LayerInput, type LayerReadError, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
 import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
-import { attach, blankInode, detach, type Inode, isAttached, type TreeNode } from "./tree-model.js"
+import type { InodeId, NodeId, TreeModel } from "./tree-model.js"
 import type { FileSink, TreeSink } from "./tree-sink.js"
 
 export interface TreeState {
   /** Where contents (and, for a disk tree, everything else) go besides the model. */
   readonly sink: TreeSink
-  readonly root: TreeNode
+  readonly model: TreeModel
+  /** Layers applied so far: numbers each layer's marks in the model. */
+  layers: number
 }
 
 const WHITEOUT = ".wh."
@@ -39,20 +41,25 @@ class Refused {
   constructor(readonly error: UnsafeLayerEntry) {}
 }
 
-const inodeFrom = (entry: TarEntry, type: EntryType, extra: Partial<Inode> = {}): Inode => ({
-  ...blankInode(type, entry.mode, entry.mtime),
-  uid: entry.uid,
-  gid: entry.gid,
-  xattrs: entry.xattrs,
-  ...extra
-})
+/** A new inode with the entry's header fields. */
+const inodeFrom = (model: TreeModel, entry: TarEntry, type: EntryType): InodeId => {
+  const inode = model.newInode(type, entry)
+  model.setXattrs(inode, entry.xattrs)
+  return inode
+}
 
-const implicitDirectory = (mtime: number): Inode => blankInode("directory", 0o755, mtime)
+const implicitDirectory = (mtime: number) => ({ mode: 0o755, uid: 0, gid: 0, mtime })
+
+/** Gives an existing inode the entry's header fields, as a new one would have them. */
+const overwrite = (model: TreeModel, inode: InodeId, entry: TarEntry) => {
+  model.setMeta(inode, entry)
+  model.setXattrs(inode, entry.xattrs)
+}
 
 /** A regular file whose contents are still being written. */
 interface OpenFile {
   readonly writer: FileSink
-  readonly parent: TreeNode
+  readonly parent: NodeId
   readonly base: string
   readonly entry: TarEntry
   written: number
@@ -60,34 +67,45 @@ interface OpenFile {
 
 /** State of one layer's application. */
 class LayerApplication {
-  /**
-   * Nodes this layer created or touched, with all their ancestors. Whiteouts and opaque markers
-   * hide only what lower layers put there, so they must spare these, whichever order the tar uses.
-   */
-  private readonly added = new Set<TreeNode>()
   /** The file being written, if its data reaches past the bytes decompressed so far. */
   private open: OpenFile | undefined
+  private readonly model: TreeModel
+  /**
+   * This layer's mark in the model: nodes it created or touched, with all their ancestors.
+   * Whiteouts and opaque markers hide only what lower layers put there, so they must spare these,
+   * whichever order the tar uses.
+   */
+  private readonly mark: number
 
   constructor(
     private readonly tree: TreeState,
     private readonly layer: string
-  ) {}
-
-  private markAdded(node: TreeNode) {
-    for (let current: TreeNode | undefined = node; current && !this.added.has(current); current = current.parent) {
-      this.added.add(current)
-    }
+  ) {
+    this.model = tree.model
+    this.mark = ++tree.layers
   }
 
-  private remove(node: TreeNode) {
+  private markAdded(node: NodeId) {
+    this.model.markAdded(node, this.mark)
+  }
+
+  private remove(node: NodeId) {
     this.tree.sink.remove(node)
-    detach(node)
+    this.model.detach(node)
   }
 
   /** Removes what lower layers contributed at and below `node`, keeping this layer's own entries. */
-  private removeLower(node: TreeNode): void {
-    if (!this.added.has(node)) this.remove(node)
-    else if (node.children !== undefined) for (const child of [...node.children.values()]) this.removeLower(child)
+  private removeLower(node: NodeId): void {
+    if (!this.model.addedBy(node, this.mark)) {
+      this.remove(node)
+      return
+    }
+    const children = this.model.childrenOf(node)
+    if (children !== undefined) for (const child of [...children]) this.removeLower(child)
+  }
+
+  private attach(parent: NodeId, name: string, inode: InodeId) {
+    this.markAdded(this.model.attach(parent, name, inode))
   }
 
   /**
@@ -124,7 +142,10 @@ class LayerApplication {
     }
     this.open = undefined
     const content = file.writer.finish()
-    this.markAdded(attach(file.parent, file.base, inodeFrom(file.entry, "file", { size: file.written, content })))
+    const inode = inodeFrom(this.model, file.entry, "file")
+    this.model.setSize(inode, file.written)
+    this.model.setContent(inode, content)
+    this.attach(file.parent, file.base, inode)
     return undefined
   }
 
@@ -139,12 +160,13 @@ class LayerApplication {
     if (base === undefined) return this.applyRoot(entry)
     if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
 
+    const model = this.model
     const resolved = resolveDirectory({
-      root: this.tree.root,
+      model,
       components: components.slice(0, -1),
       missing: (parent, name) => {
         this.tree.sink.directory(parent, name)
-        const made = attach(parent, name, implicitDirectory(entry.mtime))
+        const made = model.attach(parent, name, model.newInode("directory", implicitDirectory(entry.mtime)))
         this.markAdded(made)
         return made
       },
@@ -156,22 +178,22 @@ class LayerApplication {
       )
     }
     const parent = resolved.node
-    const existing = parent.children!.get(base)
+    const existing = model.child(parent, base)
     const sink = this.tree.sink
 
     switch (entry.type) {
       case "directory": {
-        if (existing?.inode.type === "directory") {
+        if (existing !== undefined && model.isDirectory(existing)) {
           // Directory over directory merges: children stay, the new header's metadata wins.
-          Object.assign(existing.inode, { ...inodeFrom(entry, "directory"), links: existing.inode.links })
+          overwrite(model, model.inodeOf(existing), entry)
           return this.markAdded(existing)
         }
-        if (existing) this.remove(existing)
+        if (existing !== undefined) this.remove(existing)
         sink.directory(parent, base)
-        return this.markAdded(attach(parent, base, inodeFrom(entry, "directory")))
+        return this.attach(parent, base, inodeFrom(model, entry, "directory"))
       }
       case "file": {
-        if (existing) this.remove(existing)
+        if (existing !== undefined) this.remove(existing)
         // The node is attached once all the data is written (see writeData).
         this.open = { writer: sink.file(parent, base, entry.size, entry.sparse), parent, base, entry, written: 0 }
         return
@@ -183,17 +205,20 @@ class LayerApplication {
         if (Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) {
           return unsafe("symlink target is longer than 4095 bytes")
         }
-        if (existing) this.remove(existing)
+        if (existing !== undefined) this.remove(existing)
         sink.symlink(parent, base, target)
-        return this.markAdded(attach(parent, base, inodeFrom(entry, "symlink", { linkTarget: target })))
+        const inode = inodeFrom(model, entry, "symlink")
+        model.setLinkTarget(inode, target)
+        return this.attach(parent, base, inode)
       }
       case "char":
       case "block":
       case "fifo": {
-        if (existing) this.remove(existing)
+        if (existing !== undefined) this.remove(existing)
         sink.special(parent, base)
-        const device = entry.type === "fifo" ? {} : { devMajor: entry.devMajor, devMinor: entry.devMinor }
-        return this.markAdded(attach(parent, base, inodeFrom(entry, entry.type, device)))
+        const inode = inodeFrom(model, entry, entry.type)
+        if (entry.type !== "fifo") model.setDevice(inode, entry.devMajor, entry.devMinor)
+        return this.attach(parent, base, inode)
       }
       case "link":
         return this.applyHardlink(entry, parent, base, existing, unsafe)
@@ -203,8 +228,8 @@ class LayerApplication {
   private applyRoot(entry: TarEntry) {
     // containerd ignores whatever names the root; a directory's metadata is the root's own here.
     if (entry.type !== "directory") return
-    Object.assign(this.tree.root.inode, { ...inodeFrom(entry, "directory"), links: this.tree.root.inode.links })
-    this.markAdded(this.tree.root)
+    overwrite(this.model, this.model.inodeOf(this.model.root), entry)
+    this.markAdded(this.model.root)
   }
 
   private applyWhiteout(directory: ReadonlyArray<string>, base: string, unsafe: (reason: string) => never) {
@@ -212,8 +237,9 @@ class LayerApplication {
     if (base !== OPAQUE && (hidden === "" || hidden === "." || hidden === "..")) {
       return unsafe("whiteout of an invalid name")
     }
+    const model = this.model
     const resolved = resolveDirectory({
-      root: this.tree.root,
+      model,
       components: directory,
       missing: () => undefined,
       unresolvable: (reason) => unsafe(`${reason} in its parent path`)
@@ -222,18 +248,18 @@ class LayerApplication {
     if (resolved._tag !== "Directory") return
     const parent = resolved.node
     if (base === OPAQUE) {
-      for (const child of [...parent.children!.values()]) this.removeLower(child)
+      for (const child of [...model.childrenOf(parent)!]) this.removeLower(child)
       return
     }
-    const target = parent.children!.get(hidden)
-    if (target) this.removeLower(target)
+    const target = model.child(parent, hidden)
+    if (target !== undefined) this.removeLower(target)
   }
 
   private applyHardlink(
     entry: TarEntry,
-    parent: TreeNode,
+    parent: NodeId,
     base: string,
-    existing: TreeNode | undefined,
+    existing: NodeId | undefined,
     unsafe: (reason: string) => never
   ) {
     const normalized = normalizeEntryPath(entry.linkname)
@@ -241,30 +267,33 @@ class LayerApplication {
     const targetName = normalized.components.at(-1)
     if (targetName === undefined) return unsafe("hardlink to the root")
     // Like link(2): the target's parents resolve (inside the root), its last component does not.
+    const model = this.model
     const resolved = resolveDirectory({
-      root: this.tree.root,
+      model,
       components: normalized.components.slice(0, -1),
       missing: () => undefined,
       unresolvable: (reason) => unsafe(`${reason} in the hardlink target`)
     })
-    const target = resolved._tag === "Directory" ? resolved.node.children!.get(targetName) : undefined
+    const target = resolved._tag === "Directory" ? model.child(resolved.node, targetName) : undefined
     if (target === undefined) return unsafe(`hardlink target "${entry.linkname}" does not exist`)
-    if (target.inode.type === "directory") return unsafe("hardlink to a directory")
+    if (model.isDirectory(target)) return unsafe("hardlink to a directory")
+    const inode = model.inodeOf(target)
     let node = target
     if (target !== existing) {
-      if (existing) this.remove(existing)
-      if (!isAttached(target, this.tree.root)) return unsafe("hardlink target is removed by this very entry")
+      if (existing !== undefined) this.remove(existing)
+      if (!model.isAttached(target)) return unsafe("hardlink target is removed by this very entry")
       this.tree.sink.hardlink(target, parent, base)
-      node = attach(parent, base, target.inode)
+      node = model.attach(parent, base, inode)
     }
     // As Docker and containerd do, the link's header describes the shared inode (usually it
     // repeats it); xattrs it carries are set on top of those already there.
-    const inode = target.inode
-    if (inode.type !== "symlink") inode.mode = entry.mode
-    inode.uid = entry.uid
-    inode.gid = entry.gid
-    inode.mtime = entry.mtime
-    if (entry.xattrs.length > 0) inode.xattrs = [...new Map([...inode.xattrs, ...entry.xattrs])]
+    model.setMeta(inode, {
+      mode: model.typeOfInode(inode) === "symlink" ? model.mode(inode) : entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      mtime: entry.mtime
+    })
+    if (entry.xattrs.length > 0) model.setXattrs(inode, [...new Map([...model.xattrs(inode), ...entry.xattrs])])
     this.markAdded(node)
   }
 }

@@ -3,7 +3,7 @@
  * inside the tree, absolute targets restart at the rootfs root and `..` stops at it. Nothing here
  * touches the disk, so a symlink to `/` or `../../..` can only ever name a directory of the tree.
  */
-import { pathOf, type TreeNode } from "./tree-model.js"
+import type { NodeId, TreeModel } from "./tree-model.js"
 
 /** Linux's limit (MAXSYMLINKS): deep enough for real images, and it ends loops. */
 export const MAX_SYMLINK_HOPS = 40
@@ -11,22 +11,23 @@ export const MAX_SYMLINK_HOPS = 40
 export const MAX_COMPONENT_STEPS = 16_384
 
 export type Resolved =
-  | { readonly _tag: "Directory"; readonly node: TreeNode }
+  | { readonly _tag: "Directory"; readonly node: NodeId }
   | { readonly _tag: "Missing" }
   | { readonly _tag: "NotDirectory"; readonly path: string }
 
 export interface ResolveOptions {
-  readonly root: TreeNode
+  readonly model: TreeModel
   readonly components: ReadonlyArray<string>
   /** Supplies a missing directory (creating it), or `undefined` to stop with `Missing`. */
-  readonly missing: (parent: TreeNode, name: string) => TreeNode | undefined
+  readonly missing: (parent: NodeId, name: string) => NodeId | undefined
   /** Throws the caller's failure for a name that cannot be resolved. */
   readonly unresolvable: (reason: string) => never
 }
 
 /** Synchronous, like the rest of the layer application: failures leave through `unresolvable`. */
 export const resolveDirectory = (options: ResolveOptions): Resolved => {
-  const { root } = options
+  const { model } = options
+  const root = model.root
   // A stack of components still to walk, next one last; symlink targets are pushed onto it.
   const pending = [...options.components].reverse()
   let current = root
@@ -37,17 +38,17 @@ export const resolveDirectory = (options: ResolveOptions): Resolved => {
     const name = pending.pop()!
     if (name === "" || name === ".") continue
     if (name === "..") {
-      current = current.parent ?? root
+      current = model.parentOf(current) ?? root
       continue
     }
-    const child = current.children!.get(name)
+    const child = model.child(current, name)
     if (child === undefined) {
       const made = options.missing(current, name)
       if (made === undefined) return { _tag: "Missing" } as const
       current = made
       continue
     }
-    switch (child.inode.type) {
+    switch (model.typeOf(child)) {
       case "directory":
         current = child
         break
@@ -55,14 +56,14 @@ export const resolveDirectory = (options: ResolveOptions): Resolved => {
         if (++hops > MAX_SYMLINK_HOPS) {
           return options.unresolvable("too many levels of symbolic links")
         }
-        const target = child.inode.linkTarget!
+        const target = model.linkTarget(model.inodeOf(child))!
         if (target.startsWith("/")) current = root
         const parts = target.split("/")
         for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!)
         break
       }
       default:
-        return { _tag: "NotDirectory", path: pathOf(child) } as const
+        return { _tag: "NotDirectory", path: model.pathOf(child) } as const
     }
   }
   return { _tag: "Directory", node: current } as const

@@ -1,5 +1,6 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { ContentSink } from "../../domain/content.js"
+import type { FlatEntries } from "../../domain/entry-list.js"
 import type {
   DigestMismatch,
   FilesystemError,
@@ -8,7 +9,7 @@ import type {
   UnsafeLayerEntry
 } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
-import type { FlatTree, TreeEntry } from "../../domain/tree.js"
+import type { FlatTree } from "../../domain/tree.js"
 import { StatePaths } from "../state/state-paths.js"
 import { makeRootfsBuilder } from "./flatten.js"
 import type { GrowingBlob } from "./growing-blob.js"
@@ -46,13 +47,14 @@ export interface RootfsBuilderShape {
   ) => Effect.Effect<FlatTree, FlattenError, Scope.Scope>
   /**
    * The same application with file contents sent to `contents` (an image draft) and nothing else
-   * written anywhere: the entries carry each file's stored `content`.
+   * written anywhere: the entries carry each file's stored `content`. The flatten gives an
+   * `EntryList` over its compact model; test doubles may give plain entries.
    */
   readonly flattenInto: (
     layers: ReadonlyArray<LayerFile>,
     contents: ContentSink,
     onLayerApplied?: (index: number) => Effect.Effect<void>
-  ) => Effect.Effect<ReadonlyArray<TreeEntry>, FlattenError>
+  ) => Effect.Effect<FlatEntries, FlattenError>
 }
 
 export interface RootfsBuilderOptions {

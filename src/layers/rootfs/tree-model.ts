@@ -1,134 +1,290 @@
 /**
- * The in-memory model of the rootfs being built: a tree of names whose leaves point at inodes.
- * It is the authority on what every path is; the disk tree only mirrors contents. Hardlinked
- * names share one `Inode` object, so a metadata change reaches every name, as on a filesystem.
- * Memory is one node per entry, whatever the file sizes.
+ * The in-memory model of the rootfs being built: names in a tree (nodes) pointing at inodes. It is
+ * the authority on what every path is; the disk tree only mirrors contents. Hardlinked names share
+ * one inode, so a metadata change reaches every name, as on a filesystem.
+ *
+ * Nodes and inodes are numbers indexing typed arrays, not objects: an object per entry (node,
+ * inode, their arrays and path strings) cost ~600 bytes an entry and most of a big pull's GC time.
+ * Here an entry costs its name string, a slot in its directory's map and ~60 bytes of arrays.
+ * Numbers are never reused: a removed node keeps its slots (whiteouts and replacements are few).
  */
 import type { StoredContent } from "../../domain/content.js"
-import type { EntryType, TreeEntry } from "../../domain/tree.js"
+import type { EntryType } from "../../domain/tree.js"
 
-export interface Inode {
-  type: EntryType
-  mode: number
-  uid: number
-  gid: number
-  mtime: number
-  size: number
-  linkTarget: string | undefined
-  devMajor: number | undefined
-  devMinor: number | undefined
-  xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>
-  /** Names in the tree (attach counts them; removals through a content sink uncount them). */
-  links: number
-  /** Where a file's contents went, when flattened into a content sink. */
-  content: StoredContent | undefined
+export type NodeId = number
+export type InodeId = number
+
+const TYPES: ReadonlyArray<EntryType> = ["file", "directory", "symlink", "char", "block", "fifo"]
+const TYPE_CODE = new Map(TYPES.map((type, code) => [type, code]))
+const DIRECTORY = TYPE_CODE.get("directory")!
+const NONE = -1
+
+// Growing by half, not double, keeps the unused tail of each array to a third at most.
+const grown = <T extends Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array>(
+  array: T,
+  needed: number
+): T => {
+  if (needed <= array.length) return array
+  const bigger = new (array.constructor as new (length: number) => T)(Math.max(needed, Math.ceil(array.length * 1.5)))
+  bigger.set(array)
+  return bigger
 }
 
-export class TreeNode {
-  /** Present exactly for directories. */
-  readonly children: Map<string, TreeNode> | undefined
-  constructor(
-    readonly name: string,
-    public parent: TreeNode | undefined,
-    readonly inode: Inode
-  ) {
-    this.children = inode.type === "directory" ? new Map() : undefined
-  }
-}
-
-/** An inode with only its type, mode and mtime: root-owned, empty, no names yet. */
-export const blankInode = (type: EntryType, mode: number, mtime = 0): Inode => ({
-  type,
-  mode,
-  uid: 0,
-  gid: 0,
-  mtime,
-  size: 0,
-  linkTarget: undefined,
-  devMajor: undefined,
-  devMinor: undefined,
-  xattrs: [],
-  links: 0,
-  content: undefined
-})
-
-export const makeRoot = (): TreeNode => new TreeNode("", undefined, blankInode("directory", 0o755))
-
-/** Relative path of an attached node; "" for the root. */
-export const pathOf = (node: TreeNode): string => {
-  const names: Array<string> = []
-  for (let current: TreeNode | undefined = node; current?.parent !== undefined; current = current.parent) {
-    names.push(current.name)
-  }
-  return names.reverse().join("/")
-}
-
-/** False once the node or any ancestor has been removed from the tree. */
-export const isAttached = (node: TreeNode, root: TreeNode): boolean => {
-  let current = node
-  while (current.parent !== undefined) current = current.parent
-  return current === root
-}
-
-export const attach = (parent: TreeNode, name: string, inode: Inode): TreeNode => {
-  const node = new TreeNode(name, parent, inode)
-  inode.links++
-  parent.children!.set(name, node)
-  return node
-}
-
-export const detach = (node: TreeNode): void => {
-  node.parent?.children?.delete(node.name)
-  node.parent = undefined
-}
-
-// UTF-16 order is UTF-8 byte order except where surrogate pairs meet U+E000..U+FFFF.
-const BEYOND_SIMPLE_ORDER = /[\ud800-\uffff]/
-
-const sortedByBytes = (names: Iterable<string>): Array<string> => {
-  const list = [...names]
-  if (!list.some((name) => BEYOND_SIMPLE_ORDER.test(name))) return list.sort()
-  return list
-    .map((name) => ({ name, bytes: Buffer.from(name) }))
-    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
-    .map(({ name }) => name)
-}
+const scratch = Buffer.allocUnsafe(4096)
 
 /**
- * Every entry, root first, depth-first with siblings in byte order of their names, so parents
- * precede children and the order is reproducible. The first name of a hardlinked inode in this
- * order is its primary; later names point at it with `hardlinkTo`.
+ * A copy of `name` that holds no other string alive. Path components come out of `split` as
+ * slices of the whole path, and V8 keeps the whole path for as long as a slice of 13 characters
+ * or more lives: ~90 bytes an entry kept only for that. A UTF-8 round trip makes a flat copy.
  */
-export const toEntries = (root: TreeNode): Array<TreeEntry> => {
-  const entries: Array<TreeEntry> = []
-  const primary = new Map<Inode, string>()
-  const stack: Array<{ readonly node: TreeNode; readonly path: string }> = [{ node: root, path: "" }]
-  while (stack.length > 0) {
-    const { node, path } = stack.pop()!
-    const inode = node.inode
-    const first = primary.get(inode)
-    if (first === undefined) primary.set(inode, path)
-    entries.push({
-      path,
-      type: inode.type,
-      mode: inode.mode,
-      uid: inode.uid,
-      gid: inode.gid,
-      mtime: inode.mtime,
-      size: inode.type === "file" ? inode.size : 0,
-      linkTarget: inode.linkTarget,
-      hardlinkTo: first,
-      devMajor: inode.devMajor,
-      devMinor: inode.devMinor,
-      xattrs: inode.xattrs,
-      ...(inode.content !== undefined && first === undefined ? { content: inode.content } : {})
-    })
-    if (node.children !== undefined) {
-      const names = sortedByBytes(node.children.keys()).reverse()
-      for (const name of names) {
-        stack.push({ node: node.children.get(name)!, path: path === "" ? name : `${path}/${name}` })
-      }
+const ownCopy = (name: string): string => {
+  if (name.length < 13 || name.length > scratch.length / 3) return name
+  const copy = scratch.toString("utf8", 0, scratch.write(name, 0))
+  // A lone surrogate would not survive the round trip; such a name keeps its parent string.
+  return copy === name ? copy : name
+}
+
+/** The header fields an inode takes from a tar entry. */
+export interface InodeMeta {
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly mtime: number
+}
+
+export class TreeModel {
+  readonly root: NodeId = 0
+  private nodeCount = 0
+  private inodeCount = 0
+  private nodeParent = new Int32Array(1024)
+  private nodeInode = new Int32Array(1024)
+  /** The layer (1-based) that last added or touched each node: see `markAdded`. */
+  private nodeMark = new Int32Array(1024)
+  private readonly nodeName: Array<string> = []
+  /** A directory node's children by name; only directories have one. */
+  private readonly children = new Map<NodeId, Map<string, NodeId>>()
+
+  private inodeType = new Uint8Array(1024)
+  private inodeMode = new Uint16Array(1024)
+  // Ids are 32-bit in practice; any other value (the ext4 writer refuses it) waits in `oddIds`.
+  private inodeUid = new Uint32Array(1024)
+  private inodeGid = new Uint32Array(1024)
+  private readonly oddIds = new Map<InodeId, readonly [uid: number, gid: number]>()
+  private inodeMtime = new Float64Array(1024)
+  private inodeSize = new Float64Array(1024)
+  /** Names in the tree (attach counts them; removals through a content sink uncount them). */
+  private inodeLinks = new Int32Array(1024)
+  // Rare fields live in maps keyed by inode.
+  private readonly linkTargets = new Map<InodeId, string>()
+  private readonly devices = new Map<InodeId, readonly [major: number, minor: number]>()
+  private readonly xattrMap = new Map<InodeId, ReadonlyArray<readonly [name: string, value: Uint8Array]>>()
+  /** Where a file's contents went, when flattened into a content sink (a sparse array by inode). */
+  private readonly contentOf: Array<StoredContent | undefined> = []
+
+  constructor() {
+    const inode = this.newInode("directory", { mode: 0o755, uid: 0, gid: 0, mtime: 0 })
+    this.addNode(NONE, "", inode)
+  }
+
+  get nodes() {
+    return this.nodeCount
+  }
+
+  get inodes() {
+    return this.inodeCount
+  }
+
+  newInode(type: EntryType, meta: InodeMeta): InodeId {
+    const inode = this.inodeCount++
+    if (inode >= this.inodeType.length) {
+      const needed = inode + 1
+      this.inodeType = grown(this.inodeType, needed)
+      this.inodeMode = grown(this.inodeMode, needed)
+      this.inodeUid = grown(this.inodeUid, needed)
+      this.inodeGid = grown(this.inodeGid, needed)
+      this.inodeMtime = grown(this.inodeMtime, needed)
+      this.inodeSize = grown(this.inodeSize, needed)
+      this.inodeLinks = grown(this.inodeLinks, needed)
+    }
+    this.inodeType[inode] = TYPE_CODE.get(type)!
+    this.setMeta(inode, meta)
+    return inode
+  }
+
+  setMeta(inode: InodeId, meta: InodeMeta) {
+    this.inodeMode[inode] = meta.mode
+    this.inodeUid[inode] = meta.uid
+    this.inodeGid[inode] = meta.gid
+    this.inodeMtime[inode] = meta.mtime
+    if (this.inodeUid[inode] !== meta.uid || this.inodeGid[inode] !== meta.gid) {
+      this.oddIds.set(inode, [meta.uid, meta.gid])
+    } else if (this.oddIds.size > 0) {
+      this.oddIds.delete(inode)
     }
   }
-  return entries
+
+  private addNode(parent: NodeId, name: string, inode: InodeId): NodeId {
+    const node = this.nodeCount++
+    if (node >= this.nodeParent.length) {
+      this.nodeParent = grown(this.nodeParent, node + 1)
+      this.nodeInode = grown(this.nodeInode, node + 1)
+      this.nodeMark = grown(this.nodeMark, node + 1)
+    }
+    this.nodeParent[node] = parent
+    this.nodeInode[node] = inode
+    this.nodeMark[node] = 0
+    this.nodeName.push(name)
+    this.inodeLinks[inode]!++
+    if (this.inodeType[inode] === DIRECTORY) this.children.set(node, new Map())
+    return node
+  }
+
+  /** A new name for `inode` in the directory `parent`, replacing nothing: detach first. */
+  attach(parent: NodeId, name: string, inode: InodeId): NodeId {
+    const own = ownCopy(name)
+    const node = this.addNode(parent, own, inode)
+    this.children.get(parent)!.set(own, node)
+    return node
+  }
+
+  /** Takes the node and everything below it out of the tree. */
+  detach(node: NodeId) {
+    const parent = this.nodeParent[node]!
+    if (parent !== NONE) this.children.get(parent)?.delete(this.nodeName[node]!)
+    this.nodeParent[node] = NONE
+    // Nothing below is reachable any more: only the nodes' numbers remain (see isAttached).
+    const stack = [node]
+    while (stack.length > 0) {
+      const directory = stack.pop()!
+      const below = this.children.get(directory)
+      if (below === undefined) continue
+      for (const child of below.values()) stack.push(child)
+      this.children.delete(directory)
+    }
+  }
+
+  child(directory: NodeId, name: string): NodeId | undefined {
+    return this.children.get(directory)?.get(name)
+  }
+
+  /** The children of a directory node (none for anything else), in no particular order. */
+  childrenOf(node: NodeId): IterableIterator<NodeId> | undefined {
+    return this.children.get(node)?.values()
+  }
+
+  childNames(node: NodeId): IterableIterator<string> | undefined {
+    return this.children.get(node)?.keys()
+  }
+
+  parentOf(node: NodeId): NodeId | undefined {
+    const parent = this.nodeParent[node]!
+    return parent === NONE ? undefined : parent
+  }
+
+  nameOf(node: NodeId): string {
+    return this.nodeName[node]!
+  }
+
+  inodeOf(node: NodeId): InodeId {
+    return this.nodeInode[node]!
+  }
+
+  typeOf(node: NodeId): EntryType {
+    return TYPES[this.inodeType[this.nodeInode[node]!]!]!
+  }
+
+  isDirectory(node: NodeId): boolean {
+    return this.inodeType[this.nodeInode[node]!] === DIRECTORY
+  }
+
+  typeOfInode(inode: InodeId): EntryType {
+    return TYPES[this.inodeType[inode]!]!
+  }
+
+  mode(inode: InodeId) {
+    return this.inodeMode[inode]!
+  }
+  setMode(inode: InodeId, mode: number) {
+    this.inodeMode[inode] = mode
+  }
+  uid(inode: InodeId) {
+    return this.oddIds.size === 0 ? this.inodeUid[inode]! : (this.oddIds.get(inode)?.[0] ?? this.inodeUid[inode]!)
+  }
+  gid(inode: InodeId) {
+    return this.oddIds.size === 0 ? this.inodeGid[inode]! : (this.oddIds.get(inode)?.[1] ?? this.inodeGid[inode]!)
+  }
+  mtime(inode: InodeId) {
+    return this.inodeMtime[inode]!
+  }
+  size(inode: InodeId) {
+    return this.inodeSize[inode]!
+  }
+  setSize(inode: InodeId, size: number) {
+    this.inodeSize[inode] = size
+  }
+  /** Uncounts one name of the inode; the names left. */
+  unlink(inode: InodeId): number {
+    return --this.inodeLinks[inode]!
+  }
+  linkTarget(inode: InodeId) {
+    return this.linkTargets.get(inode)
+  }
+  setLinkTarget(inode: InodeId, target: string) {
+    this.linkTargets.set(inode, target)
+  }
+  device(inode: InodeId) {
+    return this.devices.get(inode)
+  }
+  setDevice(inode: InodeId, major: number, minor: number) {
+    this.devices.set(inode, [major, minor])
+  }
+  xattrs(inode: InodeId): ReadonlyArray<readonly [name: string, value: Uint8Array]> {
+    return this.xattrMap.get(inode) ?? []
+  }
+  setXattrs(inode: InodeId, xattrs: ReadonlyArray<readonly [name: string, value: Uint8Array]>) {
+    if (xattrs.length === 0) this.xattrMap.delete(inode)
+    else this.xattrMap.set(inode, xattrs)
+  }
+  content(inode: InodeId) {
+    return this.contentOf[inode]
+  }
+  setContent(inode: InodeId, content: StoredContent | undefined) {
+    if (content !== undefined || inode < this.contentOf.length) this.contentOf[inode] = content
+  }
+
+  /** Relative path of an attached node; "" for the root. */
+  pathOf(node: NodeId): string {
+    const names: Array<string> = []
+    for (let current = node; this.nodeParent[current] !== NONE; current = this.nodeParent[current]!) {
+      names.push(this.nodeName[current]!)
+    }
+    return names.reverse().join("/")
+  }
+
+  /** False once the node or any ancestor has been removed from the tree. */
+  isAttached(node: NodeId): boolean {
+    let current = node
+    while (this.nodeParent[current] !== NONE) current = this.nodeParent[current]!
+    return current === this.root
+  }
+
+  /** Marks the node and its ancestors as `layer`'s (1-based); stops at the first already marked. */
+  markAdded(node: NodeId, layer: number) {
+    for (
+      let current = node;
+      current !== NONE && this.nodeMark[current] !== layer;
+      current = this.nodeParent[current]!
+    ) {
+      this.nodeMark[current] = layer
+    }
+  }
+
+  addedBy(node: NodeId, layer: number): boolean {
+    return this.nodeMark[node] === layer
+  }
+
+  /** Drops what only the application needs (the children maps) once the listing is taken. */
+  seal() {
+    this.children.clear()
+  }
 }

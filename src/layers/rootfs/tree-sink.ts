@@ -6,7 +6,7 @@
  */
 import type { ContentSink, StoredContent } from "../../domain/content.js"
 import * as Disk from "./disk-tree.js"
-import { pathOf, type TreeNode } from "./tree-model.js"
+import type { NodeId, TreeModel } from "./tree-model.js"
 
 export interface FileSink {
   readonly write: (chunk: Uint8Array) => void
@@ -18,22 +18,22 @@ export interface FileSink {
 }
 
 export interface TreeSink {
-  readonly directory: (parent: TreeNode, name: string) => void
-  readonly file: (parent: TreeNode, name: string, size: number, sparse: ReadonlyArray<number> | undefined) => FileSink
-  readonly symlink: (parent: TreeNode, name: string, target: string) => void
+  readonly directory: (parent: NodeId, name: string) => void
+  readonly file: (parent: NodeId, name: string, size: number, sparse: ReadonlyArray<number> | undefined) => FileSink
+  readonly symlink: (parent: NodeId, name: string, target: string) => void
   /** A device or fifo. */
-  readonly special: (parent: TreeNode, name: string) => void
-  readonly hardlink: (target: TreeNode, parent: TreeNode, name: string) => void
+  readonly special: (parent: NodeId, name: string) => void
+  readonly hardlink: (target: NodeId, parent: NodeId, name: string) => void
   /** Called before `node` (and everything below it) leaves the model. */
-  readonly remove: (node: TreeNode) => void
+  readonly remove: (node: NodeId) => void
 }
 
-export const diskSink = (dir: string): TreeSink => {
-  const at = (node: TreeNode) => {
-    const relative = pathOf(node)
+export const diskSink = (model: TreeModel, dir: string): TreeSink => {
+  const at = (node: NodeId) => {
+    const relative = model.pathOf(node)
     return relative === "" ? dir : `${dir}/${relative}`
   }
-  const child = (parent: TreeNode, name: string) => `${at(parent)}/${name}`
+  const child = (parent: NodeId, name: string) => `${at(parent)}/${name}`
   return {
     directory: (parent, name) => Disk.makeDirectory(child(parent, name)),
     file: (parent, name, size, sparse) => {
@@ -68,26 +68,27 @@ export const diskSink = (dir: string): TreeSink => {
     // A plain empty file stands in; the ext4 step makes the real node from the metadata.
     special: (parent, name) => Disk.makePlaceholder(child(parent, name)),
     hardlink: (target, parent, name) => Disk.makeHardlink(at(target), child(parent, name)),
-    remove: (node) => Disk.removeEntry(at(node), node.inode.type === "directory")
+    remove: (node) => Disk.removeEntry(at(node), model.isDirectory(node))
   }
 }
 
 /** Gives back the contents of every file whose last name goes with `node`. */
-const releaseBelow = (node: TreeNode, contents: ContentSink) => {
+const releaseBelow = (model: TreeModel, node: NodeId, contents: ContentSink) => {
   const stack = [node]
   while (stack.length > 0) {
     const current = stack.pop()!
-    const inode = current.inode
-    if (current.children !== undefined) {
-      stack.push(...current.children.values())
+    const children = model.childrenOf(current)
+    if (children !== undefined) {
+      for (const child of children) stack.push(child)
     } else {
-      inode.links--
-      if (inode.links === 0 && inode.content !== undefined) contents.release(inode.content)
+      const inode = model.inodeOf(current)
+      const content = model.content(inode)
+      if (model.unlink(inode) === 0 && content !== undefined) contents.release(content)
     }
   }
 }
 
-export const contentSinkFor = (contents: ContentSink): TreeSink => ({
+export const contentSinkFor = (model: TreeModel, contents: ContentSink): TreeSink => ({
   directory: () => undefined,
   file: (_parent, _name, size, sparse) => {
     const writer = contents.begin(size, sparse)
@@ -96,5 +97,5 @@ export const contentSinkFor = (contents: ContentSink): TreeSink => ({
   symlink: () => undefined,
   special: () => undefined,
   hardlink: () => undefined,
-  remove: (node) => releaseBelow(node, contents)
+  remove: (node) => releaseBelow(model, node, contents)
 })

@@ -9,6 +9,7 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { asTreeEntries } from "../../../src/domain/entry-list.js"
 import { Ext4Tools } from "../../../src/layers/ext4/ext4-tools.js"
 import type { LayerFile } from "../../../src/layers/rootfs/rootfs-builder.js"
 import { RootfsBuilder } from "../../../src/layers/rootfs/rootfs-builder.js"
@@ -60,7 +61,7 @@ describe("flattening into an image", () => {
       ]
       const { output, entries } = yield* flattenToImage(box, layers)
       const image = yield* inspectImage(output)
-      expect(compareImage(entries, image)).toEqual([])
+      expect(compareImage(asTreeEntries(entries), image)).toEqual([])
       const files = yield* readFilesFromImage(
         output,
         image.filter((entry) => entry.type === "file")

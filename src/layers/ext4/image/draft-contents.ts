@@ -15,12 +15,37 @@ import { BLOCK_SIZE, divideUp } from "./format.js"
  * A file's contents in the image: `size` bytes in these runs, in order, back to back; or, for a
  * sparse file, each run at its `logical` block of the file, the blocks between them holes.
  */
+const NO_RUNS: ReadonlyArray<BlockRun> = []
+
 export class FileBlocks implements StoredContent {
+  // One object per file, so the common case (one run, not sparse) is two numbers, not arrays.
+  private readonly start: number
+  private readonly length: number
+  private readonly manyRuns: ReadonlyArray<BlockRun> | undefined
+  readonly logical: ReadonlyArray<number> | undefined
+
   constructor(
     readonly size: number,
-    readonly runs: ReadonlyArray<BlockRun>,
-    readonly logical?: ReadonlyArray<number>
-  ) {}
+    runs: ReadonlyArray<BlockRun>,
+    logical?: ReadonlyArray<number>
+  ) {
+    const single = runs.length === 1 && logical === undefined
+    this.start = single ? runs[0]!.start : 0
+    this.length = single ? runs[0]!.length : 0
+    this.manyRuns = single ? undefined : runs.length === 0 ? NO_RUNS : runs
+    this.logical = logical
+  }
+
+  get runs(): ReadonlyArray<BlockRun> {
+    return this.manyRuns ?? [{ start: this.start, length: this.length }]
+  }
+
+  get blockCount(): number {
+    if (this.manyRuns === undefined) return this.length
+    let blocks = 0
+    for (const run of this.manyRuns) blocks += run.length
+    return blocks
+  }
 }
 
 /** The blocks a sparse map's data touches, as `[first, count, ...]` ranges of logical blocks. */

@@ -5,7 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
-import type { TreeEntry } from "../../../domain/tree.js"
+import { type FlatEntries, isEntryList, listEntries } from "../../../domain/entry-list.js"
 import { BlockAllocator, reservedBlocksFor } from "./allocator.js"
 import { crc32cUpdate } from "./crc32c.js"
 import { DraftContents } from "./draft-contents.js"
@@ -78,12 +78,15 @@ export class ImageDraftFile {
   }
 
   /** Lays out the tree; a string says why it cannot be stored. */
-  plan(entries: ReadonlyArray<TreeEntry>, timestamp: number): PlannedImage | string {
+  plan(entries: FlatEntries, timestamp: number): PlannedImage | string {
+    const list = isEntryList(entries) ? entries : listEntries(entries)
+    if (typeof list === "string") return list
     this.contents.flush()
-    const tree: TreePlan | string = planTree(entries, this.allocator, {
+    const contents = this.contents
+    const tree: TreePlan | string = planTree(list, this.allocator, {
       fsSeed: this.fsSeed,
       timestamp,
-      contentOf: (entry) => entry.content
+      write: (block, bytes) => contents.writeAt(block * BLOCK_SIZE, bytes)
     })
     if (typeof tree === "string") return tree
     const reserve = this.allocator.reserve
@@ -115,7 +118,6 @@ export class ImageDraftFile {
     }
     const fsSeed = this.fsSeed
     const uuid = this.uuid
-    const contents = this.contents
     const fd = this.fd
     return {
       requiredBytes: high * BLOCK_SIZE,

@@ -1,10 +1,13 @@
 /**
  * Everything about the tree that does not depend on the filesystem's size: inode numbers, link
  * counts, directory blocks, symlink and xattr blocks and extent trees, all allocated after the file
- * contents. What is left (journal, inode tables, bitmaps) scales with the size, chosen next.
+ * contents and written at once. What is left (journal, inode tables, bitmaps) scales with the
+ * size, chosen next. Per inode the plan keeps a few numbers in typed arrays and the bytes of its
+ * i_block; the rest of each inode is read from the entries again when the inode table is written.
  */
-import type { StoredContent } from "../../../domain/content.js"
-import type { EntryType, TreeEntry } from "../../../domain/tree.js"
+import type { EntryList } from "../../../domain/entry-list.js"
+import { pathAt } from "../../../domain/entry-list.js"
+import type { EntryType } from "../../../domain/tree.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { type DirectoryEntry, directoryBlocks, encodeDirectory } from "./directory.js"
 import { FileBlocks } from "./draft-contents.js"
@@ -23,10 +26,10 @@ import {
   S_IFLNK,
   S_IFREG
 } from "./format.js"
-import { type InodeFields, inodeSeed } from "./inode.js"
+import { inodeSeed } from "./inode.js"
 import { encodeXattrs, sealXattrBlock } from "./xattrs.js"
 
-const TYPE_BITS: Record<EntryType, number> = {
+export const TYPE_BITS: Record<EntryType, number> = {
   file: S_IFREG,
   directory: S_IFDIR,
   symlink: S_IFLNK,
@@ -38,60 +41,148 @@ const FILE_TYPE: Record<EntryType, number> = { file: 1, directory: 2, char: 3, b
 /** The kernel's EXT4_LINK_MAX; a directory with more subdirectories counts 1 (dir_nlink). */
 const LINK_MAX = 65000
 
-/** A block the image needs written, with what goes in it once its number is known. */
-export interface PendingBlock {
-  readonly block: number
-  readonly bytes: Uint8Array
-  /** Checksums that include the block number (xattr blocks) are set just before writing. */
-  readonly seal?: (bytes: Uint8Array, block: number) => void
-}
-
-export interface PlannedInode {
-  readonly ino: number
-  readonly fields: InodeFields
-  readonly isDirectory: boolean
-}
-
-export interface TreePlan {
-  /** Every inode from `ROOT_INODE` on, by number; the reserved ones it does not use are absent. */
-  readonly inodes: ReadonlyArray<PlannedInode>
-  /** The highest inode number in use. */
-  readonly lastInode: number
-  readonly blocks: ReadonlyArray<PendingBlock>
-}
-
 export interface PlanOptions {
   readonly fsSeed: number
   /** What lost+found gets when the entries have none (and the superblock): see `BuildExt4Options`. */
   readonly timestamp: number
-  /** The stored contents of a regular file's primary entry. */
-  readonly contentOf: (entry: TreeEntry) => StoredContent | undefined
+  /** Writes a block the tree needs (directories, extent trees, symlink targets, xattrs). */
+  readonly write: (block: number, bytes: Uint8Array) => void
 }
 
-const parentOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf("/"), 0))
-const baseOf = (path: string) => path.slice(path.lastIndexOf("/") + 1)
+const NAME_MAX = 255
 
-interface Node {
-  readonly ino: number
-  readonly entry: TreeEntry
-  links: number
-  subdirectories: number
-  readonly children: Array<DirectoryEntry> | undefined
+/** The entries, with lost+found added as the root's first child when they have none. */
+interface PlanEntries {
+  readonly list: EntryList
+  /** Entries plus the added lost+found, if any (at index `list.length`). */
+  readonly length: number
+  readonly added: boolean
+  readonly timestamp: number
 }
 
-const checkEntry = (entry: TreeEntry): string | undefined => {
+const typeAt = (entries: PlanEntries, index: number): EntryType =>
+  index === entries.list.length ? "directory" : entries.list.type(index)
+
+/** The fields of an inode the plan does not keep: they come from its entry. */
+export interface EntryFields {
+  readonly type: EntryType
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly mtime: number
+}
+
+const fieldsAt = (entries: PlanEntries, index: number): EntryFields =>
+  index === entries.list.length
+    ? { type: "directory", mode: 0o700, uid: 0, gid: 0, mtime: entries.timestamp }
+    : {
+        type: entries.list.type(index),
+        mode: entries.list.mode(index),
+        uid: entries.list.uid(index),
+        gid: entries.list.gid(index),
+        mtime: entries.list.mtime(index)
+      }
+
+/** What the plan keeps per inode, by inode number, from `ROOT_INODE` to `lastInode`. */
+export class PlannedInodes {
+  /** The entry an inode was made from; -1 for the reserved inodes the tree does not use. */
+  readonly entry: Int32Array
+  readonly links: Uint16Array
+  /** 1 where the inode uses extents (EXTENTS_FL). */
+  readonly extents: Uint8Array
+  /** Blocks the inode owns (data, extent tree, xattr block); images stay below 2^32 blocks. */
+  readonly blocks: Uint32Array
+  readonly xattrBlock: Uint32Array
+  /** A directory's size; a file's is its entry's, a symlink's its target's. */
+  readonly directorySize = new Map<number, number>()
+  private readonly iBlockAt: Uint32Array
+  private readonly iBlockLength: Uint8Array
+  private arena = new Uint8Array(64 * 1024)
+  private arenaUsed = 0
+  readonly inlineXattrs = new Map<number, Uint8Array>()
+
+  constructor(
+    readonly count: number,
+    private readonly entries: PlanEntries
+  ) {
+    this.entry = new Int32Array(count).fill(-1)
+    this.links = new Uint16Array(count)
+    this.extents = new Uint8Array(count)
+    this.blocks = new Uint32Array(count)
+    this.xattrBlock = new Uint32Array(count)
+    this.iBlockAt = new Uint32Array(count)
+    this.iBlockLength = new Uint8Array(count)
+  }
+
+  /** Keeps `iBlock` without its trailing zeros (most use 24 of its 60 bytes). */
+  setIBlock(ino: number, iBlock: Uint8Array) {
+    let length = 60
+    while (length > 0 && iBlock[length - 1] === 0) length--
+    if (this.arenaUsed + length > this.arena.length) {
+      const bigger = new Uint8Array(this.arena.length * 2)
+      bigger.set(this.arena.subarray(0, this.arenaUsed))
+      this.arena = bigger
+    }
+    this.arena.set(iBlock.subarray(0, length), this.arenaUsed)
+    this.iBlockAt[ino] = this.arenaUsed
+    this.iBlockLength[ino] = length
+    this.arenaUsed += length
+  }
+
+  /** Fills `iBlock` (60 bytes) with the inode's. */
+  iBlock(ino: number, iBlock: Uint8Array) {
+    iBlock.fill(0)
+    const at = this.iBlockAt[ino]!
+    iBlock.set(this.arena.subarray(at, at + this.iBlockLength[ino]!))
+  }
+
+  isDirectory(ino: number) {
+    const entry = this.entry[ino]!
+    return entry >= 0 && typeAt(this.entries, entry) === "directory"
+  }
+
+  fieldsOf(ino: number): EntryFields | undefined {
+    const entry = this.entry[ino]!
+    return entry < 0 ? undefined : fieldsAt(this.entries, entry)
+  }
+
+  size(ino: number): number {
+    const entry = this.entry[ino]!
+    if (entry < 0) return 0
+    switch (typeAt(this.entries, entry)) {
+      case "file":
+        return this.entries.list.size(entry)
+      case "directory":
+        return this.directorySize.get(ino)!
+      case "symlink":
+        return Buffer.byteLength(this.entries.list.linkTarget(entry)!)
+      default:
+        return 0
+    }
+  }
+}
+
+export interface TreePlan {
+  readonly inodes: PlannedInodes
+  /** The highest inode number in use. */
+  readonly lastInode: number
+}
+
+const checkEntry = (list: EntryList, index: number): string | undefined => {
   const id = (value: number) => Number.isSafeInteger(value) && value >= 0 && value <= 0xffffffff
-  if (!id(entry.uid) || !id(entry.gid)) return "uid and gid must be 32-bit unsigned integers"
-  if (!Number.isSafeInteger(entry.mtime)) return "mtime must be whole seconds"
-  if (entry.type === "char" || entry.type === "block") {
-    const major = entry.devMajor ?? 0
-    const minor = entry.devMinor ?? 0
+  if (!id(list.uid(index)) || !id(list.gid(index))) return "uid and gid must be 32-bit unsigned integers"
+  if (!Number.isSafeInteger(list.mtime(index))) return "mtime must be whole seconds"
+  const type = list.type(index)
+  if (type === "char" || type === "block") {
+    const major = list.devMajor(index) ?? 0
+    const minor = list.devMinor(index) ?? 0
     const fits = (value: number, max: number) => Number.isInteger(value) && value >= 0 && value <= max
     if (!fits(major, 0xfff) || !fits(minor, 0xfffff)) {
       return `device number ${major}:${minor} does not fit ext4 (12-bit major, 20-bit minor)`
     }
   }
-  if (Buffer.byteLength(baseOf(entry.path)) > 255) return "name is longer than 255 bytes"
+  const name = list.name(index)
+  if (name.length > NAME_MAX / 3 && Buffer.byteLength(name) > NAME_MAX) return "name is longer than 255 bytes"
   return undefined
 }
 
@@ -102,66 +193,65 @@ export const encodeDevice = (major: number, minor: number): readonly [number, nu
     : [0, ((minor & 0xff) + major * 256 + Math.floor(minor / 256) * 256 * 4096) >>> 0]
 
 /** Numbers the entries' inodes and lays out what they need; a string says why it cannot. */
-export const planTree = (
-  entries: ReadonlyArray<TreeEntry>,
-  allocator: BlockAllocator,
-  options: PlanOptions
-): TreePlan | string => {
-  const fail = (entry: TreeEntry, reason: string) => `${JSON.stringify(entry.path)}: ${reason}`
-  const byPath = new Map<string, Node>()
-  const nodes: Array<Node> = []
-  let nextIno = FIRST_INODE + 1
-  const hasLostFound = entries.some((entry) => entry.path === "lost+found" && entry.type === "directory")
-  const lostFoundEntry: TreeEntry = {
-    path: "lost+found",
-    type: "directory",
-    mode: 0o700,
-    uid: 0,
-    gid: 0,
-    mtime: options.timestamp,
-    size: 0,
-    xattrs: []
-  }
-  const all = hasLostFound ? entries : [entries[0]!, lostFoundEntry, ...entries.slice(1)]
-  if (entries[0]?.path !== "" || entries[0].type !== "directory")
+export const planTree = (list: EntryList, allocator: BlockAllocator, options: PlanOptions): TreePlan | string => {
+  const fail = (index: number, reason: string) =>
+    `${JSON.stringify(index === list.length ? "lost+found" : pathAt(list, index))}: ${reason}`
+  const count = list.length
+  if (count === 0 || list.parent(0) !== -1 || list.type(0) !== "directory") {
     return "the entries must start with the root directory"
-
-  for (const entry of all) {
-    const problem = checkEntry(entry)
-    if (problem !== undefined) return fail(entry, problem)
-    if (byPath.has(entry.path)) return fail(entry, "listed twice")
-    let node: Node
-    if (entry.hardlinkTo !== undefined) {
-      const target = byPath.get(entry.hardlinkTo)
-      if (target === undefined || target.entry.type === "directory") {
-        return fail(
-          entry,
-          `hard link to ${JSON.stringify(entry.hardlinkTo)}, which is not an earlier non-directory entry`
-        )
-      }
-      node = target
-      node.links++
-      if (node.links > LINK_MAX) return fail(entry, `more than ${LINK_MAX} hard links`)
-    } else {
-      const ino =
-        entry.path === ""
-          ? ROOT_INODE
-          : entry.path === "lost+found" && entry.type === "directory"
-            ? LOST_FOUND_INODE
-            : nextIno++
-      node = { ino, entry, links: 1, subdirectories: 0, children: entry.type === "directory" ? [] : undefined }
-      nodes.push(node)
-    }
-    byPath.set(entry.path, node)
-    if (entry.path === "") continue
-    const parent = byPath.get(parentOf(entry.path))
-    if (parent?.children === undefined) return fail(entry, "its parent is not an earlier directory entry")
-    parent.children.push({ name: Buffer.from(baseOf(entry.path)), inode: node.ino, fileType: FILE_TYPE[entry.type] })
-    if (entry.type === "directory") parent.subdirectories++
   }
+  let existingLostFound = -1
+  for (let index = 1; index < count; index++) {
+    if (list.parent(index) === 0 && list.name(index) === "lost+found") existingLostFound = index
+  }
+  if (existingLostFound >= 0 && list.type(existingLostFound) !== "directory") {
+    return fail(existingLostFound, "listed twice")
+  }
+  const added = existingLostFound < 0
+  const entries: PlanEntries = { list, length: count + (added ? 1 : 0), added, timestamp: options.timestamp }
+  const lostFound = added ? count : existingLostFound
 
-  const blocks: Array<PendingBlock> = []
-  const inodes: Array<PlannedInode> = []
+  // Inode numbers, link counts and each directory's children (as linked lists, in order).
+  const inoOf = new Int32Array(entries.length)
+  let nextIno = FIRST_INODE + 1
+  const linkCounts = new Map<number, number>()
+  for (let index = 0; index < count; index++) {
+    const problem = checkEntry(list, index)
+    if (problem !== undefined) return fail(index, problem)
+    const primary = list.primary(index)
+    if (primary !== index) {
+      if (primary > index || list.type(primary) === "directory") {
+        return fail(index, "hard link to an entry that is not an earlier non-directory entry")
+      }
+      inoOf[index] = inoOf[primary]!
+      const links = (linkCounts.get(primary) ?? 1) + 1
+      if (links > LINK_MAX) return fail(index, `more than ${LINK_MAX} hard links`)
+      linkCounts.set(primary, links)
+    } else {
+      inoOf[index] = index === 0 ? ROOT_INODE : index === lostFound ? LOST_FOUND_INODE : nextIno++
+    }
+    if (index === 0) continue
+    const parent = list.parent(index)
+    if (parent < 0 || parent >= index || list.type(parent) !== "directory") {
+      return fail(index, "its parent is not an earlier directory entry")
+    }
+  }
+  if (added) inoOf[lostFound] = LOST_FOUND_INODE
+  // Built from the end, so each list comes out in entry order; an added lost+found comes first.
+  const firstChild = new Int32Array(entries.length).fill(-1)
+  const nextSibling = new Int32Array(entries.length).fill(-1)
+  for (let index = count - 1; index > 0; index--) {
+    const parent = list.parent(index)
+    nextSibling[index] = firstChild[parent]!
+    firstChild[parent] = index
+  }
+  if (added) {
+    nextSibling[lostFound] = firstChild[0]!
+    firstChild[0] = lostFound
+  }
+  const lastInode = Math.max(FIRST_INODE, nextIno - 1)
+  const inodes = new PlannedInodes(lastInode + 1, entries)
+
   const blocksOf = (runs: ReadonlyArray<BlockRun>) =>
     runs.flatMap((run) => Array.from({ length: run.length }, (_, i) => run.start + i))
   /** Writes the extent tree into `iBlock`; the number of blocks it takes outside the inode. */
@@ -174,58 +264,73 @@ export const planTree = (
     const extents = extentsOf(runs, starts)
     const treeRuns = allocator.allocate(treeBlocksFor(extents.length))
     const treeBlocks = buildExtentTree(extents, blocksOf(treeRuns), seed, iBlock)
-    for (const block of treeBlocks) blocks.push(block)
+    for (const block of treeBlocks) options.write(block.block, block.bytes)
     return treeBlocks.length
   }
-  // One allocation for every inode's i_block: typed arrays of their own cost more than the rest.
-  const iBlocks = new Uint8Array(nodes.length * 60)
+  const iBlock = new Uint8Array(60)
+  const iBlockView = new DataView(iBlock.buffer)
 
-  for (const [index, node] of nodes.entries()) {
-    const { entry, ino } = node
+  // Blocks go to the root, lost+found, then the rest in order.
+  const layoutOrder = function* () {
+    yield 0
+    if (added) yield count
+    for (let index = 1; index < count; index++) yield index
+  }
+  for (const index of layoutOrder()) {
+    const isList = index < count
+    if (isList && list.primary(index) !== index) continue
+    const ino = inoOf[index]!
+    const type = typeAt(entries, index)
     const seed = inodeSeed(options.fsSeed, ino)
-    let size = 0
     let dataBlocks = 0
     let flags = 0
-    const iBlock = iBlocks.subarray(index * 60, index * 60 + 60)
-    let links = node.links
-    switch (entry.type) {
+    let links = linkCounts.get(index) ?? 1
+    iBlock.fill(0)
+    switch (type) {
       case "file": {
-        const content = options.contentOf(entry)
-        if (!(content instanceof FileBlocks)) return fail(entry, "its contents were not written to this image")
-        if (content.size !== entry.size) return fail(entry, `holds ${content.size} bytes, ${entry.size} in the entries`)
-        size = content.size
-        dataBlocks =
-          content.runs.reduce((sum, run) => sum + run.length, 0) + withTree(content.runs, seed, iBlock, content.logical)
+        const content = list.content(index)
+        if (!(content instanceof FileBlocks)) return fail(index, "its contents were not written to this image")
+        if (content.size !== list.size(index)) {
+          return fail(index, `holds ${content.size} bytes, ${list.size(index)} in the entries`)
+        }
+        dataBlocks = content.blockCount + withTree(content.runs, seed, iBlock, content.logical)
         flags = EXTENTS_FL
         break
       }
       case "directory": {
-        const parent = entry.path === "" ? ROOT_INODE : byPath.get(parentOf(entry.path))!.ino
+        const parent = index === 0 ? ROOT_INODE : inoOf[isList ? list.parent(index) : 0]!
+        const children: Array<DirectoryEntry> = []
+        let subdirectories = 0
+        for (let child = firstChild[index]!; child !== -1; child = nextSibling[child]!) {
+          const childType = typeAt(entries, child)
+          if (childType === "directory") subdirectories++
+          const name = child === count ? "lost+found" : list.name(child)
+          children.push({ name: Buffer.from(name), inode: inoOf[child]!, fileType: FILE_TYPE[childType] })
+        }
         const minimum = ino === LOST_FOUND_INODE ? LOST_FOUND_BLOCKS : 1
-        const count = directoryBlocks(node.children!, minimum)
-        const runs = allocator.allocate(count)
-        const contents = encodeDirectory(ino, parent, node.children!, count, seed)
-        blocksOf(runs).forEach((block, index) => {
-          blocks.push({ block, bytes: contents[index]! })
+        const blockCount = directoryBlocks(children, minimum)
+        const runs = allocator.allocate(blockCount)
+        const contents = encodeDirectory(ino, parent, children, blockCount, seed)
+        blocksOf(runs).forEach((block, at) => {
+          options.write(block, contents[at]!)
         })
-        size = count * BLOCK_SIZE
-        dataBlocks = count + withTree(runs, seed, iBlock)
+        inodes.directorySize.set(ino, blockCount * BLOCK_SIZE)
+        dataBlocks = blockCount + withTree(runs, seed, iBlock)
         flags = EXTENTS_FL
-        links = 2 + node.subdirectories > LINK_MAX ? 1 : 2 + node.subdirectories
+        links = 2 + subdirectories > LINK_MAX ? 1 : 2 + subdirectories
         break
       }
       case "symlink": {
-        const target = Buffer.from(entry.linkTarget ?? "")
+        const target = Buffer.from(list.linkTarget(index) ?? "")
         if (target.length === 0 || target.length >= BLOCK_SIZE)
-          return fail(entry, "symlink target must be 1 to 4095 bytes")
-        size = target.length
+          return fail(index, "symlink target must be 1 to 4095 bytes")
         if (target.length < 60) {
           iBlock.set(target)
         } else {
           const runs = allocator.allocate(1)
           const bytes = new Uint8Array(BLOCK_SIZE)
           bytes.set(target)
-          blocks.push({ block: runs[0]!.start, bytes })
+          options.write(runs[0]!.start, bytes)
           dataBlocks = 1 + withTree(runs, seed, iBlock)
           flags = EXTENTS_FL
         }
@@ -233,45 +338,31 @@ export const planTree = (
       }
       case "char":
       case "block": {
-        const [low, high] = encodeDevice(entry.devMajor ?? 0, entry.devMinor ?? 0)
-        const view = new DataView(iBlock.buffer, iBlock.byteOffset, 60)
-        view.setUint32(0, low, true)
-        view.setUint32(4, high, true)
+        const [low, high] = encodeDevice(list.devMajor(index) ?? 0, list.devMinor(index) ?? 0)
+        iBlockView.setUint32(0, low, true)
+        iBlockView.setUint32(4, high, true)
         break
       }
       case "fifo":
         break
     }
-    const xattrs = encodeXattrs(entry.xattrs)
-    if (typeof xattrs === "string") return fail(entry, xattrs)
-    let xattrBlock = 0
-    if (xattrs.block !== undefined) {
-      xattrBlock = allocator.allocate(1)[0]!.start
-      blocks.push({
-        block: xattrBlock,
-        bytes: xattrs.block,
-        seal: (bytes, block) => sealXattrBlock(bytes, block, options.fsSeed)
-      })
-      dataBlocks++
-    }
-    inodes.push({
-      ino,
-      isDirectory: entry.type === "directory",
-      fields: {
-        mode: TYPE_BITS[entry.type] | (entry.mode & 0o7777),
-        uid: entry.uid,
-        gid: entry.gid,
-        size,
-        links,
-        time: entry.mtime,
-        flags,
-        iBlock,
-        blocks: dataBlocks * (BLOCK_SIZE / 512),
-        xattrBlock,
-        inlineXattrs: xattrs.inline
+    if (isList) {
+      const xattrs = encodeXattrs(list.xattrs(index))
+      if (typeof xattrs === "string") return fail(index, xattrs)
+      if (xattrs.block !== undefined) {
+        const block = allocator.allocate(1)[0]!.start
+        sealXattrBlock(xattrs.block, block, options.fsSeed)
+        options.write(block, xattrs.block)
+        inodes.xattrBlock[ino] = block
+        dataBlocks++
       }
-    })
+      if (xattrs.inline !== undefined) inodes.inlineXattrs.set(ino, xattrs.inline)
+    }
+    inodes.entry[ino] = index
+    inodes.links[ino] = links
+    inodes.extents[ino] = flags === EXTENTS_FL ? 1 : 0
+    inodes.blocks[ino] = dataBlocks
+    inodes.setIBlock(ino, iBlock)
   }
-  inodes.sort((a, b) => a.ino - b.ino)
-  return { inodes, lastInode: Math.max(FIRST_INODE, nextIno - 1), blocks }
+  return { inodes, lastInode }
 }

@@ -20,7 +20,7 @@ import {
 import { encodeInode, type InodeFields, inodeSeed } from "./inode.js"
 import { encodeJournalSuperblock } from "./journal.js"
 import { type Geometry, placeMetadata } from "./layout.js"
-import type { TreePlan } from "./plan.js"
+import { type TreePlan, TYPE_BITS } from "./plan.js"
 import { encodeDescriptor, encodeSuperblock, type GroupDescriptor, SUPERBLOCK_SIZE } from "./superblock.js"
 
 export interface ImageIdentity {
@@ -58,13 +58,7 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
       allocator.mark({ start: group * BLOCKS_PER_GROUP, length: 1 + geometry.descriptorBlocks })
   }
 
-  const inodes = new Map<number, { fields: InodeFields; isDirectory: boolean }>()
-  for (const inode of plan.inodes) inodes.set(inode.ino, inode)
-  for (const pending of plan.blocks) {
-    pending.seal?.(pending.bytes, pending.block)
-    contents.writeAt(pending.block * BLOCK_SIZE, pending.bytes)
-  }
-
+  let journalInode: InodeFields | undefined
   let journal: { iBlock: Uint8Array; bytes: number } | undefined
   if (geometry.journalBlocks > 0) {
     const treeBlocks = placement.journalTree.flatMap((run) =>
@@ -78,20 +72,40 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
       encodeJournalSuperblock(geometry.journalBlocks, identity.uuid)
     )
     const bytes = geometry.journalBlocks * BLOCK_SIZE
-    inodes.set(JOURNAL_INODE, {
-      isDirectory: false,
-      fields: {
-        ...EMPTY_INODE,
-        mode: S_IFREG | 0o600,
-        size: bytes,
-        links: 1,
-        time: identity.timestamp,
-        flags: EXTENTS_FL,
-        iBlock: root,
-        blocks: (geometry.journalBlocks + tree.length) * (BLOCK_SIZE / 512)
-      }
-    })
+    journalInode = {
+      ...EMPTY_INODE,
+      mode: S_IFREG | 0o600,
+      size: bytes,
+      links: 1,
+      time: identity.timestamp,
+      flags: EXTENTS_FL,
+      iBlock: root,
+      blocks: (geometry.journalBlocks + tree.length) * (BLOCK_SIZE / 512)
+    }
     journal = { iBlock: root, bytes }
+  }
+
+  const planned = plan.inodes
+  // One scratch record for every inode of the tree: encodeInode copies it out at once.
+  const iBlock = new Uint8Array(60)
+  const fieldsOf = (ino: number): InodeFields | undefined => {
+    if (ino >= planned.count) return undefined
+    const entry = planned.fieldsOf(ino)
+    if (entry === undefined) return undefined
+    planned.iBlock(ino, iBlock)
+    return {
+      mode: TYPE_BITS[entry.type] | (entry.mode & 0o7777),
+      uid: entry.uid,
+      gid: entry.gid,
+      size: planned.size(ino),
+      links: planned.links[ino]!,
+      time: entry.mtime,
+      flags: planned.extents[ino] === 1 ? EXTENTS_FL : 0,
+      iBlock,
+      blocks: planned.blocks[ino]! * (BLOCK_SIZE / 512),
+      xattrBlock: planned.xattrBlock[ino]!,
+      inlineXattrs: planned.inlineXattrs.get(ino)
+    }
   }
 
   const ipg = geometry.inodesPerGroup
@@ -105,13 +119,13 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
       const table = new Uint8Array(usedInGroup * INODE_SIZE)
       for (let index = 0; index < usedInGroup; index++) {
         const ino = firstIno + index
-        const inode = inodes.get(ino)
-        encodeInode(table.subarray(index * INODE_SIZE), ino, inode?.fields ?? EMPTY_INODE, fsSeed)
+        const fields = ino === JOURNAL_INODE ? journalInode : fieldsOf(ino)
+        encodeInode(table.subarray(index * INODE_SIZE), ino, fields ?? EMPTY_INODE, fsSeed)
       }
       contents.writeAt(placement.inodeTables[group]! * BLOCK_SIZE, table)
     }
     let usedDirs = 0
-    for (let ino = firstIno; ino < firstIno + usedInGroup; ino++) if (inodes.get(ino)?.isDirectory) usedDirs++
+    for (let ino = firstIno; ino < firstIno + usedInGroup; ino++) if (planned.isDirectory(ino)) usedDirs++
 
     const inodeBitmap = new Uint8Array(BLOCK_SIZE)
     for (let bit = 0; bit < usedInGroup; bit++) inodeBitmap[bit >> 3]! |= 1 << (bit & 7)
