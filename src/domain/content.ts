@@ -29,6 +29,19 @@ export interface ContentSink {
   readonly begin: (size: number, sparse?: ReadonlyArray<number>) => ContentWriter
   /** The file's last name is gone: its space can hold later files. */
   readonly release: (content: StoredContent) => void
+  /** How to keep contents as numbers instead of objects, when the sink knows one. */
+  readonly packing?: ContentPacking | undefined
+}
+
+/**
+ * Most stored contents are two numbers (an image draft's: where the blocks start, how many), and
+ * an object each costs a model of 500k files ~30 MiB: a sink that can say so lets the model keep
+ * the numbers and rebuild the object when it is asked for.
+ */
+export interface ContentPacking {
+  /** Two 32-bit unsigned integers standing for `content`, or undefined when it needs its object. */
+  readonly pack: (content: StoredContent) => readonly [number, number] | undefined
+  readonly unpack: (size: number, first: number, second: number) => StoredContent
 }
 
 /** A failed write, thrown out of the synchronous calls; the caller fails with `error`. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { toTreeEntries } from "../../src/domain/entry-list.js"
+import { FileBlocks, fileBlocksPacking } from "../../src/layers/ext4/image/draft-contents.js"
 import { listTree } from "../../src/layers/rootfs/tree-listing.js"
 import { TreeModel } from "../../src/layers/rootfs/tree-model.js"
 
@@ -47,5 +48,31 @@ describe("the tree model's listing", () => {
     expect(entries[4]).toMatchObject({ type: "file", uid: 7, size: 3 })
     expect(model.isAttached(gone)).toBe(false)
     expect(model.pathOf(model.child(b, "x")!)).toBe("b/x")
+  })
+
+  it("keeps an image draft's one-run contents as numbers and gives back equal ones; others as they are", () => {
+    const model = new TreeModel(fileBlocksPacking)
+    const stored = (content: FileBlocks) => {
+      const inode = model.newInode("file", meta)
+      model.setSize(inode, content.size)
+      model.setContent(inode, content)
+      return model.content(inode) as FileBlocks
+    }
+    const oneRun = stored(new FileBlocks(9000, [{ start: 4_000_000_000, length: 3 }]))
+    expect([oneRun.size, oneRun.runs, oneRun.logical]).toEqual([9000, [{ start: 4_000_000_000, length: 3 }], undefined])
+    expect(stored(new FileBlocks(0, [])).runs).toEqual([])
+    const twoRuns = new FileBlocks(9000, [
+      { start: 10, length: 1 },
+      { start: 20, length: 2 }
+    ])
+    expect(stored(twoRuns)).toBe(twoRuns)
+    const sparse = new FileBlocks(1 << 20, [{ start: 30, length: 1 }], [200])
+    expect(stored(sparse)).toBe(sparse)
+    // A content whose size is not the inode's is kept whole rather than rebuilt with the wrong size.
+    const inode = model.newInode("file", meta)
+    model.setSize(inode, 5)
+    const odd = new FileBlocks(4, [{ start: 1, length: 1 }])
+    model.setContent(inode, odd)
+    expect(model.content(inode)).toBe(odd)
   })
 })

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import type { ContentSink } from "../../domain/content.js"
+import type { ContentPacking, ContentSink } from "../../domain/content.js"
 import { toTreeEntries } from "../../domain/entry-list.js"
 import type { StatePathsShape } from "../state/state-paths.js"
 import { applyLayer, type TreeState } from "./apply-layer.js"
@@ -16,10 +16,11 @@ export const makeRootfsBuilder = (paths: StatePathsShape, options: RootfsBuilder
   const limit = options.maxUncompressedLayerBytes ?? DEFAULT_MAX_LAYER_BYTES
   const applyAll = Effect.fn("RootfsBuilder.applyAll")(function* (
     sinkFor: (model: TreeModel) => TreeSink,
+    packing: ContentPacking | undefined,
     layers: ReadonlyArray<LayerFile>,
     onLayerApplied: ((index: number) => Effect.Effect<void>) | undefined
   ) {
-    const model = new TreeModel()
+    const model = new TreeModel(packing)
     const tree: TreeState = { sink: sinkFor(model), model, layers: 0 }
     for (const [index, layer] of layers.entries()) {
       yield* applyLayer(tree, layer, limit).pipe(
@@ -34,10 +35,10 @@ export const makeRootfsBuilder = (paths: StatePathsShape, options: RootfsBuilder
   return {
     flatten: Effect.fn("RootfsBuilder.flatten")(function* (layers, onLayerApplied) {
       const dir = yield* acquireTempTree(paths)
-      const list = yield* applyAll((model) => diskSink(model, dir), layers, onLayerApplied)
+      const list = yield* applyAll((model) => diskSink(model, dir), undefined, layers, onLayerApplied)
       return { dir, entries: toTreeEntries(list) }
     }),
     flattenInto: (layers, contents: ContentSink, onLayerApplied) =>
-      applyAll((model) => contentSinkFor(model, contents), layers, onLayerApplied)
+      applyAll((model) => contentSinkFor(model, contents), contents.packing, layers, onLayerApplied)
   }
 }

@@ -8,7 +8,7 @@
  * Here an entry costs its name string, a slot in its directory's map and ~60 bytes of arrays.
  * Numbers are never reused: a removed node keeps its slots (whiteouts and replacements are few).
  */
-import type { StoredContent } from "../../domain/content.js"
+import type { ContentPacking, StoredContent } from "../../domain/content.js"
 import type { EntryType } from "../../domain/tree.js"
 
 export type NodeId = number
@@ -18,6 +18,9 @@ const TYPES: ReadonlyArray<EntryType> = ["file", "directory", "symlink", "char",
 const TYPE_CODE = new Map(TYPES.map((type, code) => [type, code]))
 const DIRECTORY = TYPE_CODE.get("directory")!
 const NONE = -1
+const NO_CONTENT = 0
+const PACKED = 1
+const OBJECT = 2
 
 // Growing by half, not double, keeps the unused tail of each array to a third at most.
 const grown = <T extends Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array>(
@@ -78,10 +81,13 @@ export class TreeModel {
   private readonly linkTargets = new Map<InodeId, string>()
   private readonly devices = new Map<InodeId, readonly [major: number, minor: number]>()
   private readonly xattrMap = new Map<InodeId, ReadonlyArray<readonly [name: string, value: Uint8Array]>>()
-  /** Where a file's contents went, when flattened into a content sink (a sparse array by inode). */
-  private readonly contentOf: Array<StoredContent | undefined> = []
+  /** Where a file's contents went, when flattened into a content sink: packed, or an object. */
+  private contentKind = new Uint8Array(1024)
+  private contentFirst = new Uint32Array(1024)
+  private contentSecond = new Uint32Array(1024)
+  private readonly contentOf = new Map<InodeId, StoredContent>()
 
-  constructor() {
+  constructor(private readonly packing?: ContentPacking | undefined) {
     const inode = this.newInode("directory", { mode: 0o755, uid: 0, gid: 0, mtime: 0 })
     this.addNode(NONE, "", inode)
   }
@@ -105,7 +111,11 @@ export class TreeModel {
       this.inodeMtime = grown(this.inodeMtime, needed)
       this.inodeSize = grown(this.inodeSize, needed)
       this.inodeLinks = grown(this.inodeLinks, needed)
+      this.contentKind = grown(this.contentKind, needed)
+      this.contentFirst = grown(this.contentFirst, needed)
+      this.contentSecond = grown(this.contentSecond, needed)
     }
+    this.contentKind[inode] = NO_CONTENT
     this.inodeType[inode] = TYPE_CODE.get(type)!
     this.setMeta(inode, meta)
     return inode
@@ -245,11 +255,30 @@ export class TreeModel {
     if (xattrs.length === 0) this.xattrMap.delete(inode)
     else this.xattrMap.set(inode, xattrs)
   }
-  content(inode: InodeId) {
-    return this.contentOf[inode]
+  content(inode: InodeId): StoredContent | undefined {
+    switch (this.contentKind[inode]) {
+      case PACKED:
+        return this.packing!.unpack(this.inodeSize[inode]!, this.contentFirst[inode]!, this.contentSecond[inode]!)
+      case OBJECT:
+        return this.contentOf.get(inode)
+      default:
+        return undefined
+    }
   }
+  /** Call after `setSize`: a packed content's size is the inode's. */
   setContent(inode: InodeId, content: StoredContent | undefined) {
-    if (content !== undefined || inode < this.contentOf.length) this.contentOf[inode] = content
+    this.contentOf.delete(inode)
+    this.contentKind[inode] = NO_CONTENT
+    if (content === undefined) return
+    const packed = content.size === this.inodeSize[inode] ? this.packing?.pack(content) : undefined
+    if (packed === undefined) {
+      this.contentKind[inode] = OBJECT
+      this.contentOf.set(inode, content)
+      return
+    }
+    this.contentKind[inode] = PACKED
+    this.contentFirst[inode] = packed[0]
+    this.contentSecond[inode] = packed[1]
   }
 
   /** Relative path of an attached node; "" for the root. */

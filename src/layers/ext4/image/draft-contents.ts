@@ -5,7 +5,13 @@
  * buffer stays contiguous and a reused block keeps nothing of what it held before.
  */
 import * as fs from "node:fs"
-import { ContentFailure, type ContentSink, type ContentWriter, type StoredContent } from "../../../domain/content.js"
+import {
+  ContentFailure,
+  type ContentPacking,
+  type ContentSink,
+  type ContentWriter,
+  type StoredContent
+} from "../../../domain/content.js"
 import { describeSystemError, FilesystemError } from "../../../domain/errors.js"
 import { formatSize } from "../../../domain/size.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
@@ -38,6 +44,13 @@ export class FileBlocks implements StoredContent {
 
   get runs(): ReadonlyArray<BlockRun> {
     return this.manyRuns ?? [{ start: this.start, length: this.length }]
+  }
+
+  /** `[start, length]` of its one run (`[0, 0]` for none), when not sparse: see `ContentPacking`. */
+  packed(): readonly [number, number] | undefined {
+    if (this.logical !== undefined || this.start >= 2 ** 32 || this.length >= 2 ** 32) return undefined
+    if (this.manyRuns === undefined) return [this.start, this.length]
+    return this.manyRuns.length === 0 ? [0, 0] : undefined
   }
 
   get blockCount(): number {
@@ -73,7 +86,14 @@ const WRITEBACK_BYTES = 64 * 1024 * 1024
 /** The most new file data written between two looks at the filesystem's free space. */
 const SPACE_CHECK_BYTES = 64 * 1024 * 1024
 
+/** File contents as the two numbers of `FileBlocks.packed`. */
+export const fileBlocksPacking: ContentPacking = {
+  pack: (content) => (content instanceof FileBlocks ? content.packed() : undefined),
+  unpack: (size, start, length) => new FileBlocks(size, length === 0 ? NO_RUNS : [{ start, length }])
+}
+
 export class DraftContents implements ContentSink {
+  readonly packing = fileBlocksPacking
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
   private bufferStart = 0
   private bufferLength = 0
