@@ -1,3 +1,5 @@
+import * as fs from "node:fs"
+
 /**
  * How the CLI starts its daemon (spawn.ts): V8 flags, and glibc malloc settings in its environment.
  *
@@ -30,4 +32,45 @@ export const DAEMON_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=
 export const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(1024 * 1024),
   MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024)
+}
+
+/** Where Debian's libjemalloc2 puts the library. */
+export const JEMALLOC_PATHS: ReadonlyArray<string> = [
+  "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib/libjemalloc.so.2",
+  "/usr/lib64/libjemalloc.so.2"
+]
+
+/**
+ * jemalloc instead of glibc's malloc, when it is installed and the environment preloads nothing
+ * else. A big pull leaves glibc's heap fragmented: free memory it cannot trim stayed in the
+ * daemon (500k-file image: [heap] ~30-35 MiB of RSS five seconds after the pull, whatever the
+ * MALLOC_* thresholds), while jemalloc gives unused pages back within about a second
+ * (`dirty_decay_ms`, on its own background thread). The daemon takes it out of its environment
+ * again at start (`forgetPreload`), so the tools it runs keep their usual malloc.
+ */
+export const daemonAllocatorEnv = (
+  env: NodeJS.ProcessEnv,
+  exists: (path: string) => boolean = fs.existsSync
+): Readonly<Record<string, string>> => {
+  if (env.LD_PRELOAD !== undefined || env.BANGER_DAEMON_MALLOC === "glibc") return DAEMON_MALLOC_ENV
+  const jemalloc = JEMALLOC_PATHS.find(exists)
+  if (jemalloc === undefined) return DAEMON_MALLOC_ENV
+  return {
+    LD_PRELOAD: jemalloc,
+    MALLOC_CONF: env.MALLOC_CONF ?? "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+    BANGER_DAEMON_PRELOAD: jemalloc
+  }
+}
+
+/** Drops the preload `daemonAllocatorEnv` added, so that the daemon's children do not inherit it. */
+export const forgetPreload = (env: NodeJS.ProcessEnv = process.env) => {
+  const preload = env.BANGER_DAEMON_PRELOAD
+  if (preload === undefined) return
+  if (env.LD_PRELOAD === preload) {
+    delete env.LD_PRELOAD
+    delete env.MALLOC_CONF
+  }
+  delete env.BANGER_DAEMON_PRELOAD
 }

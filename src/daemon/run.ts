@@ -4,6 +4,7 @@ import { Deferred, type Duration, Effect, Exit, Layer, Option } from "effect"
 import { appLayer } from "../app/app-layer.js"
 import { pullKernel } from "../pipelines/kernel/pull-kernel.js"
 import { pullImage } from "../pipelines/pull/pull.js"
+import { forgetPreload } from "./node-flags.js"
 import { type DaemonConfig, daemonLayer } from "./server.js"
 
 /**
@@ -39,18 +40,22 @@ export const stateDirRemoved = (stateDir: string, every: Duration.DurationInput 
  * until the state dir disappears (then it succeeds with why it stopped).
  */
 export const runDaemon = (config: DaemonConfig) =>
-  Effect.raceFirst(
-    Layer.launch(
-      daemonLayer(
-        config,
-        appLayer(config.stateDir, { subnet: config.subnet, transfer: config.transfer }).pipe(
-          Layer.provideMerge(NodeContext.layer)
+  Effect.sync(() => forgetPreload()).pipe(
+    Effect.zipRight(
+      Effect.raceFirst(
+        Layer.launch(
+          daemonLayer(
+            config,
+            appLayer(config.stateDir, { subnet: config.subnet, transfer: config.transfer }).pipe(
+              Layer.provideMerge(NodeContext.layer)
+            ),
+            pullImage,
+            pullKernel
+          )
         ),
-        pullImage,
-        pullKernel
+        stateDirRemoved(config.stateDir).pipe(Effect.provide(NodeContext.layer))
       )
-    ),
-    stateDirRemoved(config.stateDir).pipe(Effect.provide(NodeContext.layer))
+    )
   )
 
 /**
