@@ -103,9 +103,13 @@ export const rootfsFixture = (calls: Calls) =>
   )
 
 /** The Ext4Tools fake, recording each image written, or failing its write when `fail` is set. */
-export const ext4Fake = (calls: Calls, options: { fail?: boolean; delay?: Effect.Effect<void> } = {}) => {
+export const ext4Fake = (
+  calls: Calls,
+  options: { fail?: boolean; failCheck?: boolean; delay?: Effect.Effect<void> } = {}
+) => {
   const fake = makeExt4ToolsFake()
   if (options.fail) fake.failBuild = new Ext4Error({ tool: "ext4 writer", reason: "no space left", stderr: "" })
+  if (options.failCheck) fake.failCheck = new Ext4Error({ tool: "e2fsck", reason: "not clean (exit 4)", stderr: "" })
   const openDraft: Ext4ToolsShape["openDraft"] = (draftOptions) =>
     Effect.map(fake.tools.openDraft(draftOptions), (draft) => ({
       ...draft,

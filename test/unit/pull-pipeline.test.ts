@@ -129,6 +129,21 @@ describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
     })
   )
 
+  it.live("an image that fails its check (run alongside the boot staging) leaves no staging dir and no row", () =>
+    withTempState((root, kernel) => {
+      const calls = newCalls()
+      return Effect.gen(function* () {
+        const error = yield* Effect.flip(pullImage({ reference: "debian", kernel: { _tag: "Paths", kernel } }))
+        expect(error).toMatchObject({ _tag: "Ext4Error", tool: "e2fsck" })
+        expect(calls.build).toHaveLength(1)
+        const paths = yield* StatePaths
+        expect(fs.readdirSync(paths.images)).toEqual([])
+        expect(listTmp(paths.tmp)).toEqual([])
+        expect(yield* Effect.flatMap(Store, (store) => store.images.list)).toEqual([])
+      }).pipe(Effect.provide(pipelineLayer(root, calls, ext4Fake(calls, { failCheck: true }))))
+    })
+  )
+
   it.live("an interrupted pull rolls back the staging dir and the image in it", () =>
     withTempState((root, kernel) => {
       const calls = newCalls()

@@ -5,8 +5,9 @@ import { reportStage } from "./progress.js"
 import { chooseImageSize } from "./size.js"
 
 /**
- * Flatten → size → write metadata → fsck. File contents go straight into the image while the
- * layers are applied; the image file is removed if any step fails or is interrupted.
+ * Flatten → size → write metadata. File contents go straight into the image while the layers are
+ * applied; the image file is removed if any step fails or is interrupted. The check (`e2fsck`) is
+ * the caller's, so that it can run alongside other work.
  */
 export const buildRootfs = Effect.fn("buildRootfs")(function* (
   layers: ReadonlyArray<LayerFile>,
@@ -25,7 +26,6 @@ export const buildRootfs = Effect.fn("buildRootfs")(function* (
       const { sizeBytes } = yield* chooseImageSize({ image, entryCount: entries.length, requested: requestedSize })
       yield* reportStage("write-ext4")
       yield* image.write({ sizeBytes, label: "rootfs" })
-      yield* ext4.check(output)
       return sizeBytes
     })
   )

@@ -2,6 +2,7 @@ import * as path from "node:path"
 import { DateTime, Effect } from "effect"
 import { Image, ImageRuntime } from "../../domain/image.js"
 import { formatPlatform } from "../../domain/reference.js"
+import { Ext4Tools } from "../../layers/ext4/ext4-tools.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { lookupCatalog } from "../catalog/catalog-name.js"
 import { buildRootfs } from "./build-rootfs.js"
@@ -76,11 +77,22 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
         buildRootfs(fetched.layers, rootfs, requestedSize),
         Effect.zipRight(fetched.downloads, Effect.never)
       )
-      yield* fetched.downloads
 
       yield* reportStage("stage-boot")
-      const boot = yield* stageBootArtifacts(kernel, staging.dir)
-
+      // The image is checked (e2fsck, a process of its own) while the boot artifacts are copied and
+      // the downloads finish verifying and syncing their blobs, all before anything is published.
+      // Each runs to its end even when another fails: a copy cut short by a failure elsewhere would
+      // still land in the staging dir while it is being removed.
+      const outcomes = yield* Effect.all(
+        [
+          fetched.downloads,
+          Effect.flatMap(Ext4Tools, (ext4) => ext4.check(rootfs)),
+          stageBootArtifacts(kernel, staging.dir)
+        ],
+        { concurrency: "unbounded", mode: "either" }
+      )
+      // A failed download explains a failed check, so it is the one reported.
+      const [, , boot] = yield* Effect.all(outcomes)
       yield* reportStage("publish")
       const finalDir = paths.imageDir(staging.id)
       const image = new Image({
