@@ -3,7 +3,8 @@
  * draft (contents written to their blocks), plan the tree, write the metadata. No registry, no
  * daemon, no e2fsck. For working on src/layers/rootfs/ and src/layers/ext4/. Run `npm run bench`
  * once first to build the layers, then: `npx tsx bench/flatten-bench.ts [runs] [--disk]`
- * (`--disk`: flatten into a temp tree instead, as the tests' `flatten` does).
+ * (`--disk`: flatten into a temp tree instead, as the tests' `flatten` does; `--layers=FILE`: the
+ * layers of another image, a JSON file of the same form as `.bench/layers/layers.json`).
  */
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -18,7 +19,10 @@ import { repoRoot } from "../test/support/debian-rootfs.js"
 const args = process.argv.slice(2)
 const runs = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 3)
 const disk = args.includes("--disk")
-const meta = JSON.parse(await fs.readFile(path.join(repoRoot, ".bench", "layers", "layers.json"), "utf8")) as {
+const layersAt = args.find((arg) => arg.startsWith("--layers="))?.slice("--layers=".length)
+const meta = JSON.parse(
+  await fs.readFile(layersAt ?? path.join(repoRoot, ".bench", "layers", "layers.json"), "utf8")
+) as {
   layers: ReadonlyArray<LayerFile>
 }
 const state = await fs.mkdtemp(path.join(os.tmpdir(), "banger-flatten-bench-"))
