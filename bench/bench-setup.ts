@@ -10,6 +10,16 @@ export type ScratchKind = "loop" | "ram" | "tmp"
 
 export const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
+/** Ctrl-C or a TERM still stops the daemons, registries and mounts a bench started. */
+export const cleanUpOnSignals = (cleanup: () => Promise<void>) => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: cleaning up`)
+    void cleanup().finally(() => process.exit(130))
+  }
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Preflight
 

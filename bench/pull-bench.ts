@@ -23,7 +23,7 @@ import * as path from "node:path"
 import { repoRoot } from "../test/support/debian-rootfs.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { benchLayers, GZIP_LEVEL } from "./bench-image.js"
-import { findKernel, log, preflight, scratchDir, throttlingProxy } from "./bench-setup.js"
+import { cleanUpOnSignals, findKernel, log, preflight, scratchDir, throttlingProxy } from "./bench-setup.js"
 import { runScale, SCALE_BENCH_IMAGES } from "./scale-bench.js"
 import {
   type BangerContext,
@@ -215,12 +215,7 @@ const main = async () => {
     await registry?.stop()
     await scratch.release()
   }
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: cleaning up`)
-    void cleanup().finally(() => process.exit(130))
-  }
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
+  cleanUpOnSignals(cleanup)
 
   try {
     registry = await startRegistry()

@@ -16,7 +16,7 @@ import { repoRoot } from "../test/support/debian-rootfs.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import type { LayerFile } from "../test/support/rootfs-layers.js"
 import { benchLayers } from "./bench-image.js"
-import { log, onPath, runQuiet, type ScratchKind, scratchDir } from "./bench-setup.js"
+import { cleanUpOnSignals, log, onPath, runQuiet, type ScratchKind, scratchDir } from "./bench-setup.js"
 import { buildScaleImage, SCALE_IMAGES } from "./scale-images.js"
 import { type PlotPoint, scalePlotSvg } from "./scale-plot.js"
 import { type BangerContext, formatParts, MiB, mib, runBanger, runToolchain, seconds, stopDaemon } from "./sides.js"
@@ -112,12 +112,7 @@ export const runScale = async (options: ScaleOptions) => {
     await registry?.stop()
     await scratch.release()
   }
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: cleaning up`)
-    void cleanup().finally(() => process.exit(130))
-  }
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
+  cleanUpOnSignals(cleanup)
 
   const rows: Array<Row> = []
   try {

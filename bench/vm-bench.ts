@@ -23,6 +23,7 @@ import { findCloudKernel } from "../test/support/qemu.js"
 import { pushImage, startRegistry, type TestRegistry } from "../test/support/registry.js"
 import { layerFromDirectory } from "../test/support/rootfs-layers.js"
 import { answers } from "../test/support/socket-answers.js"
+import { cleanUpOnSignals, log } from "./bench-setup.js"
 import { gone, readCmdline } from "./proc.js"
 
 type ScenarioName = "xfs" | "disk"
@@ -68,8 +69,6 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer\n${usage}`)
   return { runs, scenarios, diskSize, build, out, network }
 }
-
-const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
 const runQuiet = (command: string, args: ReadonlyArray<string>) => {
   const result = spawnSync(command, args, { encoding: "utf8" })
@@ -519,12 +518,7 @@ const main = async () => {
     registry = undefined
     await fs.rm(work, { recursive: true, force: true })
   }
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal}: cleaning up`)
-    void cleanup().finally(() => process.exit(130))
-  }
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
+  cleanUpOnSignals(cleanup)
 
   try {
     const rootfs = await debianRootfs()
