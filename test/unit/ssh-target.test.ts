@@ -10,41 +10,12 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SshTarget } from "../../src/domain/ssh.js"
-import { Vm } from "../../src/domain/vm.js"
-import { vmNetworkAt } from "../../src/layers/network/address.js"
 import { Network } from "../../src/layers/network/network.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { makeVmmFake, Vmm } from "../../src/layers/vmm/vmm.js"
 import { vmSshTarget } from "../../src/pipelines/vm/ssh-target.js"
-
-const vmRow = (name: string, dir: string, options: { running: boolean; network: boolean }) =>
-  new Vm({
-    id: path.basename(dir),
-    name,
-    image: "img",
-    imageId: "img-id",
-    vmm: "qemu",
-    vmmReason: "test",
-    kernelFormat: "bzImage",
-    init: null,
-    accel: "tcg",
-    cpus: 1,
-    memoryMib: 256,
-    diskBytes: 2 ** 30,
-    dir,
-    state: options.running ? "running" : "stopped",
-    pid: options.running ? 4_000_000 : null,
-    pidStartTime: options.running ? "1" : null,
-    runningAccel: options.running ? "tcg" : null,
-    accelReason: null,
-    controlSocket: options.running ? path.join(dir, "qmp.sock") : null,
-    lastExit: null,
-    createdAt: "2026-12-05T00:00:00.000Z",
-    startedAt: null,
-    stoppedAt: null,
-    network: options.network ? vmNetworkAt(path.basename(dir), 0xac1e0000 + 4 * name.length) : null
-  })
+import { testVmRow } from "../support/vm-row.js"
 
 describe("vmSshTarget", () => {
   it.live("answers a running VM's address, banger's key and the VM's own known_hosts; refuses the rest", () =>
@@ -54,10 +25,10 @@ describe("vmSshTarget", () => {
         const state = path.join(root, "state")
         const dir = (id: string) => path.join(state, "vms", id)
         const rows = [
-          vmRow("dev", dir("aaaa000000000001"), { running: true, network: true }),
-          vmRow("asleep", dir("bbbb000000000002"), { running: false, network: true }),
-          vmRow("offline", dir("cccc000000000003"), { running: true, network: false }),
-          vmRow("old", dir("dddd000000000004"), { running: true, network: true })
+          testVmRow("dev", dir("aaaa000000000001"), { running: true, network: true }),
+          testVmRow("asleep", dir("bbbb000000000002"), { running: false, network: true }),
+          testVmRow("offline", dir("cccc000000000003"), { running: true, network: false }),
+          testVmRow("old", dir("dddd000000000004"), { running: true, network: true })
         ]
         for (const vm of rows) fs.mkdirSync(vm.dir, { recursive: true })
         // "old" has no known_hosts: a VM made before banger set ssh up.

@@ -9,42 +9,15 @@ import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { Vm } from "../../src/domain/vm.js"
-import { vmNetworkAt } from "../../src/layers/network/address.js"
 import { makeNetworkFake, Network } from "../../src/layers/network/network.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { Store } from "../../src/layers/store/store.js"
 import { type NamingProcess, ProcessTable } from "../../src/layers/vmm/process-table.js"
 import { makeVmmFake, Vmm } from "../../src/layers/vmm/vmm.js"
 import { reconcileVms } from "../../src/pipelines/vm/reconcile.js"
+import { testVmRow } from "../support/vm-row.js"
 
-const vmRow = (name: string, dir: string, running: boolean) =>
-  new Vm({
-    id: path.basename(dir),
-    name,
-    image: "img",
-    imageId: "img-id",
-    vmm: "qemu",
-    vmmReason: "test",
-    kernelFormat: "bzImage",
-    init: null,
-    accel: "tcg",
-    cpus: 1,
-    memoryMib: 256,
-    diskBytes: 2 ** 30,
-    dir,
-    state: running ? "running" : "stopped",
-    pid: running ? 4_000_000 : null,
-    pidStartTime: running ? "1" : null,
-    runningAccel: running ? "tcg" : null,
-    accelReason: null,
-    controlSocket: running ? path.join(dir, "qmp.sock") : null,
-    lastExit: null,
-    createdAt: "2026-12-05T00:00:00.000Z",
-    startedAt: null,
-    stoppedAt: null,
-    network: vmNetworkAt(path.basename(dir), 0xac1e0000 + 4 * name.length)
-  })
+const vmRow = (name: string, dir: string, running: boolean) => testVmRow(name, dir, { running, network: true })
 
 describe("reconcileVms", () => {
   it.live("kills VMMs of directories no row knows, removes those directories, and records dead VMMs as stopped", () =>
