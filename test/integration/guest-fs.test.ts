@@ -6,19 +6,16 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs } from "../../src/layers/guest/guest-fs.js"
 import { type TreeSpec, writeTree } from "../support/ext4-tree.js"
+import { guestImage, runGuest } from "../support/guest-images.js"
 
-const Live = Layer.mergeAll(Ext4Tools.layer, GuestFs.layer).pipe(Layer.provideMerge(NodeContext.layer))
-const run = <A, E>(effect: Effect.Effect<A, E, Ext4Tools | GuestFs | NodeContext.NodeContext>) =>
-  Effect.runPromise(Effect.provide(effect, Live))
-const guest = <A, E>(use: (g: GuestFs["Type"]) => Effect.Effect<A, E>) => run(Effect.flatMap(GuestFs, use))
+const guest = <A, E>(use: (g: GuestFs["Type"]) => Effect.Effect<A, E>) => runGuest(Effect.flatMap(GuestFs, use))
 const failure = <A, E>(use: (g: GuestFs["Type"]) => Effect.Effect<A, E>) =>
-  run(Effect.flip(Effect.flatMap(GuestFs, use)))
+  runGuest(Effect.flip(Effect.flatMap(GuestFs, use)))
 
 let work: string
 beforeAll(() => {
@@ -26,13 +23,7 @@ beforeAll(() => {
 })
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }))
 
-const image = async (name: string, specs: ReadonlyArray<TreeSpec>) => {
-  const dir = fs.mkdtempSync(path.join(work, `${name}-`))
-  const tree = writeTree(path.join(dir, "tree"), specs)
-  const output = path.join(dir, "rootfs.ext4")
-  await run(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output, sizeBytes: 64 * 2 ** 20 })))
-  return output
-}
+const image = (name: string, specs: ReadonlyArray<TreeSpec>) => guestImage(work, name, specs)
 
 const fsck = (file: string) => execFileSync("e2fsck", ["-fn", file], { stdio: "pipe", encoding: "utf8" })
 
@@ -137,7 +128,7 @@ describe("GuestFs.apply", () => {
     const dir = fs.mkdtempSync(path.join(work, "modules-"))
     const tree = writeTree(path.join(dir, "tree"), usrmerged)
     const file = path.join(dir, "rootfs.ext4")
-    await run(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output: file, sizeBytes: 256 * 2 ** 20 })))
+    await runGuest(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output: file, sizeBytes: 256 * 2 ** 20 })))
     const started = performance.now()
     const summary = await guest((g) => g.copyIn(file, `/lib/modules/${version}`, `/lib/modules/${version}`))
     const ms = performance.now() - started

@@ -6,16 +6,11 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Ext4Tools } from "../../src/layers/ext4/ext4-tools.js"
 import { GuestFs, type GuestReads, type ReadAheadPaths } from "../../src/layers/guest/guest-fs.js"
-import { type TreeSpec, writeTree } from "../support/ext4-tree.js"
-
-const Live = Layer.mergeAll(Ext4Tools.layer, GuestFs.layer).pipe(Layer.provideMerge(NodeContext.layer))
-const run = <A, E>(effect: Effect.Effect<A, E, Ext4Tools | GuestFs | NodeContext.NodeContext>) =>
-  Effect.runPromise(Effect.provide(effect, Live))
+import type { TreeSpec } from "../support/ext4-tree.js"
+import { guestImage, runGuest } from "../support/guest-images.js"
 
 let work: string
 let runLog: string
@@ -46,13 +41,7 @@ const counted = async <A>(use: () => Promise<A>): Promise<{ readonly result: A; 
   return { result, runs }
 }
 
-const image = async (name: string, specs: ReadonlyArray<TreeSpec>) => {
-  const dir = fs.mkdtempSync(path.join(work, `${name}-`))
-  const tree = writeTree(path.join(dir, "tree"), specs)
-  const output = path.join(dir, "rootfs.ext4")
-  await run(Effect.flatMap(Ext4Tools, (tools) => tools.build({ tree, output, sizeBytes: 64 * 2 ** 20 })))
-  return output
-}
+const image = (name: string, specs: ReadonlyArray<TreeSpec>) => guestImage(work, name, specs)
 
 /** A systemd-style usrmerged image, /sbin/init two links away from the binary. */
 const systemdStyle: ReadonlyArray<TreeSpec> = [
@@ -95,14 +84,14 @@ const describeAll = (file: string, paths: ReadonlyArray<string>) =>
   )
 
 const batched = (file: string, reads: GuestReads, paths: ReadonlyArray<string>) =>
-  run(Effect.flatMap(GuestFs, (guest) => guest.batchReads(file, reads, describeAll(file, paths))))
+  runGuest(Effect.flatMap(GuestFs, (guest) => guest.batchReads(file, reads, describeAll(file, paths))))
 const readAhead = (file: string, paths: ReadAheadPaths) =>
-  run(Effect.flatMap(GuestFs, (guest) => guest.readAhead(file, paths)))
+  runGuest(Effect.flatMap(GuestFs, (guest) => guest.readAhead(file, paths)))
 
 describe("GuestFs.readAhead + batchReads", () => {
   it("answers as single reads do, in two debugfs runs where single reads take one per directory and link", async () => {
     const file = await image("systemd", systemdStyle)
-    const single = await counted(() => run(describeAll(file, lookups)))
+    const single = await counted(() => runGuest(describeAll(file, lookups)))
     const ahead = await counted(() => readAhead(file, { paths: lookups, files: lookups }))
     const after = await counted(() => batched(file, ahead.result, lookups))
     expect(after.result).toEqual(single.result)
@@ -135,13 +124,13 @@ describe("GuestFs.readAhead + batchReads", () => {
       { path: "tmp", type: "directory", mode: 0o1777 }
     ])
     const paths = ["/etc/passwd", "/etc/link", "/etc/hop", "/etc/forged/passwd", `/etc/${oddName}`]
-    const single = await run(describeAll(file, paths))
+    const single = await runGuest(describeAll(file, paths))
     const reads = await readAhead(file, { paths, files: paths })
     expect(await batched(file, reads, paths)).toEqual(single)
     expect(single[0]?.content).toBe("real\n")
     expect(single[1]?.stat).toBeUndefined()
     expect(single[4]?.content).toBe("odd")
-    const listing = await run(Effect.flatMap(GuestFs, (guest) => guest.list(file, "/etc")))
+    const listing = await runGuest(Effect.flatMap(GuestFs, (guest) => guest.list(file, "/etc")))
     expect(listing.map((entry) => entry.name).sort()).toEqual(["forged", "hop", "link", "passwd", oddName].sort())
   })
 
@@ -152,7 +141,7 @@ describe("GuestFs.readAhead + batchReads", () => {
     fs.copyFileSync(file, copy)
     const before = fs.readFileSync(file)
     const { result, runs } = await counted(() =>
-      run(
+      runGuest(
         Effect.flatMap(GuestFs, (guest) =>
           guest.batchReads(
             copy,
@@ -177,8 +166,8 @@ describe("GuestFs.readAhead + batchReads", () => {
     // The write, then the fresh reads after it; nothing before it.
     expect(runs).toBeLessThanOrEqual(3)
     expect(fs.readFileSync(file).equals(before)).toBe(true)
-    expect(Buffer.from(await run(Effect.flatMap(GuestFs, (g) => g.readFile(copy, "/etc/hostname")))).toString()).toBe(
-      "vm1\n"
-    )
+    expect(
+      Buffer.from(await runGuest(Effect.flatMap(GuestFs, (g) => g.readFile(copy, "/etc/hostname")))).toString()
+    ).toBe("vm1\n")
   })
 })
