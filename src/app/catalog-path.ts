@@ -1,16 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-
-/** How far above the running script the package root may be (bin/, dist/, dist/cli/). */
-const SEARCH_DEPTH = 4
-
-const isBangerPackage = (dir: string) => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).name === "banger"
-  } catch {
-    return false
-  }
-}
+import { packageRootAbove } from "../layers/host/package-root.js"
 
 /**
  * The `catalog.json` shipped in banger's package, read at run time so that editing it (or a newer
@@ -18,11 +8,8 @@ const isBangerPackage = (dir: string) => {
  * dist/cli/main.js) up to the package root.
  */
 export const builtinCatalogPath = (script: string | undefined = process.argv[1]): string => {
-  let dir = path.dirname(script === undefined ? process.cwd() : fs.realpathSync(script))
-  for (let depth = 0; depth < SEARCH_DEPTH; depth++) {
-    if (isBangerPackage(dir)) return path.join(dir, "catalog.json")
-    dir = path.dirname(dir)
-  }
+  const root = packageRootAbove(script === undefined ? process.cwd() : fs.realpathSync(script))
+  if (root !== undefined) return path.join(root, "catalog.json")
   return path.resolve(path.dirname(fs.realpathSync(script ?? ".")), "..", "catalog.json")
 }
 

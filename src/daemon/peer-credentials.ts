@@ -4,6 +4,7 @@ import type * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Peer } from "../domain/peer.js"
+import { packageRootAbove } from "../layers/host/package-root.js"
 
 interface Addon {
   readonly peerCredentials: (fd: number) => Peer
@@ -12,22 +13,6 @@ interface Addon {
 /** Where `npm run build` puts the addon (scripts/build-native.mjs), below the package root. */
 const ADDON = path.join("dist", "native", "peercred.node")
 
-const isBangerPackage = (dir: string) => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).name === "banger"
-  } catch {
-    return false
-  }
-}
-
-/** The package root above this module: src/daemon/, dist/daemon/ or (bundled) dist/. */
-const packageRoot = (from: string): string | undefined => {
-  for (let dir = path.dirname(from), depth = 0; depth < 4; dir = path.dirname(dir), depth++) {
-    if (isBangerPackage(dir)) return dir
-  }
-  return undefined
-}
-
 let loaded: Addon | undefined
 
 /** The addon, loaded once; throws saying how to build it when it is missing. */
@@ -35,7 +20,7 @@ export const loadPeerCredentials = (): Addon => {
   if (loaded !== undefined) return loaded
   // The bundle (dist/banger.cjs) defines import.meta.url from its own file (scripts/bundle.mjs).
   const self = fileURLToPath(import.meta.url)
-  const root = packageRoot(self)
+  const root = packageRootAbove(self)
   const file = root === undefined ? undefined : path.join(root, ADDON)
   if (file === undefined || !fs.existsSync(file)) {
     throw new Error(`${file ?? ADDON} is missing: build it with npm run build (it reads socket peers' credentials)`)
