@@ -51,6 +51,9 @@ export interface ProxyRequest {
   readonly range: string | undefined
   /** True when this blob GET was given the fault. */
   readonly faulted: boolean
+  /** Passed-through responses: the upstream status, and body bytes sent so far. */
+  status?: number
+  bytesSent?: number
 }
 
 export interface RegistryProxy {
@@ -163,14 +166,15 @@ export const startRegistryProxy = async (
     const chosen = options.faultDigests === undefined || options.faultDigests.includes(blob?.[1] ?? "")
     const faulted = isBlobGet && chosen && fault !== "none" && faultsLeft > 0
     if (faulted) faultsLeft--
-    requests.push({
+    const record: ProxyRequest = {
       server: "proxy",
       method: request.method ?? "",
       path: request.url ?? "",
       authorization: request.headers.authorization,
       range: request.headers.range,
       faulted
-    })
+    }
+    requests.push(record)
     try {
       if (faulted && fault === "unavailable") {
         response.writeHead(503, { "content-type": "application/json" })
@@ -208,7 +212,10 @@ export const startRegistryProxy = async (
       }
       const upstreamResponse = await forward(request)
       if (!faulted || (upstreamResponse.statusCode ?? 0) >= 300) {
-        response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers)
+        record.status = upstreamResponse.statusCode ?? 502
+        record.bytesSent = 0
+        upstreamResponse.on("data", (chunk: Buffer) => (record.bytesSent! += chunk.length))
+        response.writeHead(record.status, upstreamResponse.headers)
         upstreamResponse.pipe(response)
         return
       }
