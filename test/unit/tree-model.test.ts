@@ -75,4 +75,30 @@ describe("the tree model's listing", () => {
     model.setContent(inode, odd)
     expect(model.content(inode)).toBe(odd)
   })
+  it("keeps sizes of 4 GiB and more, times outside 1970-2106 and odd ids exactly, through sealing", () => {
+    const model = new TreeModel(fileBlocksPacking)
+    const odd = [
+      { size: 5 * 2 ** 30, mtime: -86_400, uid: 2 ** 33 },
+      { size: 2 ** 32, mtime: 2 ** 33, uid: 0 },
+      { size: 2 ** 32 - 1, mtime: 2 ** 32 - 1, uid: 0xffffffff },
+      { size: 12, mtime: 1.5, uid: 1000 }
+    ]
+    const inodes = odd.map(({ size, mtime, uid }, index) => {
+      const inode = model.newInode("file", { ...meta, mtime, uid })
+      model.setSize(inode, size)
+      model.setContent(inode, new FileBlocks(size, [{ start: 100 + index, length: 1 }]))
+      model.attach(model.root, `f${index}`, inode)
+      return inode
+    })
+    // Set again to ordinary values, a file leaves the maps: the arrays answer for it.
+    model.setSize(inodes[3]!, 7)
+    model.setMeta(inodes[3]!, { ...meta, mtime: 70, uid: 1 })
+    listTree(model)
+    model.seal()
+    const expected = odd.map((entry, index) => (index === 3 ? { size: 7, mtime: 70, uid: 1 } : entry))
+    expect(
+      inodes.map((inode) => ({ size: model.size(inode), mtime: model.mtime(inode), uid: model.uid(inode) }))
+    ).toEqual(expected)
+    expect((model.content(inodes[0]!) as FileBlocks).size).toBe(5 * 2 ** 30)
+  })
 })
