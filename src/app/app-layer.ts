@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Cause, Effect, Layer, Option } from "effect"
+import { collectGarbageNow } from "../daemon/collect-garbage.js"
 import type { TransferSettings } from "../daemon/server.js"
 import { StoreError } from "../domain/errors.js"
 import { BlobCache } from "../layers/blob-cache/blob-cache.js"
@@ -45,7 +46,7 @@ export const appLayer = (stateDir: string, options: AppOptions = {}) => {
   // 2.39 -> 2.33 s; the same registry tests pass on both).
   const registry = RegistryClient.layerFromEnv(options.transfer ?? {}).pipe(Layer.provide(NodeHttpClient.layer))
   const blobCache = BlobCache.layer.pipe(Layer.provide(registry), Layer.provide(paths))
-  const rootfs = RootfsBuilder.layer.pipe(Layer.provide(paths))
+  const rootfs = RootfsBuilder.layerWith({ collectGarbage: collectGarbageNow }).pipe(Layer.provide(paths))
   const vmm = Vmm.layerFromState.pipe(Layer.provide(paths))
   const ssh = Ssh.layer.pipe(Layer.provide(paths))
   const network = Network.layerFromState(options.subnet).pipe(Layer.provide(paths))

@@ -27,3 +27,9 @@ export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
     }, GC_DELAY_MS).unref()
   }
 })
+
+/** V8's full GC when node exposes it (the daemon), else nothing: for work that knows its peak is next. */
+export const collectGarbageNow = (): void => {
+  const gc = (globalThis as { readonly gc?: () => void }).gc
+  if (typeof gc === "function") gc()
+}

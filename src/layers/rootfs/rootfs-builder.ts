@@ -60,6 +60,12 @@ export interface RootfsBuilderShape {
 export interface RootfsBuilderOptions {
   /** Per-layer bound on uncompressed bytes (decompression bombs); default 64 GiB. */
   readonly maxUncompressedLayerBytes?: number | undefined
+  /**
+   * A full GC, run once a big tree (`LARGE_TREE_NODES` or more) is listed: the application's maps
+   * and the tar reader's leftovers are garbage then, and the plan and the metadata write that
+   * follow are where a big pull's memory peaks (the daemon passes V8's `gc`).
+   */
+  readonly collectGarbage?: (() => void) | undefined
 }
 
 export class RootfsBuilder extends Context.Tag("banger/RootfsBuilder")<RootfsBuilder, RootfsBuilderShape>() {

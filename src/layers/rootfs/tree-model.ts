@@ -10,6 +10,7 @@
  */
 import type { ContentPacking, StoredContent } from "../../domain/content.js"
 import type { EntryType } from "../../domain/tree.js"
+import { PagedArray } from "./paged-array.js"
 
 export type NodeId = number
 export type InodeId = number
@@ -21,18 +22,8 @@ const NONE = -1
 const NO_CONTENT = 0
 const PACKED = 1
 const OBJECT = 2
-
-// Growing by half, not double, keeps the unused tail of each array to a third at most.
-const grown = <T extends Int32Array | Uint8Array | Uint16Array | Uint32Array>(array: T, needed: number): T => {
-  if (needed <= array.length) return array
-  const bigger = new (array.constructor as new (length: number) => T)(Math.max(needed, Math.ceil(array.length * 1.5)))
-  bigger.set(array)
-  return bigger
-}
-
-/** A copy holding exactly `length` elements, so a sealed model carries no growth slack. */
-const trimmed = <T extends Int32Array | Uint8Array | Uint16Array | Uint32Array>(array: T, length: number): T =>
-  length === array.length ? array : (array.slice(0, length) as T)
+/** Pages are 64k slots: a new number whose low 16 bits are 0 may need one more. */
+const PAGE_CHECK = 0xffff
 
 const scratch = Buffer.allocUnsafe(4096)
 
@@ -60,36 +51,49 @@ export class TreeModel {
   readonly root: NodeId = 0
   private nodeCount = 0
   private inodeCount = 0
-  private nodeParent = new Int32Array(1024)
-  private nodeInode = new Int32Array(1024)
+  private readonly nodeParent = new PagedArray((length) => new Int32Array(length))
+  private readonly nodeInode = new PagedArray((length) => new Int32Array(length))
   /** The layer (1-based) that last added or touched each node: see `markAdded`. */
-  private nodeMark = new Int32Array(1024)
+  private readonly nodeMark = new PagedArray((length) => new Int32Array(length))
   private readonly nodeName: Array<string> = []
   /** A directory node's children by name; only directories have one. */
   private readonly children = new Map<NodeId, Map<string, NodeId>>()
 
-  private inodeType = new Uint8Array(1024)
-  private inodeMode = new Uint16Array(1024)
+  private readonly inodeType = new PagedArray((length) => new Uint8Array(length))
+  private readonly inodeMode = new PagedArray((length) => new Uint16Array(length))
   // Ids are 32-bit in practice; any other value (the ext4 writer refuses it) waits in `oddIds`.
-  private inodeUid = new Uint32Array(1024)
-  private inodeGid = new Uint32Array(1024)
+  private readonly inodeUid = new PagedArray((length) => new Uint32Array(length))
+  private readonly inodeGid = new PagedArray((length) => new Uint32Array(length))
   private readonly oddIds = new Map<InodeId, readonly [uid: number, gid: number]>()
   // Times before 1970 or after 2106 and files of 4 GiB or more are rare: they wait in maps too.
-  private inodeMtime = new Uint32Array(1024)
+  private readonly inodeMtime = new PagedArray((length) => new Uint32Array(length))
   private readonly oddMtimes = new Map<InodeId, number>()
-  private inodeSize = new Uint32Array(1024)
+  private readonly inodeSize = new PagedArray((length) => new Uint32Array(length))
   private readonly largeSizes = new Map<InodeId, number>()
   /** Names in the tree (attach counts them; removals through a content sink uncount them). */
-  private inodeLinks = new Int32Array(1024)
+  private readonly inodeLinks = new PagedArray((length) => new Int32Array(length))
   // Rare fields live in maps keyed by inode.
   private readonly linkTargets = new Map<InodeId, string>()
   private readonly devices = new Map<InodeId, readonly [major: number, minor: number]>()
   private readonly xattrMap = new Map<InodeId, ReadonlyArray<readonly [name: string, value: Uint8Array]>>()
   /** Where a file's contents went, when flattened into a content sink: packed, or an object. */
-  private contentKind = new Uint8Array(1024)
-  private contentFirst = new Uint32Array(1024)
-  private contentSecond = new Uint32Array(1024)
+  private readonly contentKind = new PagedArray((length) => new Uint8Array(length))
+  private readonly contentFirst = new PagedArray((length) => new Uint32Array(length))
+  private readonly contentSecond = new PagedArray((length) => new Uint32Array(length))
   private readonly contentOf = new Map<InodeId, StoredContent>()
+  private readonly perNode = [this.nodeParent, this.nodeInode, this.nodeMark]
+  private readonly perInode = [
+    this.inodeType,
+    this.inodeMode,
+    this.inodeUid,
+    this.inodeGid,
+    this.inodeMtime,
+    this.inodeSize,
+    this.inodeLinks,
+    this.contentKind,
+    this.contentFirst,
+    this.contentSecond
+  ]
 
   constructor(private readonly packing?: ContentPacking | undefined) {
     const inode = this.newInode("directory", { mode: 0o755, uid: 0, gid: 0, mtime: 0 })
@@ -106,33 +110,21 @@ export class TreeModel {
 
   newInode(type: EntryType, meta: InodeMeta): InodeId {
     const inode = this.inodeCount++
-    if (inode >= this.inodeType.length) {
-      const needed = inode + 1
-      this.inodeType = grown(this.inodeType, needed)
-      this.inodeMode = grown(this.inodeMode, needed)
-      this.inodeUid = grown(this.inodeUid, needed)
-      this.inodeGid = grown(this.inodeGid, needed)
-      this.inodeMtime = grown(this.inodeMtime, needed)
-      this.inodeSize = grown(this.inodeSize, needed)
-      this.inodeLinks = grown(this.inodeLinks, needed)
-      this.contentKind = grown(this.contentKind, needed)
-      this.contentFirst = grown(this.contentFirst, needed)
-      this.contentSecond = grown(this.contentSecond, needed)
-    }
-    this.contentKind[inode] = NO_CONTENT
-    this.inodeType[inode] = TYPE_CODE.get(type)!
+    if ((inode & PAGE_CHECK) === 0) for (const array of this.perInode) array.ensure(inode + 1)
+    this.contentKind.set(inode, NO_CONTENT)
+    this.inodeType.set(inode, TYPE_CODE.get(type)!)
     this.setMeta(inode, meta)
     return inode
   }
 
   setMeta(inode: InodeId, meta: InodeMeta) {
-    this.inodeMode[inode] = meta.mode
-    this.inodeUid[inode] = meta.uid
-    this.inodeGid[inode] = meta.gid
-    this.inodeMtime[inode] = meta.mtime
-    if (this.inodeMtime[inode] !== meta.mtime) this.oddMtimes.set(inode, meta.mtime)
+    this.inodeMode.set(inode, meta.mode)
+    this.inodeUid.set(inode, meta.uid)
+    this.inodeGid.set(inode, meta.gid)
+    this.inodeMtime.set(inode, meta.mtime)
+    if (this.inodeMtime.get(inode) !== meta.mtime) this.oddMtimes.set(inode, meta.mtime)
     else if (this.oddMtimes.size > 0) this.oddMtimes.delete(inode)
-    if (this.inodeUid[inode] !== meta.uid || this.inodeGid[inode] !== meta.gid) {
+    if (this.inodeUid.get(inode) !== meta.uid || this.inodeGid.get(inode) !== meta.gid) {
       this.oddIds.set(inode, [meta.uid, meta.gid])
     } else if (this.oddIds.size > 0) {
       this.oddIds.delete(inode)
@@ -141,17 +133,13 @@ export class TreeModel {
 
   private addNode(parent: NodeId, name: string, inode: InodeId): NodeId {
     const node = this.nodeCount++
-    if (node >= this.nodeParent.length) {
-      this.nodeParent = grown(this.nodeParent, node + 1)
-      this.nodeInode = grown(this.nodeInode, node + 1)
-      this.nodeMark = grown(this.nodeMark, node + 1)
-    }
-    this.nodeParent[node] = parent
-    this.nodeInode[node] = inode
-    this.nodeMark[node] = 0
+    if ((node & PAGE_CHECK) === 0) for (const array of this.perNode) array.ensure(node + 1)
+    this.nodeParent.set(node, parent)
+    this.nodeInode.set(node, inode)
+    this.nodeMark.set(node, 0)
     this.nodeName.push(name)
-    this.inodeLinks[inode]!++
-    if (this.inodeType[inode] === DIRECTORY) this.children.set(node, new Map())
+    this.inodeLinks.set(inode, this.inodeLinks.get(inode) + 1)
+    if (this.inodeType.get(inode) === DIRECTORY) this.children.set(node, new Map())
     return node
   }
 
@@ -165,9 +153,9 @@ export class TreeModel {
 
   /** Takes the node and everything below it out of the tree. */
   detach(node: NodeId) {
-    const parent = this.nodeParent[node]!
+    const parent = this.nodeParent.get(node)
     if (parent !== NONE) this.children.get(parent)?.delete(this.nodeName[node]!)
-    this.nodeParent[node] = NONE
+    this.nodeParent.set(node, NONE)
     // Nothing below is reachable any more: only the nodes' numbers remain (see isAttached).
     const stack = [node]
     while (stack.length > 0) {
@@ -193,7 +181,7 @@ export class TreeModel {
   }
 
   parentOf(node: NodeId): NodeId | undefined {
-    const parent = this.nodeParent[node]!
+    const parent = this.nodeParent.get(node)
     return parent === NONE ? undefined : parent
   }
 
@@ -202,47 +190,53 @@ export class TreeModel {
   }
 
   inodeOf(node: NodeId): InodeId {
-    return this.nodeInode[node]!
+    return this.nodeInode.get(node)
   }
 
   typeOf(node: NodeId): EntryType {
-    return TYPES[this.inodeType[this.nodeInode[node]!]!]!
+    return TYPES[this.inodeType.get(this.nodeInode.get(node))]!
   }
 
   isDirectory(node: NodeId): boolean {
-    return this.inodeType[this.nodeInode[node]!] === DIRECTORY
+    return this.inodeType.get(this.nodeInode.get(node)) === DIRECTORY
   }
 
   typeOfInode(inode: InodeId): EntryType {
-    return TYPES[this.inodeType[inode]!]!
+    return TYPES[this.inodeType.get(inode)]!
   }
 
   mode(inode: InodeId) {
-    return this.inodeMode[inode]!
+    return this.inodeMode.get(inode)
   }
   setMode(inode: InodeId, mode: number) {
-    this.inodeMode[inode] = mode
+    this.inodeMode.set(inode, mode)
   }
   uid(inode: InodeId) {
-    return this.oddIds.size === 0 ? this.inodeUid[inode]! : (this.oddIds.get(inode)?.[0] ?? this.inodeUid[inode]!)
+    return this.oddIds.size === 0 ? this.inodeUid.get(inode) : (this.oddIds.get(inode)?.[0] ?? this.inodeUid.get(inode))
   }
   gid(inode: InodeId) {
-    return this.oddIds.size === 0 ? this.inodeGid[inode]! : (this.oddIds.get(inode)?.[1] ?? this.inodeGid[inode]!)
+    return this.oddIds.size === 0 ? this.inodeGid.get(inode) : (this.oddIds.get(inode)?.[1] ?? this.inodeGid.get(inode))
   }
   mtime(inode: InodeId) {
-    return this.oddMtimes.size === 0 ? this.inodeMtime[inode]! : (this.oddMtimes.get(inode) ?? this.inodeMtime[inode]!)
+    return this.oddMtimes.size === 0
+      ? this.inodeMtime.get(inode)
+      : (this.oddMtimes.get(inode) ?? this.inodeMtime.get(inode))
   }
   size(inode: InodeId) {
-    return this.largeSizes.size === 0 ? this.inodeSize[inode]! : (this.largeSizes.get(inode) ?? this.inodeSize[inode]!)
+    return this.largeSizes.size === 0
+      ? this.inodeSize.get(inode)
+      : (this.largeSizes.get(inode) ?? this.inodeSize.get(inode))
   }
   setSize(inode: InodeId, size: number) {
-    this.inodeSize[inode] = size
-    if (this.inodeSize[inode] !== size) this.largeSizes.set(inode, size)
+    this.inodeSize.set(inode, size)
+    if (this.inodeSize.get(inode) !== size) this.largeSizes.set(inode, size)
     else if (this.largeSizes.size > 0) this.largeSizes.delete(inode)
   }
   /** Uncounts one name of the inode; the names left. */
   unlink(inode: InodeId): number {
-    return --this.inodeLinks[inode]!
+    const links = this.inodeLinks.get(inode) - 1
+    this.inodeLinks.set(inode, links)
+    return links
   }
   linkTarget(inode: InodeId) {
     return this.linkTargets.get(inode)
@@ -264,9 +258,9 @@ export class TreeModel {
     else this.xattrMap.set(inode, xattrs)
   }
   content(inode: InodeId): StoredContent | undefined {
-    switch (this.contentKind[inode]) {
+    switch (this.contentKind.get(inode)) {
       case PACKED:
-        return this.packing!.unpack(this.size(inode), this.contentFirst[inode]!, this.contentSecond[inode]!)
+        return this.packing!.unpack(this.size(inode), this.contentFirst.get(inode), this.contentSecond.get(inode))
       case OBJECT:
         return this.contentOf.get(inode)
       default:
@@ -276,23 +270,23 @@ export class TreeModel {
   /** Call after `setSize`: a packed content's size is the inode's. */
   setContent(inode: InodeId, content: StoredContent | undefined) {
     this.contentOf.delete(inode)
-    this.contentKind[inode] = NO_CONTENT
+    this.contentKind.set(inode, NO_CONTENT)
     if (content === undefined) return
     const packed = content.size === this.size(inode) ? this.packing?.pack(content) : undefined
     if (packed === undefined) {
-      this.contentKind[inode] = OBJECT
+      this.contentKind.set(inode, OBJECT)
       this.contentOf.set(inode, content)
       return
     }
-    this.contentKind[inode] = PACKED
-    this.contentFirst[inode] = packed[0]
-    this.contentSecond[inode] = packed[1]
+    this.contentKind.set(inode, PACKED)
+    this.contentFirst.set(inode, packed[0])
+    this.contentSecond.set(inode, packed[1])
   }
 
   /** Relative path of an attached node; "" for the root. */
   pathOf(node: NodeId): string {
     const names: Array<string> = []
-    for (let current = node; this.nodeParent[current] !== NONE; current = this.nodeParent[current]!) {
+    for (let current = node; this.nodeParent.get(current) !== NONE; current = this.nodeParent.get(current)) {
       names.push(this.nodeName[current]!)
     }
     return names.reverse().join("/")
@@ -301,7 +295,7 @@ export class TreeModel {
   /** False once the node or any ancestor has been removed from the tree. */
   isAttached(node: NodeId): boolean {
     let current = node
-    while (this.nodeParent[current] !== NONE) current = this.nodeParent[current]!
+    while (this.nodeParent.get(current) !== NONE) current = this.nodeParent.get(current)
     return current === this.root
   }
 
@@ -309,37 +303,20 @@ export class TreeModel {
   markAdded(node: NodeId, layer: number) {
     for (
       let current = node;
-      current !== NONE && this.nodeMark[current] !== layer;
-      current = this.nodeParent[current]!
+      current !== NONE && this.nodeMark.get(current) !== layer;
+      current = this.nodeParent.get(current)
     ) {
-      this.nodeMark[current] = layer
+      this.nodeMark.set(current, layer)
     }
   }
 
   addedBy(node: NodeId, layer: number): boolean {
-    return this.nodeMark[node] === layer
+    return this.nodeMark.get(node) === layer
   }
 
-  /**
-   * Drops what only the application needs (the children maps, the layer marks) once the listing
-   * is taken, and the arrays' unused tails: up to a third of each, ~9 MiB on a 500k-entry tree.
-   */
+  /** Drops what only the application needs (the children maps, the layer marks) once the listing is taken. */
   seal() {
     this.children.clear()
-    this.nodeMark = new Int32Array(0)
-    const nodes = this.nodeCount
-    const inodes = this.inodeCount
-    this.nodeParent = trimmed(this.nodeParent, nodes)
-    this.nodeInode = trimmed(this.nodeInode, nodes)
-    this.inodeType = trimmed(this.inodeType, inodes)
-    this.inodeMode = trimmed(this.inodeMode, inodes)
-    this.inodeUid = trimmed(this.inodeUid, inodes)
-    this.inodeGid = trimmed(this.inodeGid, inodes)
-    this.inodeMtime = trimmed(this.inodeMtime, inodes)
-    this.inodeSize = trimmed(this.inodeSize, inodes)
-    this.inodeLinks = trimmed(this.inodeLinks, inodes)
-    this.contentKind = trimmed(this.contentKind, inodes)
-    this.contentFirst = trimmed(this.contentFirst, inodes)
-    this.contentSecond = trimmed(this.contentSecond, inodes)
+    this.nodeMark.clear()
   }
 }
