@@ -56,6 +56,21 @@ const overwrite = (model: TreeModel, inode: InodeId, entry: TarEntry) => {
   model.setXattrs(inode, entry.xattrs)
 }
 
+/** The raw name's directory part, trailing slashes aside: the same string resolves the same way. */
+const parentKey = (name: string): string => {
+  let end = name.length
+  while (end > 0 && name.charCodeAt(end - 1) === 0x2f) end--
+  const slash = name.lastIndexOf("/", end - 1)
+  return slash < 0 ? "" : name.slice(0, slash)
+}
+
+/** A resolved parent directory, valid while the model's generation is the same. */
+interface ResolvedParent {
+  readonly key: string
+  readonly node: NodeId
+  readonly generation: number
+}
+
 /** A regular file whose contents are still being written. */
 interface OpenFile {
   readonly writer: FileSink
@@ -76,6 +91,8 @@ class LayerApplication {
    * whichever order the tar uses.
    */
   private readonly mark: number
+  /** The last entry's parent: most entries share their predecessor's (a walk of up to 24 names on deep trees). */
+  private lastParent: ResolvedParent | undefined
 
   constructor(
     private readonly tree: TreeState,
@@ -161,23 +178,7 @@ class LayerApplication {
     if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
 
     const model = this.model
-    const resolved = resolveDirectory({
-      model,
-      components: components.slice(0, -1),
-      missing: (parent, name) => {
-        this.tree.sink.directory(parent, name)
-        const made = model.attach(parent, name, model.newInode("directory", implicitDirectory(entry.mtime)))
-        this.markAdded(made)
-        return made
-      },
-      unresolvable: (reason) => unsafe(`${reason} in its parent path`)
-    })
-    if (resolved._tag !== "Directory") {
-      return unsafe(
-        resolved._tag === "NotDirectory" ? `parent "${resolved.path}" is not a directory` : "parent missing"
-      )
-    }
-    const parent = resolved.node
+    const parent = this.parentOf(entry, components, unsafe)
     const existing = model.child(parent, base)
     const sink = this.tree.sink
 
@@ -223,6 +224,31 @@ class LayerApplication {
       case "link":
         return this.applyHardlink(entry, parent, base, existing, unsafe)
     }
+  }
+
+  private parentOf(entry: TarEntry, components: ReadonlyArray<string>, unsafe: (reason: string) => never): NodeId {
+    const model = this.model
+    const key = parentKey(entry.name)
+    const last = this.lastParent
+    if (last !== undefined && last.key === key && last.generation === model.generation) return last.node
+    const resolved = resolveDirectory({
+      model,
+      components: components.slice(0, -1),
+      missing: (parent, name) => {
+        this.tree.sink.directory(parent, name)
+        const made = model.attach(parent, name, model.newInode("directory", implicitDirectory(entry.mtime)))
+        this.markAdded(made)
+        return made
+      },
+      unresolvable: (reason) => unsafe(`${reason} in its parent path`)
+    })
+    if (resolved._tag !== "Directory") {
+      return unsafe(
+        resolved._tag === "NotDirectory" ? `parent "${resolved.path}" is not a directory` : "parent missing"
+      )
+    }
+    this.lastParent = { key, node: resolved.node, generation: model.generation }
+    return resolved.node
   }
 
   private applyRoot(entry: TarEntry) {

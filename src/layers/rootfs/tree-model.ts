@@ -50,6 +50,7 @@ export interface InodeMeta {
 export class TreeModel {
   readonly root: NodeId = 0
   private nodeCount = 0
+  private detaches = 0
   private inodeCount = 0
   private readonly nodeParent = new PagedArray((length) => new Int32Array(length))
   private readonly nodeInode = new PagedArray((length) => new Int32Array(length))
@@ -151,8 +152,14 @@ export class TreeModel {
     return node
   }
 
+  /** Counts detaches: a path resolved at one count resolves the same while it stays. */
+  get generation() {
+    return this.detaches
+  }
+
   /** Takes the node and everything below it out of the tree. */
   detach(node: NodeId) {
+    this.detaches++
     const parent = this.nodeParent.get(node)
     if (parent !== NONE) this.children.get(parent)?.delete(this.nodeName[node]!)
     this.nodeParent.set(node, NONE)

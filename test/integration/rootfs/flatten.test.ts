@@ -154,6 +154,26 @@ describe("RootfsBuilder.flatten: one layer, exact metadata", () => {
 })
 
 describe("RootfsBuilder.flatten: changesets", () => {
+  it.scopedLive("a parent path replaced by an entry under it is resolved again for the next one", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const layer = yield* specLayer(box, [
+        { type: "directory", name: "x/" },
+        { type: "symlink", name: "x/l", target: "." },
+        // Parent "x/l" is x itself, so this replaces the symlink with a directory...
+        { type: "directory", name: "x/l/l/" },
+        // ...and the same parent path now names that directory.
+        { type: "file", name: "x/l/f", content: "f" }
+      ])
+      yield* flattenWith(box, [layer], (tree) =>
+        Effect.promise(async () => {
+          expect(paths(tree.entries)).toEqual(["", "x", "x/l", "x/l/f"])
+          expect(await fs.readFile(path.join(tree.dir, "x/l/f"), "utf8")).toBe("f")
+        })
+      )
+    })
+  )
+
   it.scopedLive("whiteouts and opaque markers hide lower layers only, whatever the tar order", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
