@@ -97,6 +97,19 @@ describe("rootfs tar reading", () => {
     seal()
     expect(() => decodeHeader(block)).toThrow(/unsupported tar entry type/)
     expect(decodeHeader(Buffer.alloc(512))).toBeUndefined()
+
+    // Old writers summed signed chars: a name with bytes over 127 checks either way, nothing else does.
+    block[156] = "0".charCodeAt(0)
+    block.write("caf\u00e9/\u00fc", 0, "latin1")
+    block.fill(0x20, 148, 156)
+    let signed = 0
+    for (const byte of block) signed += byte > 127 ? byte - 256 : byte
+    block.write(`${signed.toString(8).padStart(6, "0")}\0 `, 148, "latin1")
+    expect(Buffer.from(decodeHeader(block)!.name).toString("latin1")).toBe("caf\u00e9/\u00fc")
+    block.write(`${(signed + 1).toString(8).padStart(6, "0")}\0 `, 148, "latin1")
+    expect(() => decodeHeader(block)).toThrow(/checksum/)
+    seal()
+    expect(decodeHeader(block)!.kind).toBe("file")
   })
 
   it("parses PAX records as raw bytes and refuses malformed ones", () => {

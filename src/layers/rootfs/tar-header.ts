@@ -98,19 +98,19 @@ const parses = (block: Uint8Array, offset: number, length: number): boolean => {
   }
 }
 
-const isZeroBlock = (block: Uint8Array) => block.every((byte) => byte === 0)
+const isZeroBlock = (block: Uint8Array) => block[0] === 0 && block.every((byte) => byte === 0)
 
 // Some historic writers summed signed chars; accept either sum, as GNU tar does.
+// The unsigned sum first, with no branch per byte (this runs for every header); the signed one only when it differs.
 const checksumMatches = (block: Uint8Array): boolean => {
   const stored = numeric(block, 148, 8, "checksum")
-  let unsigned = 0
-  let signed = 0
-  for (let i = 0; i < BLOCK_SIZE; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : block[i]!
-    unsigned += byte
-    signed += byte > 127 ? byte - 256 : byte
-  }
-  return stored === unsigned || stored === signed
+  let unsigned = 8 * 0x20
+  for (let i = 0; i < 148; i++) unsigned += block[i]!
+  for (let i = 156; i < BLOCK_SIZE; i++) unsigned += block[i]!
+  if (stored === unsigned) return true
+  let high = 0
+  for (let i = 0; i < BLOCK_SIZE; i++) if ((i < 148 || i >= 156) && block[i]! > 127) high++
+  return stored === unsigned - 256 * high
 }
 
 const kindOf = (flag: number, name: Uint8Array): HeaderKind => {
