@@ -56,12 +56,15 @@ const overwrite = (model: TreeModel, inode: InodeId, entry: TarEntry) => {
   model.setXattrs(inode, entry.xattrs)
 }
 
-/** The raw name's directory part, trailing slashes aside: the same string resolves the same way. */
-const parentKey = (name: string): string => {
+/**
+ * The raw name's directory part and last name, trailing slashes aside. The directory part is the
+ * key of a resolved parent: the same string resolves the same way.
+ */
+const splitName = (name: string): readonly [directory: string, base: string] => {
   let end = name.length
   while (end > 0 && name.charCodeAt(end - 1) === 0x2f) end--
-  const slash = name.lastIndexOf("/", end - 1)
-  return slash < 0 ? "" : name.slice(0, slash)
+  const slash = end === 0 ? -1 : name.lastIndexOf("/", end - 1)
+  return slash < 0 ? ["", name.slice(0, end)] : [name.slice(0, slash), name.slice(slash + 1, end)]
 }
 
 /** A resolved parent directory, valid while the model's generation is the same. */
@@ -170,15 +173,20 @@ class LayerApplication {
     const unsafe = (reason: string): never => {
       throw new Refused(new UnsafeLayerEntry({ layer: this.layer, path: entry.name, reason }))
     }
-    const normalized = normalizeEntryPath(entry.name)
-    if (normalized._tag === "Unsafe") return unsafe(normalized.reason)
-    const components = normalized.components
-    const base = components.at(-1)
-    if (base === undefined) return this.applyRoot(entry)
-    if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
-
     const model = this.model
-    const parent = this.parentOf(entry, components, unsafe)
+    let parent: NodeId
+    let base = this.nameInLastParent(entry.name)
+    if (base !== undefined) {
+      parent = this.lastParent!.node
+    } else {
+      const normalized = normalizeEntryPath(entry.name)
+      if (normalized._tag === "Unsafe") return unsafe(normalized.reason)
+      const components = normalized.components
+      base = components.at(-1)
+      if (base === undefined) return this.applyRoot(entry)
+      if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
+      parent = this.parentOf(entry, components, unsafe)
+    }
     const existing = model.child(parent, base)
     const sink = this.tree.sink
 
@@ -226,9 +234,23 @@ class LayerApplication {
     }
   }
 
+  /**
+   * The entry's last name when its directory part is the last entry's, already normalized and
+   * resolved, and the name needs nothing the full path does (no `.`, `..`, whiteout or NUL).
+   */
+  private nameInLastParent(name: string): string | undefined {
+    const last = this.lastParent
+    if (last === undefined || last.generation !== this.model.generation) return undefined
+    const [key, base] = splitName(name)
+    if (key !== last.key || base === "" || base === "." || base === ".." || base.startsWith(WHITEOUT)) {
+      return undefined
+    }
+    return name.includes("\0") ? undefined : base
+  }
+
   private parentOf(entry: TarEntry, components: ReadonlyArray<string>, unsafe: (reason: string) => never): NodeId {
     const model = this.model
-    const key = parentKey(entry.name)
+    const [key] = splitName(entry.name)
     const last = this.lastParent
     if (last !== undefined && last.key === key && last.generation === model.generation) return last.node
     const resolved = resolveDirectory({
