@@ -110,6 +110,14 @@ describe("rootfs tar reading", () => {
     expect(() => decodeHeader(block)).toThrow(/checksum/)
     seal()
     expect(decodeHeader(block)!.kind).toBe("file")
+    // Read four bytes at a time where aligned, one at a time elsewhere: both agree, both refuse.
+    const unaligned = new Uint8Array(513).subarray(1)
+    unaligned.set(block)
+    expect(decodeHeader(unaligned)!.kind).toBe("file")
+    block[300] ^= 0xff
+    unaligned[300] ^= 0xff
+    expect(() => decodeHeader(block)).toThrow(/checksum/)
+    expect(() => decodeHeader(unaligned)).toThrow(/checksum/)
   })
 
   it("parses PAX records as raw bytes and refuses malformed ones", () => {

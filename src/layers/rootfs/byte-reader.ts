@@ -49,7 +49,9 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
           }
           for (const chunk of chunks) {
             if (chunk.length === 0) continue
-            queue.push(chunk)
+            // As a plain view: a Buffer's subarray is node's own (a JS constructor call each),
+            // a Uint8Array's is V8's, and the reader cuts two views per header and per file.
+            queue.push(Buffer.isBuffer(chunk) ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length) : chunk)
             buffered += chunk.length
           }
           return true
