@@ -31,21 +31,6 @@ export interface ContentSink {
   readonly release: (content: StoredContent) => void
   /** How to keep contents as numbers instead of objects, when the sink knows one. */
   readonly packing?: ContentPacking | undefined
-  /** For a sink that can write in the background while the caller goes on: see `WriteBehind`. */
-  readonly writeBehind?: WriteBehind | undefined
-}
-
-/**
- * Writes that finish on the thread pool while the caller parses the next bytes. Only a caller that
- * waits on `ready` between batches may `start` it (otherwise nothing bounds what is queued), and
- * it `finish`es before anything else reads or writes the sink's file.
- */
-export interface WriteBehind {
-  readonly start: () => void
-  /** Undefined when more may be written now; else when it may (or a write has failed). */
-  readonly ready: () => Promise<void> | undefined
-  /** Every queued write done, and writes synchronous again; rejects with a `ContentFailure`. */
-  readonly finish: () => Promise<void>
 }
 
 /**

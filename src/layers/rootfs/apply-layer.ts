@@ -9,7 +9,7 @@
  * out. Per-entry effects cost more than the work of most entries.
  */
 import { Effect, Exit } from "effect"
-import { ContentFailure, type WriteBehind } from "../../domain/content.js"
+import { ContentFailure } from "../../domain/content.js"
 import type { DigestMismatch, FilesystemError, InvalidLayer, RegistryError } from "../../domain/errors.js"
 import { UnsafeLayerEntry } from "../../domain/errors.js"
 import type { EntryType } from "../../domain/tree.js"
@@ -27,16 +27,7 @@ export interface TreeState {
   readonly model: TreeModel
   /** Layers applied so far: numbers each layer's marks in the model. */
   layers: number
-  /** The content sink's background writes, started: waited on before each pull of more bytes. */
-  readonly writeBehind?: WriteBehind | undefined
 }
-
-/** Lets the content sink's queued writes catch up when it holds as much as it should. */
-const sinkReady = (writeBehind: WriteBehind | undefined): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const wait = writeBehind?.ready()
-    return wait === undefined ? Effect.void : Effect.promise(() => wait)
-  })
 
 const WHITEOUT = ".wh."
 const OPAQUE = ".wh..wh..opq"
@@ -356,11 +347,7 @@ class LayerApplication {
 }
 
 /** Runs the synchronous application, pulling whenever it has worked through the buffered bytes. */
-const applyAll = (
-  application: LayerApplication,
-  tar: TarReader<LayerReadError>,
-  writeBehind: WriteBehind | undefined
-): Effect.Effect<void, ApplyError> =>
+const applyAll = (application: LayerApplication, tar: TarReader<LayerReadError>): Effect.Effect<void, ApplyError> =>
   Effect.suspend(function step(): Effect.Effect<void, ApplyError> {
     let result: undefined | NeedMore
     try {
@@ -376,7 +363,7 @@ const applyAll = (
       }
       throw error
     }
-    return result === NEED_MORE ? Effect.flatMap(Effect.zipRight(sinkReady(writeBehind), tar.fill), step) : Effect.void
+    return result === NEED_MORE ? Effect.flatMap(tar.fill, step) : Effect.void
   })
 
 /**
@@ -394,9 +381,7 @@ export const applyLayer = (
       const source = yield* openLayer(layer, maxUncompressedBytes)
       const tar = makeTarReader(source.bytes, layer.digest)
       const application = new LayerApplication(tree, layer.digest)
-      yield* applyAll(application, tar, tree.writeBehind).pipe(
-        Effect.ensuring(Effect.sync(() => application.release()))
-      )
+      yield* applyAll(application, tar).pipe(Effect.ensuring(Effect.sync(() => application.release())))
       yield* source.verify
     })
   )

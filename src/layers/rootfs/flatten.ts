@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { ContentFailure, type ContentSink } from "../../domain/content.js"
+import type { ContentPacking, ContentSink } from "../../domain/content.js"
 import { toTreeEntries } from "../../domain/entry-list.js"
 import type { StatePathsShape } from "../state/state-paths.js"
 import { applyLayer, type TreeState } from "./apply-layer.js"
@@ -22,30 +22,17 @@ export const makeRootfsBuilder = (paths: StatePathsShape, options: RootfsBuilder
   const limit = options.maxUncompressedLayerBytes ?? DEFAULT_MAX_LAYER_BYTES
   const applyAll = Effect.fn("RootfsBuilder.applyAll")(function* (
     sinkFor: (model: TreeModel) => TreeSink,
-    contents: ContentSink | undefined,
+    packing: ContentPacking | undefined,
     layers: ReadonlyArray<LayerFile>,
     onLayerApplied: ((index: number) => Effect.Effect<void>) | undefined
   ) {
-    const model = new TreeModel(contents?.packing)
-    // A failure leaves the queue to the sink's owner, who waits for it before closing the file.
-    const writeBehind = contents?.writeBehind
-    writeBehind?.start()
-    const tree: TreeState = { sink: sinkFor(model), model, layers: 0, writeBehind }
+    const model = new TreeModel(packing)
+    const tree: TreeState = { sink: sinkFor(model), model, layers: 0 }
     for (const [index, layer] of layers.entries()) {
       yield* applyLayer(tree, layer, limit).pipe(
         Effect.withSpan("RootfsBuilder.applyLayer", { attributes: { index, digest: layer.digest } })
       )
       if (onLayerApplied) yield* onLayerApplied(index)
-    }
-    if (writeBehind !== undefined) {
-      const failed = yield* Effect.promise(() =>
-        writeBehind.finish().then(
-          () => undefined,
-          (error: unknown) => error
-        )
-      )
-      if (failed instanceof ContentFailure) return yield* Effect.fail(failed.error)
-      if (failed !== undefined) return yield* Effect.die(failed)
     }
     const list = listTree(model)
     model.seal()
@@ -59,6 +46,6 @@ export const makeRootfsBuilder = (paths: StatePathsShape, options: RootfsBuilder
       return { dir, entries: toTreeEntries(list) }
     }),
     flattenInto: (layers, contents: ContentSink, onLayerApplied) =>
-      applyAll((model) => contentSinkFor(model, contents), contents, layers, onLayerApplied)
+      applyAll((model) => contentSinkFor(model, contents), contents.packing, layers, onLayerApplied)
   }
 }

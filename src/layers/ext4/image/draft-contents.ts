@@ -10,8 +10,7 @@ import {
   type ContentPacking,
   type ContentSink,
   type ContentWriter,
-  type StoredContent,
-  type WriteBehind
+  type StoredContent
 } from "../../../domain/content.js"
 import { describeSystemError, FilesystemError } from "../../../domain/errors.js"
 import { formatSize } from "../../../domain/size.js"
@@ -84,12 +83,6 @@ const ZEROS = new Uint8Array(BLOCK_SIZE)
  * loop-mounted ext4: 64 MiB beat 8 MiB (cold pull 2.52 vs 2.70 s).
  */
 const WRITEBACK_BYTES = 64 * 1024 * 1024
-/**
- * Buffers written behind (see `writeBehind`) that may wait for the thread pool before the layer
- * application waits for them: a few, since the pool writes a buffer far faster than a layer fills one.
- */
-const MAX_QUEUED_BYTES = 4 * BUFFER_BYTES
-const SPARE_BUFFERS = 2
 /** The most new file data written between two looks at the filesystem's free space. */
 const SPACE_CHECK_BYTES = 64 * 1024 * 1024
 
@@ -101,19 +94,9 @@ export const fileBlocksPacking: ContentPacking = {
 
 export class DraftContents implements ContentSink {
   readonly packing = fileBlocksPacking
-  private buffer: Buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
   private bufferStart = 0
   private bufferLength = 0
-  /** Full buffers for the thread pool to write, in order; the first is being written. */
-  private readonly queue: Array<{ readonly buffer: Buffer; readonly length: number; readonly position: number }> = []
-  private queuedBytes = 0
-  private queueWritten = 0
-  private behind = false
-  /** What a write on the thread pool failed with: every later write and `sync` fail with it. */
-  private writeError: unknown
-  private readonly spare: Array<Buffer> = []
-  private readyWaiters: Array<() => void> = []
-  private idleWaiters: Array<() => void> = []
   private writtenSinceWriteback = 0
   private writeback: Promise<void> | undefined
   private writebacksStarted = 0
@@ -132,89 +115,19 @@ export class DraftContents implements ContentSink {
     readonly allocator: BlockAllocator
   ) {}
 
-  /**
-   * The layer application's side of writing behind: the pool writes full buffers, in order (one
-   * at a time, so a block freed and handed out again is never written twice at once), while the
-   * main thread parses on. `writeSync` of the file data was ~9% of the main thread's time.
-   */
-  readonly writeBehind: WriteBehind = {
-    start: () => {
-      this.behind = true
-    },
-    ready: () =>
-      this.queuedBytes <= MAX_QUEUED_BYTES || this.writeError !== undefined
-        ? undefined
-        : new Promise((resolve) => this.readyWaiters.push(resolve)),
-    finish: async () => {
-      this.behind = false
-      await this.idle()
-      if (this.writeError !== undefined) throw this.writeFailure(this.writeError)
-    }
-  }
-
-  /** Writes everything buffered to the file, or queues it for the pool while writing behind. */
+  /** Writes everything buffered to the file. */
   flush() {
-    if (this.writeError !== undefined) throw this.writeFailure(this.writeError)
-    if (this.bufferLength === 0) return
-    // Queued writes keep their order: a write now would overtake them.
-    if (this.behind || this.queue.length > 0) {
-      this.queue.push({ buffer: this.buffer, length: this.bufferLength, position: this.bufferStart })
-      this.queuedBytes += this.bufferLength
-      this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(BUFFER_BYTES)
-      if (this.queue.length === 1) this.writeQueued()
-    } else {
-      let offset = 0
-      try {
-        while (offset < this.bufferLength) {
-          offset += fs.writeSync(this.fd, this.buffer, offset, this.bufferLength - offset, this.bufferStart + offset)
-        }
-      } catch (error) {
-        throw this.writeFailure(error)
+    let offset = 0
+    try {
+      while (offset < this.bufferLength) {
+        offset += fs.writeSync(this.fd, this.buffer, offset, this.bufferLength - offset, this.bufferStart + offset)
       }
+    } catch (error) {
+      throw this.writeFailure(error)
     }
     this.writtenSinceWriteback += this.bufferLength
     this.bufferLength = 0
     if (this.writtenSinceWriteback >= WRITEBACK_BYTES && this.writeback === undefined) this.startWriteback()
-  }
-
-  private writeQueued() {
-    const head = this.queue[0]!
-    const done = this.queueWritten
-    fs.write(this.fd, head.buffer, done, head.length - done, head.position + done, (error, written) => {
-      if (error) {
-        this.writeError ??= error
-        this.queue.length = 0
-        this.queuedBytes = 0
-        this.queueWritten = 0
-        return this.wake()
-      }
-      this.queueWritten += written
-      if (this.queueWritten < head.length) return this.writeQueued()
-      this.queue.shift()
-      this.queuedBytes -= head.length
-      this.queueWritten = 0
-      if (this.spare.length < SPARE_BUFFERS) this.spare.push(head.buffer)
-      if (this.queue.length > 0) this.writeQueued()
-      this.wake()
-    })
-  }
-
-  private wake() {
-    if (this.queuedBytes <= MAX_QUEUED_BYTES || this.writeError !== undefined) {
-      const waiters = this.readyWaiters
-      this.readyWaiters = []
-      for (const resolve of waiters) resolve()
-    }
-    if (this.queue.length === 0) {
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const resolve of waiters) resolve()
-    }
-  }
-
-  /** Once nothing queued is still being written. */
-  private idle(): Promise<void> {
-    return this.queue.length === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
   /**
@@ -240,17 +153,15 @@ export class DraftContents implements ContentSink {
     return this.writebacksStarted
   }
 
-  /** Once no queued write or background writeback uses the file descriptor any more. */
-  async settled(): Promise<void> {
-    await this.idle()
-    await this.writeback
+  /** Once no background writeback uses the file descriptor any more. */
+  settled(): Promise<void> {
+    return this.writeback ?? Promise.resolve()
   }
 
-  /** Everything written, on the disk; fails with what any write or writeback failed with. */
+  /** Everything written, on the disk; fails with what any writeback failed with. */
   async sync(): Promise<void> {
     this.flush()
     await this.settled()
-    if (this.writeError !== undefined) throw this.writeFailure(this.writeError)
     if (this.writebackError === undefined) {
       await new Promise<void>((resolve, reject) =>
         fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve()))
@@ -303,8 +214,8 @@ export class DraftContents implements ContentSink {
       this.spaceBudget -= bytes
       return
     }
-    // Buffered and queued bytes of earlier files are not on the filesystem yet either.
-    const needed = bytes + this.bufferLength + this.queuedBytes
+    // Buffered bytes of earlier files are not on the filesystem yet either.
+    const needed = bytes + this.bufferLength
     const free = this.freeBytes()
     if (free < needed) {
       throw new ContentFailure(
