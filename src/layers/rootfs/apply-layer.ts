@@ -94,7 +94,10 @@ class LayerApplication {
    * whichever order the tar uses.
    */
   private readonly mark: number
-  /** The last entry's parent: most entries share their predecessor's (a walk of up to 24 names on deep trees). */
+  /**
+   * The last resolved parent of an entry with a plain last name, by the raw directory part: most
+   * entries share their predecessor's, and skip the walk from the root (up to 24 names on deep trees).
+   */
   private lastParent: ResolvedParent | undefined
 
   constructor(
@@ -174,10 +177,16 @@ class LayerApplication {
       throw new Refused(new UnsafeLayerEntry({ layer: this.layer, path: entry.name, reason }))
     }
     const model = this.model
+    const [directory, rawBase] = splitName(entry.name)
+    // Only a plain last name leaves the raw directory part naming the parent (`a/b/.` is a/b itself).
+    const plain = rawBase !== "" && rawBase !== "." && rawBase !== ".." && !rawBase.startsWith(WHITEOUT)
+    const last = this.lastParent
     let parent: NodeId
-    let base = this.nameInLastParent(entry.name)
-    if (base !== undefined) {
-      parent = this.lastParent!.node
+    let base: string | undefined
+    if (plain && last?.key === directory && last.generation === model.generation && !entry.name.includes("\0")) {
+      // The directory part was normalized and resolved for an entry before: only the last name is new.
+      parent = last.node
+      base = rawBase
     } else {
       const normalized = normalizeEntryPath(entry.name)
       if (normalized._tag === "Unsafe") return unsafe(normalized.reason)
@@ -186,6 +195,7 @@ class LayerApplication {
       if (base === undefined) return this.applyRoot(entry)
       if (base.startsWith(WHITEOUT)) return this.applyWhiteout(components.slice(0, -1), base, unsafe)
       parent = this.parentOf(entry, components, unsafe)
+      if (plain) this.lastParent = { key: directory, node: parent, generation: model.generation }
     }
     const existing = model.child(parent, base)
     const sink = this.tree.sink
@@ -234,25 +244,8 @@ class LayerApplication {
     }
   }
 
-  /**
-   * The entry's last name when its directory part is the last entry's, already normalized and
-   * resolved, and the name needs nothing the full path does (no `.`, `..`, whiteout or NUL).
-   */
-  private nameInLastParent(name: string): string | undefined {
-    const last = this.lastParent
-    if (last === undefined || last.generation !== this.model.generation) return undefined
-    const [key, base] = splitName(name)
-    if (key !== last.key || base === "" || base === "." || base === ".." || base.startsWith(WHITEOUT)) {
-      return undefined
-    }
-    return name.includes("\0") ? undefined : base
-  }
-
   private parentOf(entry: TarEntry, components: ReadonlyArray<string>, unsafe: (reason: string) => never): NodeId {
     const model = this.model
-    const [key] = splitName(entry.name)
-    const last = this.lastParent
-    if (last !== undefined && last.key === key && last.generation === model.generation) return last.node
     const resolved = resolveDirectory({
       model,
       components: components.slice(0, -1),
@@ -269,7 +262,6 @@ class LayerApplication {
         resolved._tag === "NotDirectory" ? `parent "${resolved.path}" is not a directory` : "parent missing"
       )
     }
-    this.lastParent = { key, node: resolved.node, generation: model.generation }
     return resolved.node
   }
 

@@ -174,6 +174,40 @@ describe("RootfsBuilder.flatten: changesets", () => {
     })
   )
 
+  it.scopedLive("a name ending in . or .. names its directory, whatever entry came before it", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const layer = yield* specLayer(box, [
+        { type: "directory", name: "a/" },
+        { type: "directory", name: "a/b/" },
+        { type: "file", name: "a/b/one", content: "1" },
+        // The directory a/b itself, after an entry inside it, then an entry inside it again.
+        { type: "directory", name: "a/b/.", mode: 0o700 },
+        { type: "file", name: "a/b/two", content: "2" },
+        { type: "directory", name: "a/b/c/" },
+        { type: "file", name: "a/b/c/three", content: "3" },
+        // a/b/c/.. is a/b again.
+        { type: "directory", name: "a/b/c/..", mode: 0o750 },
+        { type: "file", name: "a/b/c/four", content: "4" }
+      ])
+      yield* flattenWith(box, [layer], (tree) =>
+        Effect.promise(async () => {
+          expect(paths(tree.entries)).toEqual([
+            "",
+            "a",
+            "a/b",
+            "a/b/c",
+            "a/b/c/four",
+            "a/b/c/three",
+            "a/b/one",
+            "a/b/two"
+          ])
+          expect(entryAt(tree.entries, "a/b").mode).toBe(0o750)
+        })
+      )
+    })
+  )
+
   it.scopedLive("whiteouts and opaque markers hide lower layers only, whatever the tar order", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
