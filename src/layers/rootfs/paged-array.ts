@@ -34,3 +34,26 @@ export class PagedArray {
     this.pages.length = 0
   }
 }
+
+/**
+ * Numbers that are unsigned 32-bit integers nearly always (ids, times, sizes) in Uint32 pages; the
+ * rare other value (negative, fractional, 2^32 or more) is kept exactly in a map beside them.
+ */
+export class ExactUint32Array {
+  private readonly pages = new PagedArray((length) => new Uint32Array(length))
+  private readonly others = new Map<number, number>()
+
+  ensure(length: number) {
+    this.pages.ensure(length)
+  }
+
+  get(index: number): number {
+    return this.others.size === 0 ? this.pages.get(index) : (this.others.get(index) ?? this.pages.get(index))
+  }
+
+  set(index: number, value: number) {
+    this.pages.set(index, value)
+    if (this.pages.get(index) !== value) this.others.set(index, value)
+    else if (this.others.size > 0) this.others.delete(index)
+  }
+}

@@ -10,7 +10,7 @@
  */
 import type { ContentPacking, StoredContent } from "../../domain/content.js"
 import type { EntryType } from "../../domain/tree.js"
-import { PagedArray } from "./paged-array.js"
+import { ExactUint32Array, PagedArray } from "./paged-array.js"
 
 export type NodeId = number
 export type InodeId = number
@@ -62,15 +62,12 @@ export class TreeModel {
 
   private readonly inodeType = new PagedArray((length) => new Uint8Array(length))
   private readonly inodeMode = new PagedArray((length) => new Uint16Array(length))
-  // Ids are 32-bit in practice; any other value (the ext4 writer refuses it) waits in `oddIds`.
-  private readonly inodeUid = new PagedArray((length) => new Uint32Array(length))
-  private readonly inodeGid = new PagedArray((length) => new Uint32Array(length))
-  private readonly oddIds = new Map<InodeId, readonly [uid: number, gid: number]>()
-  // Times before 1970 or after 2106 and files of 4 GiB or more are rare: they wait in maps too.
-  private readonly inodeMtime = new PagedArray((length) => new Uint32Array(length))
-  private readonly oddMtimes = new Map<InodeId, number>()
-  private readonly inodeSize = new PagedArray((length) => new Uint32Array(length))
-  private readonly largeSizes = new Map<InodeId, number>()
+  // Ids beyond 32 bits (the ext4 writer refuses them), times before 1970 or after 2106 and files
+  // of 4 GiB or more are rare: they are kept beside the pages.
+  private readonly inodeUid = new ExactUint32Array()
+  private readonly inodeGid = new ExactUint32Array()
+  private readonly inodeMtime = new ExactUint32Array()
+  private readonly inodeSize = new ExactUint32Array()
   /** Names in the tree (attach counts them; removals through a content sink uncount them). */
   private readonly inodeLinks = new PagedArray((length) => new Int32Array(length))
   // Rare fields live in maps keyed by inode.
@@ -123,13 +120,6 @@ export class TreeModel {
     this.inodeUid.set(inode, meta.uid)
     this.inodeGid.set(inode, meta.gid)
     this.inodeMtime.set(inode, meta.mtime)
-    if (this.inodeMtime.get(inode) !== meta.mtime) this.oddMtimes.set(inode, meta.mtime)
-    else if (this.oddMtimes.size > 0) this.oddMtimes.delete(inode)
-    if (this.inodeUid.get(inode) !== meta.uid || this.inodeGid.get(inode) !== meta.gid) {
-      this.oddIds.set(inode, [meta.uid, meta.gid])
-    } else if (this.oddIds.size > 0) {
-      this.oddIds.delete(inode)
-    }
   }
 
   private addNode(parent: NodeId, name: string, inode: InodeId): NodeId {
@@ -215,29 +205,20 @@ export class TreeModel {
   mode(inode: InodeId) {
     return this.inodeMode.get(inode)
   }
-  setMode(inode: InodeId, mode: number) {
-    this.inodeMode.set(inode, mode)
-  }
   uid(inode: InodeId) {
-    return this.oddIds.size === 0 ? this.inodeUid.get(inode) : (this.oddIds.get(inode)?.[0] ?? this.inodeUid.get(inode))
+    return this.inodeUid.get(inode)
   }
   gid(inode: InodeId) {
-    return this.oddIds.size === 0 ? this.inodeGid.get(inode) : (this.oddIds.get(inode)?.[1] ?? this.inodeGid.get(inode))
+    return this.inodeGid.get(inode)
   }
   mtime(inode: InodeId) {
-    return this.oddMtimes.size === 0
-      ? this.inodeMtime.get(inode)
-      : (this.oddMtimes.get(inode) ?? this.inodeMtime.get(inode))
+    return this.inodeMtime.get(inode)
   }
   size(inode: InodeId) {
-    return this.largeSizes.size === 0
-      ? this.inodeSize.get(inode)
-      : (this.largeSizes.get(inode) ?? this.inodeSize.get(inode))
+    return this.inodeSize.get(inode)
   }
   setSize(inode: InodeId, size: number) {
     this.inodeSize.set(inode, size)
-    if (this.inodeSize.get(inode) !== size) this.largeSizes.set(inode, size)
-    else if (this.largeSizes.size > 0) this.largeSizes.delete(inode)
   }
   /** Uncounts one name of the inode; the names left. */
   unlink(inode: InodeId): number {
