@@ -12,6 +12,12 @@ import { Effect } from "effect"
  */
 export const GC_DELAY_MS = 100
 
+/** V8's full GC, when node exposes it (`--expose-gc`: the daemon). */
+const exposedGc = (): (() => void) | undefined => {
+  const gc = (globalThis as { readonly gc?: unknown }).gc
+  return typeof gc === "function" ? (gc as () => void) : undefined
+}
+
 /**
  * Two full GCs, not one: after one, V8 had freed the pull's tree but kept most of the pages it was
  * on (500k-file image: ~42 MiB of 256 KiB heap pages for ~27 MiB of live objects, five seconds
@@ -19,8 +25,8 @@ export const GC_DELAY_MS = 100
  * of pages; RSS 5 s after 144 -> 132 MiB with glibc's malloc).
  */
 export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
-  const gc = (globalThis as { readonly gc?: () => void }).gc
-  if (typeof gc === "function") {
+  const gc = exposedGc()
+  if (gc !== undefined) {
     setTimeout(() => {
       gc()
       gc()
@@ -28,8 +34,5 @@ export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
   }
 })
 
-/** V8's full GC when node exposes it (the daemon), else nothing: for work that knows its peak is next. */
-export const collectGarbageNow = (): void => {
-  const gc = (globalThis as { readonly gc?: () => void }).gc
-  if (typeof gc === "function") gc()
-}
+/** A full GC now where there is one, else nothing: for work that knows its peak is next. */
+export const collectGarbageNow = (): void => exposedGc()?.()
