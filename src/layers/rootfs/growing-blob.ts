@@ -117,6 +117,19 @@ export class GrowingBlob {
       return { read }
     })
 
+  /**
+   * The blob's file, opened, if every byte of it is already written (its download finished before
+   * its layer's turn came), so that a child decompressor can read it by itself; undefined while
+   * bytes are still arriving. The download's verdict still comes through `done`.
+   */
+  readonly openIfComplete = (): Effect.Effect<fs.FileHandle | undefined, DownloadError, Scope.Scope> =>
+    Effect.suspend(() => {
+      const outcome = this.outcome
+      if (outcome !== undefined && Exit.isFailure(outcome)) return Effect.fail(failureOf(outcome))
+      if (outcome === undefined && this.written < this.size) return Effect.succeed(undefined)
+      return Effect.acquireRelease(this.open(), (handle) => Effect.promise(() => handle.close()))
+    })
+
   private readError(error: unknown) {
     return new FilesystemError({
       path: this.tempFile ?? "blob",

@@ -7,7 +7,7 @@ import { checkFirecracker, checkQemu } from "./hypervisors.js"
 import { checkKvm } from "./kvm.js"
 import { checkIpForward, checkNftTable, checkTun } from "./network.js"
 import { checkFreeSpace, checkReflink, checkStateDir } from "./state-dir.js"
-import { checkE2fsprogs, checkIp, checkNft, checkOpenssh, checkZstd } from "./tools.js"
+import { checkE2fsprogs, checkIgzip, checkIp, checkNft, checkOpenssh, checkZstd } from "./tools.js"
 
 export type { DaemonObservation } from "./daemon.js"
 
@@ -31,6 +31,7 @@ export const runDoctor = Effect.fn("doctor")(function* (request: DoctorRequest) 
       checkQemu,
       checkE2fsprogs,
       checkZstd,
+      checkIgzip,
       checkBusybox,
       checkOpenssh,
       checkTun,

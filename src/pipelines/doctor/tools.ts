@@ -85,6 +85,17 @@ export const checkZstd = checkTool({
   why: "pulls of images with zstd-compressed layers fail"
 })
 
+/** Optional: gzip layers are inflated by node's zlib without it (see rootfs/decompress.ts). */
+export const checkIgzip = checkTool({
+  name: "igzip",
+  command: "igzip",
+  args: ["--version"],
+  version: /interface (\d+\.\d+\.\d+)/,
+  package: "isal",
+  status: warn,
+  why: "gzip layers are inflated by node's zlib instead, about half as fast"
+})
+
 /** vm create makes banger's and each VM's keys with ssh-keygen; vm ssh and vm attach run ssh. */
 export const checkOpenssh = Effect.gen(function* () {
   const host = yield* HostProbe

@@ -1,6 +1,7 @@
 /**
  * gunzip over a blob reader: how far ahead of its consumer it reads, that it reuses two buffers,
- * and that a failing reader (a failed download) fails the output with the reader's error.
+ * and that a failing reader (a failed download) fails the output with the reader's error. The
+ * igzip child: the same bytes from a descriptor or fed, its failures in words, and its reaping.
  */
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -9,8 +10,10 @@ import * as zlib from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
 import { type BlobReader, fileReader } from "../../../src/layers/rootfs/blob-reader.js"
-import { gunzipPull } from "../../../src/layers/rootfs/decompress.js"
-import { sandbox } from "./harness.js"
+import type { Pull } from "../../../src/layers/rootfs/byte-reader.js"
+import { gunzipPull, gzipDecoder, igzip } from "../../../src/layers/rootfs/decompress.js"
+import { childPull } from "../../../src/layers/rootfs/decompressor-child.js"
+import { decompressorChildren, sandbox } from "./harness.js"
 
 const MiB = 1024 * 1024
 
@@ -108,4 +111,142 @@ describe("gunzipPull", () => {
       expect(String((error as { message: string }).message)).toMatch(/gzip: /)
     })
   )
+})
+
+const drain = <E>(pull: Pull<E>) =>
+  Effect.gen(function* () {
+    const chunks: Array<Uint8Array> = []
+    while (true) {
+      const next = yield* pull
+      if (next === undefined) return Buffer.concat(chunks)
+      chunks.push(...next)
+    }
+  })
+
+const openHandle = (file: string) =>
+  Effect.acquireRelease(
+    Effect.promise(() => fs.open(file, "r")),
+    (handle) => Effect.promise(() => handle.close())
+  )
+
+describe("childPull (igzip)", () => {
+  it.scopedLive("inflates a multi-member blob read from its descriptor or fed through a pipe, byte for byte", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file, plain } = yield* gzipFile(box.root)
+      const tail = Buffer.from("a second gzip member, as concatenated gzip files have\n".repeat(1000))
+      const multi = path.join(box.root, "multi.gz")
+      yield* Effect.promise(async () =>
+        fs.writeFile(multi, Buffer.concat([await fs.readFile(file), zlib.gzipSync(tail)]))
+      )
+      const expected = Buffer.concat([plain, tail])
+
+      const handle = yield* openHandle(multi)
+      const fromDescriptor = yield* childPull<never>(igzip, { _tag: "Descriptor", fd: handle.fd }, { name: "test" })
+      expect((yield* drain(fromDescriptor)).equals(expected)).toBe(true)
+
+      const recording = yield* recordingReader(multi)
+      const fed = yield* childPull(igzip, { _tag: "Fed", reader: recording.reader }, { name: "test" })
+      expect((yield* drain(fed)).equals(expected)).toBe(true)
+      expect(new Set(recording.buffers).size).toBe(2)
+    })
+  )
+
+  it.scopedLive("a corrupt or cut-short blob fails as an InvalidLayer saying so", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file } = yield* gzipFile(box.root)
+      const whole = yield* Effect.promise(() => fs.readFile(file))
+      const corrupt = Buffer.from(whole)
+      corrupt[corrupt.length - 6] = corrupt[corrupt.length - 6]! ^ 0xff // the CRC32 in the trailer
+      const cases = { "corrupt.gz": corrupt, "cut.gz": whole.subarray(0, whole.length >> 1) }
+      for (const [name, bytes] of Object.entries(cases)) {
+        const target = path.join(box.root, name)
+        yield* Effect.promise(() => fs.writeFile(target, bytes))
+        const handle = yield* openHandle(target)
+        const pull = yield* childPull<never>(igzip, { _tag: "Descriptor", fd: handle.fd }, { name: "layer-x" })
+        const error = yield* Effect.flip(drain(pull))
+        expect(error).toMatchObject({ _tag: "InvalidLayer", layer: "layer-x" })
+        expect(error.message).toMatch(/gzip: corrupt or truncated \(igzip exited with code 1\): igzip: Error/)
+        expect(error.message).not.toMatch(/null/)
+      }
+    })
+  )
+
+  it.scopedLive("bytes after the last member that start no new one are ignored, where zlib refuses them", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file, plain } = yield* gzipFile(box.root)
+      const trailing = path.join(box.root, "trailing.gz")
+      yield* Effect.promise(async () =>
+        fs.writeFile(trailing, Buffer.concat([await fs.readFile(file), Buffer.from("not gzip")]))
+      )
+      const handle = yield* openHandle(trailing)
+      const pull = yield* childPull<never>(igzip, { _tag: "Descriptor", fd: handle.fd }, { name: "test" })
+      expect((yield* drain(pull)).equals(plain)).toBe(true)
+      const viaZlib = yield* gunzipPull((yield* recordingReader(trailing)).reader, { name: "test" })
+      expect(((yield* Effect.flip(drain(viaZlib))) as Error).message).toMatch(/gzip: incorrect header check/)
+    })
+  )
+
+  it.scopedLive("a fed child fails with its reader's error when a read fails mid-blob", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file } = yield* gzipFile(box.root)
+      const recording = yield* recordingReader(file, 3)
+      const pull = yield* childPull(igzip, { _tag: "Fed", reader: recording.reader }, { name: "test" })
+      const error = yield* Effect.flip(drain(pull))
+      expect(error).toBeInstanceOf(ReadFailed)
+    })
+  )
+
+  it.scopedLive("closing the scope mid-stream kills the child and reaps it", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file } = yield* gzipFile(box.root)
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const handle = yield* openHandle(file)
+          const pull = yield* childPull<never>(igzip, { _tag: "Descriptor", fd: handle.fd }, { name: "test" })
+          expect((yield* pull)?.length).toBeGreaterThan(0)
+          expect(decompressorChildren()).toHaveLength(1)
+        })
+      )
+      expect(decompressorChildren()).toEqual([])
+    })
+  )
+
+  it.scopedLive("a decompressor that is not installed fails saying so", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file } = yield* gzipFile(box.root)
+      const handle = yield* openHandle(file)
+      const missing = { ...igzip, command: "banger-no-such-decompressor" }
+      const pull = yield* childPull<never>(missing, { _tag: "Descriptor", fd: handle.fd }, { name: "test" })
+      const error = yield* Effect.flip(drain(pull))
+      expect(error).toMatchObject({ _tag: "FilesystemError" })
+      expect(error.message).toMatch(/cannot run banger-no-such-decompressor \(is it installed\?\)/)
+    })
+  )
+})
+
+describe("gzipDecoder", () => {
+  it("is igzip where it is on PATH, zlib without it or with BANGER_GZIP=zlib", () => {
+    const saved = { PATH: process.env.PATH, BANGER_GZIP: process.env.BANGER_GZIP }
+    try {
+      delete process.env.BANGER_GZIP
+      process.env.PATH = "/usr/local/bin:/usr/bin:/bin"
+      expect(gzipDecoder()).toBe("igzip")
+      process.env.BANGER_GZIP = "zlib"
+      expect(gzipDecoder()).toBe("zlib")
+      delete process.env.BANGER_GZIP
+      process.env.PATH = "/nonexistent"
+      expect(gzipDecoder()).toBe("zlib")
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key]
+        else process.env[key] = value
+      }
+    }
+  })
 })

@@ -175,8 +175,8 @@ export const endOfArchive = Buffer.alloc(1024)
 
 export const sha256 = (data: Uint8Array) => `sha256:${createHash("sha256").update(data).digest("hex")}`
 
-/** Children of this test process named `zstd` (the builder's decompressors). */
-export const zstdChildren = (): Array<string> => {
+/** Children of this test process named `zstd` or `igzip` (the builder's decompressors). */
+export const decompressorChildren = (): Array<string> => {
   let out: string
   try {
     out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" })
@@ -188,5 +188,27 @@ export const zstdChildren = (): Array<string> => {
   return out
     .split("\n")
     .map((line) => line.trim())
-    .filter((line) => line.endsWith("zstd"))
+    .filter((line) => line.endsWith("zstd") || line.endsWith("igzip"))
 }
+
+/**
+ * Runs `effect` with gzip layers inflated by `decoder` (decompress.ts reads `BANGER_GZIP` on every
+ * layer), restoring the setting after.
+ */
+export const withGzipDecoder = <A, E, R>(decoder: "igzip" | "zlib", effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const saved = process.env.BANGER_GZIP
+      if (decoder === "zlib") process.env.BANGER_GZIP = "zlib"
+      else delete process.env.BANGER_GZIP
+      return saved
+    }),
+    () => effect,
+    (saved) =>
+      Effect.sync(() => {
+        if (saved === undefined) delete process.env.BANGER_GZIP
+        else process.env.BANGER_GZIP = saved
+      })
+  )
+
+export const GZIP_DECODERS = ["igzip", "zlib"] as const

@@ -12,10 +12,12 @@ import { RootfsBuilder } from "../../../src/layers/rootfs/rootfs-builder.js"
 import { buildTar, type LayerEntrySpec, layerFromTar } from "../../support/layers.js"
 import {
   builderLayer,
+  decompressorChildren,
   endOfArchive,
   entryAt,
   flattenError,
   flattenWith,
+  GZIP_DECODERS,
   gnuLongName,
   layerFile,
   paths,
@@ -25,7 +27,7 @@ import {
   sandbox,
   sha256,
   tmpListing,
-  zstdChildren
+  withGzipDecoder
 } from "./harness.js"
 
 const SAMPLE: ReadonlyArray<LayerEntrySpec> = [
@@ -44,28 +46,36 @@ const SAMPLE: ReadonlyArray<LayerEntrySpec> = [
 const MiB = 1024 * 1024
 
 describe("RootfsBuilder.flatten: layer streams", () => {
-  it.scopedLive("gzip, zstd and uncompressed layers give the same tree", () =>
+  it.scopedLive("gzip (igzip or zlib), zstd and uncompressed layers give the same tree", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
       const tarball = yield* Effect.promise(() => buildTar(SAMPLE))
       const results: Array<unknown> = []
-      for (const compression of ["gzip", "zstd", "none"] as const) {
+      const variants = [
+        ["gzip", "igzip"],
+        ["gzip", "zlib"],
+        ["zstd", "igzip"],
+        ["none", "igzip"]
+      ] as const
+      for (const [compression, decoder] of variants) {
         const layer = yield* layerFile(box, layerFromTar(tarball, compression))
         results.push(
-          yield* flattenWith(box, [layer], (tree) =>
-            Effect.promise(async () => {
-              expect(await fs.readFile(path.join(tree.dir, "bin/tool"))).toEqual(Buffer.alloc(300_000, 7))
-              return tree.entries
-            })
+          yield* withGzipDecoder(
+            decoder,
+            flattenWith(box, [layer], (tree) =>
+              Effect.promise(async () => {
+                expect(await fs.readFile(path.join(tree.dir, "bin/tool"))).toEqual(Buffer.alloc(300_000, 7))
+                return tree.entries
+              })
+            )
           )
         )
       }
-      expect(results[1]).toEqual(results[0])
-      expect(results[2]).toEqual(results[0])
+      for (const result of results.slice(1)) expect(result).toEqual(results[0])
       expect(Buffer.from(entryAt(results[0] as never, "bin/cap").xattrs[0]![1])).toEqual(
         Buffer.from([1, 0, 0, 2, 0x80, 0, 0, 0, 0xc3, 0x28])
       )
-      expect(zstdChildren()).toEqual([])
+      expect(decompressorChildren()).toEqual([])
     })
   )
 
@@ -104,9 +114,16 @@ describe("RootfsBuilder.flatten: layer streams", () => {
       const gzip = zlib.gzipSync(tarball)
       const flipped = Buffer.from(gzip)
       for (let i = 40; i < 80; i++) flipped[i] = flipped[i]! ^ 0xa5
-      expect(yield* invalid(flipped, "gzip")).toMatch(/gzip/)
-      expect(yield* invalid(gzip.subarray(0, gzip.length / 2), "gzip")).toMatch(/gzip|unexpected end/)
-      expect(yield* invalid(Buffer.from("not gzip at all"), "gzip")).toMatch(/gzip/)
+      for (const decoder of GZIP_DECODERS) {
+        yield* withGzipDecoder(
+          decoder,
+          Effect.gen(function* () {
+            expect(yield* invalid(flipped, "gzip")).toMatch(/gzip/)
+            expect(yield* invalid(gzip.subarray(0, gzip.length / 2), "gzip")).toMatch(/gzip|unexpected end/)
+            expect(yield* invalid(Buffer.from("not gzip at all"), "gzip")).toMatch(/gzip/)
+          })
+        )
+      }
 
       const zstd = layerFromTar(tarball, "zstd").blob
       expect(yield* invalid(zstd.subarray(0, zstd.length / 2), "zstd")).toMatch(/zstd/)
@@ -130,11 +147,11 @@ describe("RootfsBuilder.flatten: layer streams", () => {
       expect(missing.message).toMatch(/ENOENT/)
       expect(missing._tag).toBe("FilesystemError")
       expect(yield* tmpListing(box)).toEqual([])
-      expect(zstdChildren()).toEqual([])
+      expect(decompressorChildren()).toEqual([])
     })
   )
 
-  it.scopedLive("decompression is bounded: gzip and zstd bombs fail once past the limit", () =>
+  it.scopedLive("decompression is bounded: gzip (igzip or zlib) and zstd bombs fail once past the limit", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
       const bomb = yield* Effect.promise(() =>
@@ -142,22 +159,29 @@ describe("RootfsBuilder.flatten: layer streams", () => {
       )
       // Also past the end of the archive: trailing zeros are part of the uncompressed stream.
       const trailing = Buffer.concat([yield* Effect.promise(() => buildTar([])), Buffer.alloc(16 * MiB)])
-      for (const [tarball, compression] of [
-        [bomb, "gzip"],
-        [bomb, "zstd"],
-        [trailing, "gzip"]
+      for (const [tarball, compression, decoder] of [
+        [bomb, "gzip", "igzip"],
+        [bomb, "gzip", "zlib"],
+        [bomb, "zstd", "igzip"],
+        [trailing, "gzip", "igzip"],
+        [trailing, "gzip", "zlib"]
       ] as const) {
         const built = layerFromTar(tarball, compression)
         expect(built.blob.length).toBeLessThan(MiB)
         const layer = yield* layerFile(box, built)
-        const error = yield* flattenError(box, [layer], { maxUncompressedLayerBytes: MiB })
-        expect(error._tag).toBe("InvalidLayer")
-        expect(error.message).toMatch(/exceeds the limit of 1048576 bytes/)
-        // Under the default limit the same layer is fine.
-        yield* flattenWith(box, [layer], () => Effect.void)
+        yield* withGzipDecoder(
+          decoder,
+          Effect.gen(function* () {
+            const error = yield* flattenError(box, [layer], { maxUncompressedLayerBytes: MiB })
+            expect(error._tag).toBe("InvalidLayer")
+            expect(error.message).toMatch(/exceeds the limit of 1048576 bytes/)
+            // Under the default limit the same layer is fine.
+            yield* flattenWith(box, [layer], () => Effect.void)
+          })
+        )
       }
       expect(yield* tmpListing(box)).toEqual([])
-      expect(zstdChildren()).toEqual([])
+      expect(decompressorChildren()).toEqual([])
     })
   )
 
@@ -180,13 +204,13 @@ describe("RootfsBuilder.flatten: layer streams", () => {
       yield* Deferred.await(applied)
       // Wait until the big layer's decompressor runs and its file is being written.
       yield* Effect.promise(async () => {
-        for (let i = 0; i < 500 && zstdChildren().length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+        for (let i = 0; i < 500 && decompressorChildren().length === 0; i++) await new Promise((r) => setTimeout(r, 10))
       })
-      expect(zstdChildren().length).toBe(1)
+      expect(decompressorChildren().length).toBe(1)
       yield* Effect.sleep("100 millis")
       const exit = yield* Fiber.interrupt(fiber)
       expect(Exit.isInterrupted(exit)).toBe(true)
-      expect(zstdChildren()).toEqual([])
+      expect(decompressorChildren()).toEqual([])
       expect(yield* tmpListing(box)).toEqual([])
     })
   )
