@@ -10,13 +10,12 @@
  * Everything lives in the caller's scope: when it closes, the inflater is destroyed and a child
  * SIGKILLed if still running, and always reaped.
  */
-import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
-import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
+import { onPath } from "../host/on-path.js"
 import { type BlobReader, fileReader } from "./blob-reader.js"
 import type { Pull } from "./byte-reader.js"
 import { type ChildInput, childPull, type Decompressor } from "./decompressor-child.js"
@@ -88,26 +87,9 @@ export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: stri
     return output.pull
   })
 
-const onPath = (command: string) =>
-  (process.env.PATH ?? "").split(path.delimiter).some((dir) => {
-    if (dir === "") return false
-    try {
-      fs.accessSync(path.join(dir, command), fs.constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
-
-let igzipFound: { readonly path: string; readonly found: boolean } | undefined
-
 /** Which gzip decoder a pull uses: igzip where it is on PATH, unless `BANGER_GZIP=zlib`. */
-export const gzipDecoder = (): "igzip" | "zlib" => {
-  if (process.env.BANGER_GZIP === "zlib") return "zlib"
-  const searched = process.env.PATH ?? ""
-  if (igzipFound?.path !== searched) igzipFound = { path: searched, found: onPath(igzip.command) }
-  return igzipFound.found ? "igzip" : "zlib"
-}
+export const gzipDecoder = (): "igzip" | "zlib" =>
+  process.env.BANGER_GZIP !== "zlib" && onPath(igzip.command) ? "igzip" : "zlib"
 
 type Decompressed<E> = Effect.Effect<Pull<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope>
 
