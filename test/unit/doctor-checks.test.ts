@@ -33,6 +33,7 @@ const healthyFiles: Record<string, FakeFile> = {
   "/usr/sbin/resize2fs": tool("resize2fs 1.47.0 (5-Feb-2023)", 1),
   "/usr/bin/zstd": tool("*** Zstandard CLI (64-bit) v1.5.4, by Yann Collet ***"),
   "/usr/bin/igzip": tool("igzip command line interface 2.30.0"),
+  "/usr/bin/openssl": tool("OpenSSL 3.0.17 1 Jul 2025 (Library: OpenSSL 3.0.17 1 Jul 2025)"),
   "/bin/busybox": { linkage: "static", ...tool("BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.") },
   "/usr/bin/ssh": tool("OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.17 1 Jul 2025"),
   "/usr/bin/ssh-keygen": tool("usage: ssh-keygen [-q] [-a rounds]", 1),
@@ -171,6 +172,7 @@ describe("doctor checks", () => {
         "e2fsprogs",
         "zstd",
         "igzip",
+        "openssl",
         "busybox",
         "openssh",
         "tun",
@@ -289,30 +291,32 @@ describe("doctor checks", () => {
     })
   )
 
-  it.effect("zstd and busybox: missing → fail; igzip missing → warn; a dynamically linked busybox → fail", () =>
-    Effect.gen(function* () {
-      const bare = yield* runScenario({ host: hostWith({ "/usr/bin/zstd": undefined, "/bin/busybox": undefined }) })
-      expectCheck(
-        bare.zstd,
-        "fail",
-        /zstd not found on PATH: pulls of images with zstd-compressed layers fail/,
-        /apt-get install zstd/
-      )
-      expectCheck(bare.busybox, "fail", /\/bin\/busybox not found/, /apt-get install busybox-static/)
-      const noIgzip = yield* runScenario({ host: hostWith({ "/usr/bin/igzip": undefined }) })
-      expectCheck(
-        noIgzip.igzip,
-        "warn",
-        /igzip not found on PATH: gzip layers are inflated by node's zlib/,
-        /apt-get install isal/
-      )
-      const noKeygen = yield* runScenario({ host: hostWith({ "/usr/bin/ssh-keygen": undefined }) })
-      expectCheck(noKeygen.openssh, "fail", /ssh-keygen not found on PATH/, /apt-get install openssh-client/)
-      const noSsh = yield* runScenario({ host: hostWith({ "/usr/bin/ssh": undefined }) })
-      expectCheck(noSsh.openssh, "fail", /ssh not found on PATH: vm ssh and vm attach run it/, /openssh-client/)
-      const dynamic = yield* runScenario({ host: hostWith({ "/bin/busybox": { linkage: "dynamic" } }) })
-      expectCheck(dynamic.busybox, "fail", /is dynamically linked/, /busybox-static/)
-    })
+  it.effect(
+    "zstd and busybox: missing → fail; igzip or openssl missing → warn; a dynamically linked busybox → fail",
+    () =>
+      Effect.gen(function* () {
+        const bare = yield* runScenario({ host: hostWith({ "/usr/bin/zstd": undefined, "/bin/busybox": undefined }) })
+        expectCheck(
+          bare.zstd,
+          "fail",
+          /zstd not found on PATH: pulls of images with zstd-compressed layers fail/,
+          /apt-get install zstd/
+        )
+        expectCheck(bare.busybox, "fail", /\/bin\/busybox not found/, /apt-get install busybox-static/)
+        const noIgzip = yield* runScenario({ host: hostWith({ "/usr/bin/igzip": undefined }) })
+        expectCheck(
+          noIgzip.igzip,
+          "warn",
+          /igzip not found on PATH: gzip layers are inflated by node's zlib/,
+          /apt-get install isal/
+        )
+        const noKeygen = yield* runScenario({ host: hostWith({ "/usr/bin/ssh-keygen": undefined }) })
+        expectCheck(noKeygen.openssh, "fail", /ssh-keygen not found on PATH/, /apt-get install openssh-client/)
+        const noSsh = yield* runScenario({ host: hostWith({ "/usr/bin/ssh": undefined }) })
+        expectCheck(noSsh.openssh, "fail", /ssh not found on PATH: vm ssh and vm attach run it/, /openssh-client/)
+        const dynamic = yield* runScenario({ host: hostWith({ "/bin/busybox": { linkage: "dynamic" } }) })
+        expectCheck(dynamic.busybox, "fail", /is dynamically linked/, /busybox-static/)
+      })
   )
 
   it.effect("networking: no tun, no ip, no nft, forwarding off → warn with the fix", () =>

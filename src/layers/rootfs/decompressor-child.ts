@@ -15,7 +15,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
-import { loadAddon } from "../host/native-addon.js"
+import { openPipe } from "../host/big-pipe.js"
 import type { BlobReader } from "./blob-reader.js"
 import type { Pull } from "./byte-reader.js"
 import { feed } from "./feed.js"
@@ -33,10 +33,6 @@ export interface Decompressor {
 export type ChildInput<E> =
   | { readonly _tag: "Descriptor"; readonly fd: number }
   | { readonly _tag: "Fed"; readonly reader: BlobReader<E> }
-
-interface PipeAddon {
-  readonly pipe: (capacity: number) => { readonly read: number; readonly write: number; readonly capacity: number }
-}
 
 /** The most an unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size). */
 const OUTPUT_PIPE_CAPACITY = 1024 * 1024
@@ -68,9 +64,7 @@ const closeQuietly = (fd: number) => {
 const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
   Effect.try({
     try: (): Running => {
-      const output = loadAddon<PipeAddon>("pipe", "gives decompressor children a 1 MiB output pipe").pipe(
-        OUTPUT_PIPE_CAPACITY
-      )
+      const output = openPipe(OUTPUT_PIPE_CAPACITY)
       let child: ChildProcess
       try {
         child = spawn(decompressor.command, decompressor.args, {

@@ -3,13 +3,13 @@
  * and enforces the decompression bound as the bytes arrive, so a gzip bomb fails after `limit`
  * bytes instead of filling the disk.
  */
-import { createHash } from "node:crypto"
 import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
 import { openUncompressed } from "./decompress.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
+import { type HashAlgorithm, streamHasher } from "./stream-hasher.js"
 
 export interface LayerInput {
   readonly path: string
@@ -29,21 +29,21 @@ export interface LayerSource {
   readonly verify: Effect.Effect<void, DigestMismatch | LayerReadError>
 }
 
-const ALGORITHMS: Record<string, number> = { sha256: 64, sha512: 128 }
+const ALGORITHMS: Record<HashAlgorithm, number> = { sha256: 64, sha512: 128 }
 
 const parseDiffId = (layer: LayerInput) => {
   const [algorithm, hex] = layer.diffId.split(":", 2)
-  const length = algorithm === undefined ? undefined : ALGORITHMS[algorithm]
+  const length = algorithm === "sha256" || algorithm === "sha512" ? ALGORITHMS[algorithm] : undefined
   if (length === undefined || hex === undefined || !new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
     return Effect.fail(new InvalidLayer({ layer: layer.digest, reason: `unsupported DiffID "${layer.diffId}"` }))
   }
-  return Effect.succeed(algorithm!)
+  return Effect.succeed(algorithm as HashAlgorithm)
 }
 
 export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>
   Effect.gen(function* () {
     const algorithm = yield* parseDiffId(layer)
-    const hash = createHash(algorithm)
+    const hasher = yield* streamHasher(algorithm)
     let total = 0
     const pull = yield* openUncompressed({
       path: layer.path,
@@ -51,25 +51,36 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
       name: layer.digest,
       download: layer.download
     })
-    const metered = Effect.tap(pull, (chunks) => {
-      if (chunks === undefined) return Effect.void
-      for (const chunk of chunks) {
+    /** Counts and hashes `chunks` from `from` on, waiting for the hasher whenever it falls behind. */
+    const meter = (
+      chunks: ReadonlyArray<Uint8Array>,
+      from: number
+    ): Effect.Effect<void, InvalidLayer | FilesystemError> => {
+      for (let index = from; index < chunks.length; index++) {
+        const chunk = chunks[index]!
         total += chunk.length
-        hash.update(chunk)
-      }
-      return total > limit
-        ? Effect.fail(
+        if (total > limit) {
+          return Effect.fail(
             new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
           )
-        : Effect.void
-    })
+        }
+        if (!hasher.update(chunk)) {
+          return Effect.zipRight(
+            hasher.caughtUp,
+            Effect.suspend(() => meter(chunks, index + 1))
+          )
+        }
+      }
+      return Effect.void
+    }
+    const metered = Effect.tap(pull, (chunks) => (chunks === undefined ? Effect.void : meter(chunks, 0)))
     const bytes = makeByteReader<LayerReadError>(
       metered,
       () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" })
     )
     const verify = Effect.gen(function* () {
       yield* bytes.drain
-      const actual = `${algorithm}:${hash.digest("hex")}`
+      const actual = `${algorithm}:${yield* hasher.digest}`
       if (actual !== layer.diffId) {
         return yield* Effect.fail(
           new DigestMismatch({

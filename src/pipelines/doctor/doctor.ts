@@ -7,7 +7,7 @@ import { checkFirecracker, checkQemu } from "./hypervisors.js"
 import { checkKvm } from "./kvm.js"
 import { checkIpForward, checkNftTable, checkTun } from "./network.js"
 import { checkFreeSpace, checkReflink, checkStateDir } from "./state-dir.js"
-import { checkE2fsprogs, checkIgzip, checkIp, checkNft, checkOpenssh, checkZstd } from "./tools.js"
+import { checkE2fsprogs, checkIgzip, checkIp, checkNft, checkOpenssh, checkOpenssl, checkZstd } from "./tools.js"
 
 export type { DaemonObservation } from "./daemon.js"
 
@@ -32,6 +32,7 @@ export const runDoctor = Effect.fn("doctor")(function* (request: DoctorRequest) 
       checkE2fsprogs,
       checkZstd,
       checkIgzip,
+      checkOpenssl,
       checkBusybox,
       checkOpenssh,
       checkTun,

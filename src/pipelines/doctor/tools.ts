@@ -96,6 +96,17 @@ export const checkIgzip = checkTool({
   why: "gzip layers are inflated by node's zlib instead, about half as fast"
 })
 
+/** Optional: DiffIDs are hashed on the daemon's main thread without it (see rootfs/stream-hasher.ts). */
+export const checkOpenssl = checkTool({
+  name: "openssl",
+  command: "openssl",
+  args: ["version"],
+  version: /(OpenSSL \S+)/,
+  package: "openssl",
+  status: warn,
+  why: "layers' DiffIDs are hashed on the daemon's main thread instead, slowing large pulls"
+})
+
 /** vm create makes banger's and each VM's keys with ssh-keygen; vm ssh and vm attach run ssh. */
 export const checkOpenssh = Effect.gen(function* () {
   const host = yield* HostProbe

@@ -191,24 +191,29 @@ export const decompressorChildren = (): Array<string> => {
     .filter((line) => line.endsWith("zstd") || line.endsWith("igzip"))
 }
 
-/**
- * Runs `effect` with gzip layers inflated by `decoder` (decompress.ts reads `BANGER_GZIP` on every
- * layer), restoring the setting after.
- */
-export const withGzipDecoder = <A, E, R>(decoder: "igzip" | "zlib", effect: Effect.Effect<A, E, R>) =>
+/** Runs `effect` with the environment variable `name` set to `value` (unset if undefined), restoring it after. */
+export const withEnv = <A, E, R>(name: string, value: string | undefined, effect: Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
-      const saved = process.env.BANGER_GZIP
-      if (decoder === "zlib") process.env.BANGER_GZIP = "zlib"
-      else delete process.env.BANGER_GZIP
+      const saved = process.env[name]
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
       return saved
     }),
     () => effect,
     (saved) =>
       Effect.sync(() => {
-        if (saved === undefined) delete process.env.BANGER_GZIP
-        else process.env.BANGER_GZIP = saved
+        if (saved === undefined) delete process.env[name]
+        else process.env[name] = saved
       })
   )
+
+/** Runs `effect` with gzip layers inflated by `decoder` (decompress.ts reads `BANGER_GZIP` per layer). */
+export const withGzipDecoder = <A, E, R>(decoder: "igzip" | "zlib", effect: Effect.Effect<A, E, R>) =>
+  withEnv("BANGER_GZIP", decoder === "zlib" ? "zlib" : undefined, effect)
+
+/** Runs `effect` with DiffIDs hashed by `hasher` (stream-hasher.ts reads `BANGER_DIGEST` per layer). */
+export const withDigestHasher = <A, E, R>(hasher: "openssl" | "node", effect: Effect.Effect<A, E, R>) =>
+  withEnv("BANGER_DIGEST", hasher === "node" ? "node" : undefined, effect)
 
 export const GZIP_DECODERS = ["igzip", "zlib"] as const
