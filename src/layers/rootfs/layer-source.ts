@@ -6,10 +6,10 @@
 import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
+import { type HashAlgorithm, streamHasher } from "../host/stream-hasher.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
 import { openUncompressed } from "./decompress.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
-import { type HashAlgorithm, streamHasher } from "./stream-hasher.js"
 
 export interface LayerInput {
   readonly path: string

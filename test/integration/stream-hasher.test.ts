@@ -13,7 +13,7 @@ import {
   type HashAlgorithm,
   type StreamHasher,
   streamHasher
-} from "../../../src/layers/rootfs/stream-hasher.js"
+} from "../../src/layers/host/stream-hasher.js"
 
 const MiB = 1024 * 1024
 
