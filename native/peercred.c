@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
+#include "napi-object.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,6 @@ static napi_value fail(napi_env env, const char *what, int error) {
   snprintf(message, sizeof message, "%s: %s", what, strerror(error));
   napi_throw_error(env, NULL, message);
   return NULL;
-}
-
-static napi_value set_int(napi_env env, napi_value object, const char *key, int64_t value) {
-  napi_value number;
-  napi_create_int64(env, value, &number);
-  napi_set_named_property(env, object, key, number);
-  return object;
 }
 
 static napi_value peer_credentials(napi_env env, napi_callback_info info) {

@@ -11,17 +11,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include "napi-object.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static napi_value set_int(napi_env env, napi_value object, const char *key, int64_t value) {
-  napi_value number;
-  napi_create_int64(env, value, &number);
-  napi_set_named_property(env, object, key, number);
-  return object;
-}
 
 static napi_value make_pipe(napi_env env, napi_callback_info info) {
   size_t argc = 2;
