@@ -58,6 +58,23 @@ describe("streamHasher (openssl dgst child)", () => {
     })
   )
 
+  it.scopedLive("many at once each read their child's whole output, not just its exit", () =>
+    Effect.gen(function* () {
+      const inputs = Array.from({ length: 48 }, (_, i) => randomBytes(1024 + i))
+      const digests = yield* Effect.forEach(
+        inputs,
+        (data) =>
+          Effect.gen(function* () {
+            const hasher = yield* streamHasher("sha256")
+            yield* feedAll(hasher, [data])
+            return yield* hasher.digest
+          }),
+        { concurrency: "unbounded" }
+      )
+      expect(digests).toEqual(inputs.map((data) => createHash("sha256").update(data).digest("hex")))
+    })
+  )
+
   it.scopedLive("a child that dies mid-stream fails the digest saying how", () =>
     Effect.gen(function* () {
       const hasher = yield* streamHasher("sha256")

@@ -91,9 +91,11 @@ const start = (algorithm: HashAlgorithm) =>
       } finally {
         fs.closeSync(pipe.read)
       }
+      // "close", not "exit": the digest is in stdout, which may still be unread when the process
+      // has exited (under load it was, and the digest came out empty).
       const exited = new Promise<Exit>((resolve) => {
         child.once("error", (error) => resolve({ code: null, signal: null, error }))
-        child.once("exit", (code, signal) => resolve({ code, signal }))
+        child.once("close", (code, signal) => resolve({ code, signal }))
       })
       const chunks: Array<Buffer> = []
       let kept = 0
