@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { loadAddon } from "./native-addon.js"
 
 export interface PipeEnds {
@@ -21,3 +22,12 @@ export const openPipe = (capacity: number, nonBlockingWrite = false): PipeEnds =
     capacity,
     nonBlockingWrite
   )
+
+/** Closes one of our descriptors, if still open: for cleanup paths that must not throw. */
+export const closeQuietly = (fd: number): void => {
+  try {
+    fs.closeSync(fd)
+  } catch {
+    // Already closed; nothing else holds it.
+  }
+}

@@ -5,6 +5,7 @@ import { Context, Effect, Layer } from "effect"
 import { describeSystemError, FilesystemError } from "../../domain/errors.js"
 import { DiskCopy } from "../disk/disk-copy.js"
 import { elfLinkage, type Linkage } from "./elf.js"
+import { findOnPath } from "./on-path.js"
 
 export type { Linkage } from "./elf.js"
 
@@ -85,15 +86,6 @@ const denied = (error: unknown): Access => ({
   reason: describeSystemError(error)
 })
 
-const isExecutable = (file: string) => {
-  try {
-    fs.accessSync(file, fs.constants.X_OK)
-    return fs.statSync(file).isFile()
-  } catch {
-    return false
-  }
-}
-
 const readHead = (file: string): Uint8Array => {
   const handle = fs.openSync(file, "r")
   try {
@@ -121,14 +113,7 @@ export const makeHostProbe = (reflinkSupported: HostProbeShape["reflinkSupported
         return denied(error)
       }
     }),
-  which: (command) =>
-    Effect.sync(() =>
-      (process.env.PATH ?? "")
-        .split(path.delimiter)
-        .filter((dir) => dir !== "")
-        .map((dir) => path.join(dir, command))
-        .find(isExecutable)
-    ),
+  which: (command) => Effect.sync(() => findOnPath(command)),
   run: (file, args) =>
     Effect.async<RunResult>((resume) => {
       const child = execFile(

@@ -20,7 +20,8 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { Effect, type Scope } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
-import { openPipe } from "./big-pipe.js"
+import { closeQuietly, openPipe } from "./big-pipe.js"
+import { cappedOutput } from "./capped-output.js"
 import { onPath } from "./on-path.js"
 
 export type HashAlgorithm = "sha256" | "sha512"
@@ -70,11 +71,7 @@ interface Running {
 
 const closeInput = (running: Running) => {
   if (running.input < 0) return
-  try {
-    fs.closeSync(running.input)
-  } catch {
-    // Closed already; nothing else holds it.
-  }
+  closeQuietly(running.input)
   running.input = -1
 }
 
@@ -86,10 +83,11 @@ const start = (algorithm: HashAlgorithm) =>
       try {
         child = spawn("openssl", ["dgst", `-${algorithm}`, "-r"], { stdio: [pipe.read, "pipe", "pipe"] })
       } catch (error) {
-        fs.closeSync(pipe.write)
+        closeQuietly(pipe.write)
         throw error
       } finally {
-        fs.closeSync(pipe.read)
+        // The child has its own copy of the read end.
+        closeQuietly(pipe.read)
       }
       // "close", not "exit": the digest is in stdout, which may still be unread when the process
       // has exited (under load it was, and the digest came out empty).
@@ -97,17 +95,8 @@ const start = (algorithm: HashAlgorithm) =>
         child.once("error", (error) => resolve({ code: null, signal: null, error }))
         child.once("close", (code, signal) => resolve({ code, signal }))
       })
-      const chunks: Array<Buffer> = []
-      let kept = 0
-      const keep = (chunk: Buffer) => {
-        if (kept < OUTPUT_LIMIT) {
-          chunks.push(chunk)
-          kept += chunk.length
-        }
-      }
-      child.stdout!.on("data", keep)
-      child.stderr!.on("data", keep)
-      return { child, input: pipe.write, exited, output: () => Buffer.concat(chunks).toString("utf8").trim() }
+      const output = cappedOutput([child.stdout!, child.stderr!], OUTPUT_LIMIT)
+      return { child, input: pipe.write, exited, output }
     },
     catch: (error) =>
       new FilesystemError({

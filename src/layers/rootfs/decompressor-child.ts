@@ -11,11 +11,11 @@
  * running, and the child is always reaped.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
 import * as net from "node:net"
 import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
-import { openPipe } from "../host/big-pipe.js"
+import { closeQuietly, openPipe } from "../host/big-pipe.js"
+import { cappedOutput } from "../host/capped-output.js"
 import type { BlobReader } from "./blob-reader.js"
 import type { Pull } from "./byte-reader.js"
 import { feed } from "./feed.js"
@@ -53,14 +53,6 @@ interface Running {
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
-const closeQuietly = (fd: number) => {
-  try {
-    fs.closeSync(fd)
-  } catch {
-    // Already closed; nothing else holds it.
-  }
-}
-
 const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
   Effect.try({
     try: (): Running => {
@@ -84,15 +76,8 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
       })
       // A child that dies mid-input makes our writes fail (EPIPE): its exit says why.
       child.stdin?.on("error", () => undefined)
-      const chunks: Array<Buffer> = []
-      let kept = 0
       const stderr = child.stderr!
-      stderr.on("data", (chunk: Buffer) => {
-        if (kept < STDERR_LIMIT) {
-          chunks.push(chunk)
-          kept += chunk.length
-        }
-      })
+      const stderrText = cappedOutput([stderr], STDERR_LIMIT)
       const stderrDone = new Promise<void>((resolve) => {
         stderr.once("close", () => resolve())
         stderr.once("error", () => resolve())
@@ -103,7 +88,7 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
         stdout,
         exited,
         stderrDone,
-        stderrText: () => Buffer.concat(chunks).toString("utf8").trim()
+        stderrText
       }
     },
     catch: (error) =>

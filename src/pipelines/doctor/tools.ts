@@ -96,7 +96,7 @@ export const checkIgzip = checkTool({
   why: "gzip layers are inflated by node's zlib instead, about half as fast"
 })
 
-/** Optional: DiffIDs are hashed on the daemon's main thread without it (see rootfs/stream-hasher.ts). */
+/** Optional: DiffIDs are hashed on the daemon's main thread without it (see host/stream-hasher.ts). */
 export const checkOpenssl = checkTool({
   name: "openssl",
   command: "openssl",
