@@ -177,6 +177,38 @@ describe("BlobCache", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("checking free space never removes a blob, even one renamed into place as it looks", () =>
+    Effect.gen(function* () {
+      const root = yield* tempRoot
+      // Pieces over time, so the checks below are running when the blob is renamed into place.
+      const proxy = yield* proxied({ fault: "trickle", trickleParts: 8, trickleIntervalMs: 20 })
+      const file = blobFile(root, layer.digest)
+      yield* Effect.gen(function* () {
+        const cache = yield* BlobCache
+        let downloading = true
+        // Other pulls of images that share the blob check space while this one downloads it. A
+        // check that found nothing and then removed "what it found" deleted the fresh blob.
+        const checks = Effect.forEach(
+          Array.from({ length: 8 }),
+          () =>
+            Effect.whileLoop({
+              while: () => downloading,
+              body: () => cache.checkSpace([descriptor]),
+              step: () => undefined
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        const download = ensureVia(proxy).pipe(Effect.ensuring(Effect.sync(() => (downloading = false))))
+        yield* Effect.all([download, checks], { concurrency: "unbounded" })
+      }).pipe(Effect.provide(cacheLayer(root)))
+      expect(sha256(yield* Effect.promise(() => fs.readFile(file)))).toBe(layer.digest)
+      // A stale file is the download's to replace (under the blob's lock), not the check's.
+      yield* Effect.promise(() => fs.writeFile(file, "truncated"))
+      yield* Effect.flatMap(BlobCache, (cache) => cache.checkSpace([descriptor])).pipe(Effect.provide(cacheLayer(root)))
+      expect(yield* Effect.promise(() => fs.readFile(file, "utf8"))).toBe("truncated")
+    }).pipe(Effect.scoped)
+  )
+
   it.live("replaces a cached file of the wrong size", () =>
     Effect.gen(function* () {
       const root = yield* tempRoot

@@ -37,13 +37,12 @@ export const makeBlobCache = Effect.gen(function* () {
       : Effect.succeed({ algorithm: parsed.algorithm, file: paths.blobPath(descriptor.digest) })
   }
 
-  /** A cached file of the wrong size is a leftover of something broken: drop it and fetch again. */
+  /** Whether the cache holds the blob: a file of the descriptor's size (it was verified before its rename). */
   const present = (file: string, descriptor: Descriptor) =>
     Effect.tryPromise({ try: () => fs.stat(file), catch: (error) => error as NodeJS.ErrnoException }).pipe(
-      Effect.map((stat) => stat.isFile() && stat.size === descriptor.size),
-      Effect.catchAll((error) => (error.code === "ENOENT" ? Effect.succeed(false) : Effect.fail(fsError(file)(error)))),
-      Effect.tap((hit) =>
-        hit ? Effect.void : Effect.tryPromise({ try: () => fs.rm(file, { force: true }), catch: fsError(file) })
+      Effect.map((stat): "hit" | "stale" => (stat.isFile() && stat.size === descriptor.size ? "hit" : "stale")),
+      Effect.catchAll((error) =>
+        error.code === "ENOENT" ? Effect.succeed("missing" as const) : Effect.fail(fsError(file)(error))
       )
     )
 
@@ -57,7 +56,13 @@ export const makeBlobCache = Effect.gen(function* () {
     return yield* withDigestLock(
       descriptor.digest,
       Effect.gen(function* () {
-        if (yield* present(file, descriptor)) return file
+        // Only here, under the digest's lock, may a file be removed: a check made without it could
+        // find nothing, then remove the blob another pull renamed into place a moment later.
+        const found = yield* present(file, descriptor)
+        if (found === "hit") return file
+        // A file of the wrong size is a leftover of something broken: drop it and fetch again.
+        if (found === "stale")
+          yield* Effect.tryPromise({ try: () => fs.rm(file, { force: true }), catch: fsError(file) })
         for (const dir of [path.dirname(file), paths.blobTmp]) {
           yield* Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: fsError(dir) })
         }
@@ -81,7 +86,7 @@ export const makeBlobCache = Effect.gen(function* () {
     let count = 0
     for (const descriptor of descriptors) {
       const { file } = yield* Effect.orElseSucceed(checkedPath(descriptor), () => ({ file: "" }))
-      if (file !== "" && (yield* present(file, descriptor))) continue
+      if (file !== "" && (yield* present(file, descriptor)) === "hit") continue
       missing += descriptor.size
       count++
     }
