@@ -24,15 +24,22 @@ const exposedGc = (): (() => void) | undefined => {
  * after); the second, with nothing left to free, compacts and gives the empty pages back (~27 MiB
  * of pages; RSS 5 s after 144 -> 132 MiB with glibc's malloc).
  */
+const collectAndCompact = (gc: () => void) => {
+  gc()
+  gc()
+}
+
 export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
   const gc = exposedGc()
-  if (gc !== undefined) {
-    setTimeout(() => {
-      gc()
-      gc()
-    }, GC_DELAY_MS).unref()
-  }
+  if (gc !== undefined) setTimeout(() => collectAndCompact(gc), GC_DELAY_MS).unref()
 })
 
-/** A full GC now where there is one, else nothing: for work that knows its peak is next. */
-export const collectGarbageNow = (): void => exposedGc()?.()
+/**
+ * Both GCs now where there is a `gc`, else nothing: for work that knows its peak is next. Before
+ * the ext4 write of a 500k-file tree, the second one (~60 ms) gives back ~16 MiB of heap pages
+ * the first left committed (heap at the peak 86 -> 70 MiB, peak RSS 201 -> 190 MiB, traced).
+ */
+export const collectGarbageNow = (): void => {
+  const gc = exposedGc()
+  if (gc !== undefined) collectAndCompact(gc)
+}
