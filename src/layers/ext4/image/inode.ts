@@ -30,40 +30,60 @@ const MIN_TIME = -(2 ** 31)
 // Two epoch bits extend the signed 32-bit seconds to the year 2446.
 const MAX_TIME = 2 ** 31 - 1 + 3 * 2 ** 32
 
+const clampTime = (seconds: number) => Math.min(Math.max(Math.trunc(seconds), MIN_TIME), MAX_TIME)
+
 /** Low 32 bits (signed) and the epoch bits of the `_extra` field. */
 export const encodeTime = (seconds: number): readonly [low: number, extra: number] => {
-  const clamped = Math.min(Math.max(Math.trunc(seconds), MIN_TIME), MAX_TIME)
+  const clamped = clampTime(seconds)
   const low = clamped | 0
   return [low >>> 0, ((clamped - low) / 2 ** 32) & 3]
 }
 
 export const INLINE_XATTR_OFFSET = 128 + EXTRA_ISIZE
 
-export const encodeInode = (target: Uint8Array, ino: number, fields: InodeFields, fsSeed: number) => {
-  target.fill(0, 0, INODE_SIZE)
-  const view = new DataView(target.buffer, target.byteOffset, INODE_SIZE)
-  const [time, timeExtra] = encodeTime(fields.time)
+/**
+ * Writes inode `ino` at byte `at` of `table` (through `view`, a DataView of all of `table`). One
+ * view for the whole inode table, no array or tuple per call: this runs for every inode of the
+ * image (500k-file tree: 750 ms with a DataView, a subarray and four small arrays per inode).
+ */
+export const encodeInode = (
+  table: Uint8Array,
+  view: DataView,
+  at: number,
+  ino: number,
+  fields: InodeFields,
+  fsSeed: number
+) => {
+  table.fill(0, at, at + INODE_SIZE)
+  const clamped = clampTime(fields.time)
+  const time = (clamped | 0) >>> 0
+  const timeExtra = ((clamped - (clamped | 0)) / 2 ** 32) & 3
   const sectors = fields.blocks
-  view.setUint16(0x00, fields.mode, true)
-  view.setUint16(0x02, fields.uid & 0xffff, true)
-  view.setUint32(0x04, fields.size % 2 ** 32, true)
-  for (const offset of [0x08, 0x0c, 0x10]) view.setUint32(offset, time, true)
-  view.setUint16(0x18, fields.gid & 0xffff, true)
-  view.setUint16(0x1a, fields.links, true)
-  view.setUint32(0x1c, sectors % 2 ** 32, true)
-  view.setUint32(0x20, fields.flags, true)
-  target.set(fields.iBlock, 0x28)
-  view.setUint32(0x68, fields.xattrBlock % 2 ** 32, true)
-  view.setUint32(0x6c, Math.floor(fields.size / 2 ** 32), true)
-  view.setUint16(0x74, Math.floor(sectors / 2 ** 32), true)
-  view.setUint16(0x76, Math.floor(fields.xattrBlock / 2 ** 32), true)
-  view.setUint16(0x78, fields.uid >>> 16, true)
-  view.setUint16(0x7a, fields.gid >>> 16, true)
-  view.setUint16(0x80, EXTRA_ISIZE, true)
-  for (const offset of [0x84, 0x88, 0x8c, 0x94]) view.setUint32(offset, timeExtra, true)
-  view.setUint32(0x90, time, true)
-  if (fields.inlineXattrs !== undefined) target.set(fields.inlineXattrs, INLINE_XATTR_OFFSET)
-  const csum = crc32cUpdate(inodeSeed(fsSeed, ino), target, 0, INODE_SIZE)
-  view.setUint16(0x7c, csum & 0xffff, true)
-  view.setUint16(0x82, csum >>> 16, true)
+  view.setUint16(at + 0x00, fields.mode, true)
+  view.setUint16(at + 0x02, fields.uid & 0xffff, true)
+  view.setUint32(at + 0x04, fields.size % 2 ** 32, true)
+  view.setUint32(at + 0x08, time, true)
+  view.setUint32(at + 0x0c, time, true)
+  view.setUint32(at + 0x10, time, true)
+  view.setUint16(at + 0x18, fields.gid & 0xffff, true)
+  view.setUint16(at + 0x1a, fields.links, true)
+  view.setUint32(at + 0x1c, sectors % 2 ** 32, true)
+  view.setUint32(at + 0x20, fields.flags, true)
+  table.set(fields.iBlock, at + 0x28)
+  view.setUint32(at + 0x68, fields.xattrBlock % 2 ** 32, true)
+  view.setUint32(at + 0x6c, Math.floor(fields.size / 2 ** 32), true)
+  view.setUint16(at + 0x74, Math.floor(sectors / 2 ** 32), true)
+  view.setUint16(at + 0x76, Math.floor(fields.xattrBlock / 2 ** 32), true)
+  view.setUint16(at + 0x78, fields.uid >>> 16, true)
+  view.setUint16(at + 0x7a, fields.gid >>> 16, true)
+  view.setUint16(at + 0x80, EXTRA_ISIZE, true)
+  view.setUint32(at + 0x84, timeExtra, true)
+  view.setUint32(at + 0x88, timeExtra, true)
+  view.setUint32(at + 0x8c, timeExtra, true)
+  view.setUint32(at + 0x90, time, true)
+  view.setUint32(at + 0x94, timeExtra, true)
+  if (fields.inlineXattrs !== undefined) table.set(fields.inlineXattrs, at + INLINE_XATTR_OFFSET)
+  const csum = crc32cUpdate(inodeSeed(fsSeed, ino), table, at, at + INODE_SIZE)
+  view.setUint16(at + 0x7c, csum & 0xffff, true)
+  view.setUint16(at + 0x82, csum >>> 16, true)
 }

@@ -112,6 +112,7 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
   // One table reused by every group (writeAt copies it out): a new 2 MiB array per group left
   // ~60 of them for V8 to collect on a 500k-inode tree, and the daemon's peak RSS rose with them.
   const tableBuffer = new Uint8Array(Math.min(ipg, Math.max(0, plan.lastInode)) * INODE_SIZE)
+  const tableView = new DataView(tableBuffer.buffer, tableBuffer.byteOffset, tableBuffer.byteLength)
   const descriptors: Array<GroupDescriptor> = []
   let freeBlocks = 0
   let freeInodes = 0
@@ -123,7 +124,7 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
       for (let index = 0; index < usedInGroup; index++) {
         const ino = firstIno + index
         const fields = ino === JOURNAL_INODE ? journalInode : fieldsOf(ino)
-        encodeInode(table.subarray(index * INODE_SIZE), ino, fields ?? EMPTY_INODE, fsSeed)
+        encodeInode(tableBuffer, tableView, index * INODE_SIZE, ino, fields ?? EMPTY_INODE, fsSeed)
       }
       contents.writeAt(placement.inodeTables[group]! * BLOCK_SIZE, table)
     }
