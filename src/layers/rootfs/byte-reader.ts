@@ -58,32 +58,43 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
         })
   )
 
+  /** Bytes of `queue[0]` already taken: one view per take, not a view taken and a view kept. */
+  let headTaken = 0
+
+  const shiftHead = (): Uint8Array => {
+    const head = queue.shift()!
+    const rest = headTaken === 0 ? head : head.subarray(headTaken)
+    headTaken = 0
+    return rest
+  }
+
   // Caller guarantees `buffered >= n`.
   const take = (n: number): Uint8Array => {
     buffered -= n
     const first = queue[0]!
-    if (first.length === n) return queue.shift()!
-    if (first.length > n) {
-      queue[0] = first.subarray(n)
-      return first.subarray(0, n)
+    const left = first.length - headTaken
+    if (left === n) return shiftHead()
+    if (left > n) {
+      headTaken += n
+      return first.subarray(headTaken - n, headTaken)
     }
     const parts: Array<Uint8Array> = []
     let need = n
     while (need > 0) {
-      const chunk = queue[0]!
-      if (chunk.length <= need) {
-        parts.push(queue.shift()!)
-        need -= chunk.length
+      const available = queue[0]!.length - headTaken
+      if (available <= need) {
+        parts.push(shiftHead())
+        need -= available
       } else {
-        parts.push(chunk.subarray(0, need))
-        queue[0] = chunk.subarray(need)
+        parts.push(queue[0]!.subarray(headTaken, headTaken + need))
+        headTaken += need
         need = 0
       }
     }
     return Buffer.concat(parts)
   }
 
-  const takeSome = (max: number) => take(Math.min(max, queue[0]!.length))
+  const takeSome = (max: number) => take(Math.min(max, queue[0]!.length - headTaken))
 
   const readExact = (n: number): Effect.Effect<Uint8Array | undefined, E> =>
     Effect.suspend(() => {
@@ -111,6 +122,7 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
 
   const drain = Effect.gen(function* () {
     queue.length = 0
+    headTaken = 0
     buffered = 0
     while (yield* fill) {
       queue.length = 0

@@ -53,10 +53,15 @@ const fail = (reason: string): never => {
   throw new TarFormatError(reason)
 }
 
+const EMPTY = new Uint8Array(0)
+
+// A loop and at most one view: this runs three times for every header, most often on empty or
+// short fields (500k-file layer: 406 ms with a view, indexOf and a second view per field).
 const field = (block: Uint8Array, offset: number, length: number): Uint8Array => {
-  const slice = block.subarray(offset, offset + length)
-  const nul = slice.indexOf(0)
-  return nul === -1 ? slice : slice.subarray(0, nul)
+  let end = offset
+  const limit = offset + length
+  while (end < limit && block[end] !== 0) end++
+  return end === offset ? EMPTY : block.subarray(offset, end)
 }
 
 /**
