@@ -31,12 +31,15 @@ const MIN_TIME = -(2 ** 31)
 const MAX_TIME = 2 ** 31 - 1 + 3 * 2 ** 32
 
 const clampTime = (seconds: number) => Math.min(Math.max(Math.trunc(seconds), MIN_TIME), MAX_TIME)
+/** The low 32 bits (signed, stored unsigned) of clamped seconds. */
+const timeLow = (clamped: number) => (clamped | 0) >>> 0
+/** The epoch bits of the `_extra` field for clamped seconds. */
+const timeEpoch = (clamped: number) => ((clamped - (clamped | 0)) / 2 ** 32) & 3
 
 /** Low 32 bits (signed) and the epoch bits of the `_extra` field. */
 export const encodeTime = (seconds: number): readonly [low: number, extra: number] => {
   const clamped = clampTime(seconds)
-  const low = clamped | 0
-  return [low >>> 0, ((clamped - low) / 2 ** 32) & 3]
+  return [timeLow(clamped), timeEpoch(clamped)]
 }
 
 export const INLINE_XATTR_OFFSET = 128 + EXTRA_ISIZE
@@ -56,8 +59,8 @@ export const encodeInode = (
 ) => {
   table.fill(0, at, at + INODE_SIZE)
   const clamped = clampTime(fields.time)
-  const time = (clamped | 0) >>> 0
-  const timeExtra = ((clamped - (clamped | 0)) / 2 ** 32) & 3
+  const time = timeLow(clamped)
+  const timeExtra = timeEpoch(clamped)
   const sectors = fields.blocks
   view.setUint16(at + 0x00, fields.mode, true)
   view.setUint16(at + 0x02, fields.uid & 0xffff, true)
