@@ -20,11 +20,12 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { Effect, type Scope } from "effect"
 import { FilesystemError } from "../../domain/errors.js"
+import { type DigestAlgorithm, digestHexLength } from "../registry/digest.js"
 import { closeQuietly, openPipe } from "./big-pipe.js"
 import { cappedOutput } from "./capped-output.js"
 import { onPath } from "./on-path.js"
 
-export type HashAlgorithm = "sha256" | "sha512"
+export type HashAlgorithm = DigestAlgorithm
 
 export interface StreamHasher {
   /**
@@ -41,7 +42,6 @@ const PIPE_CAPACITY = 1024 * 1024
 const OUTPUT_LIMIT = 4 * 1024
 /** How long a child may take nothing from a full pipe before the hash fails. */
 const STALL_LIMIT_MS = 60_000
-const HEX_LENGTH: Record<HashAlgorithm, number> = { sha256: 64, sha512: 128 }
 
 /** Where DiffIDs are hashed: `openssl` where it is on PATH, unless `BANGER_DIGEST=node`. */
 export const digestHasher = (): "openssl" | "node" =>
@@ -170,7 +170,7 @@ const inChild = (algorithm: HashAlgorithm) =>
           return yield* failure(`${how}${text ? `: ${text}` : ""}`)
         }
         const hex = /^([0-9a-f]+) /.exec(text)?.[1]
-        if (hex === undefined || hex.length !== HEX_LENGTH[algorithm]) {
+        if (hex === undefined || hex.length !== digestHexLength(algorithm)) {
           return yield* failure(`unexpected output "${text.slice(0, 200)}"`)
         }
         return hex

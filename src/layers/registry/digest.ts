@@ -20,6 +20,10 @@ export const parseDigest = (digest: string): ParsedDigest | undefined => {
   return match[2]!.length === hexLength[algorithm] ? { algorithm, hex: match[2]! } : undefined
 }
 
+/** The hex length of `algorithm`'s digests; undefined for an algorithm OCI does not allow. */
+export const digestHexLength = (algorithm: string): number | undefined =>
+  Object.hasOwn(hexLength, algorithm) ? hexLength[algorithm as DigestAlgorithm] : undefined
+
 export const isDigest = (digest: string): boolean => parseDigest(digest) !== undefined
 
 export const digestPattern = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/

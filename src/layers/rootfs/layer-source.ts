@@ -6,7 +6,8 @@
 import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
-import { type HashAlgorithm, streamHasher } from "../host/stream-hasher.js"
+import { streamHasher } from "../host/stream-hasher.js"
+import { parseDigest } from "../registry/digest.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
 import { openUncompressed } from "./decompress.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
@@ -29,15 +30,12 @@ export interface LayerSource {
   readonly verify: Effect.Effect<void, DigestMismatch | LayerReadError>
 }
 
-const ALGORITHMS: Record<HashAlgorithm, number> = { sha256: 64, sha512: 128 }
-
+/** A DiffID has a digest's strict form. */
 const parseDiffId = (layer: LayerInput) => {
-  const [algorithm, hex] = layer.diffId.split(":", 2)
-  const length = algorithm === "sha256" || algorithm === "sha512" ? ALGORITHMS[algorithm] : undefined
-  if (length === undefined || hex === undefined || !new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
-    return Effect.fail(new InvalidLayer({ layer: layer.digest, reason: `unsupported DiffID "${layer.diffId}"` }))
-  }
-  return Effect.succeed(algorithm as HashAlgorithm)
+  const parsed = parseDigest(layer.diffId)
+  return parsed === undefined
+    ? Effect.fail(new InvalidLayer({ layer: layer.digest, reason: `unsupported DiffID "${layer.diffId}"` }))
+    : Effect.succeed(parsed.algorithm)
 }
 
 export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>

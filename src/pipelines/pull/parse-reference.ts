@@ -1,6 +1,7 @@
 import { Effect, Either } from "effect"
 import { InvalidReference } from "../../domain/errors.js"
 import type { ImageReference } from "../../domain/reference.js"
+import { digestHexLength } from "../../layers/registry/digest.js"
 
 export { defaultImageName, validateImageName } from "./image-name.js"
 export { defaultPlatform, normalizePlatform, parsePlatform, platformMatches } from "./parse-platform.js"
@@ -29,7 +30,6 @@ const officialPrefix = "library/"
  */
 const repositoryLengthMax = 255
 const tagLengthMax = 128
-const digestHexLength: Readonly<Record<string, number>> = { sha256: 64, sha512: 128 }
 
 /** A rejection reason; `undefined` means the part is valid. */
 type Problem = string | undefined
@@ -150,7 +150,7 @@ const checkDigest = (digest: string, offset: number): Problem => {
   const algorithm = digest.slice(0, colon)
   const hex = digest.slice(colon + 1)
   if (algorithm.length === 0) return `digest algorithm is empty (${at(offset)})`
-  const expected = digestHexLength[algorithm]
+  const expected = digestHexLength(algorithm)
   if (expected === undefined)
     return `unsupported digest algorithm "${algorithm}" (only sha256 and sha512 are supported)`
   if (hex.length === 0) return `${algorithm} digest has no hex value`
