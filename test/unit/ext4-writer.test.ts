@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import { Ext4Error } from "../../src/domain/errors.js"
 import { Ext4Tools, makeExt4ToolsFake } from "../../src/layers/ext4/ext4-tools.js"
 import { crc32c } from "../../src/layers/ext4/image/crc32c.js"
-import { buildExtentTree, extentsOf, treeBlocksFor } from "../../src/layers/ext4/image/extents.js"
+import { buildExtentTree, extentsOf, treeBlocksFor, writeContiguousRoot } from "../../src/layers/ext4/image/extents.js"
 import { encodeTime } from "../../src/layers/ext4/image/inode.js"
 import { encodeDevice } from "../../src/layers/ext4/image/plan.js"
 import { encodeXattrs } from "../../src/layers/ext4/image/xattrs.js"
@@ -56,6 +56,30 @@ describe("ext4 encoding", () => {
       [50, 340],
       [51, 1]
     ])
+  })
+
+  it("writes a contiguous file's extent root exactly as the general tree does, or leaves it to the tree", () => {
+    const cases = [
+      [0, 0],
+      [100, 1],
+      [5000, 32768],
+      [100, 70000],
+      [2 ** 32 - 3, 40000],
+      [2 ** 33 + 7, 4 * 32768]
+    ] as const
+    for (const [start, length] of cases) {
+      const general = Buffer.alloc(60)
+      expect(buildExtentTree(extentsOf(length === 0 ? [] : [{ start, length }]), [], 0, general)).toEqual([])
+      const fast = Buffer.alloc(60)
+      expect(writeContiguousRoot(new DataView(fast.buffer, fast.byteOffset, 60), start, length)).toBe(true)
+      expect(fast.equals(general)).toBe(true)
+    }
+    // Five extents need a leaf block: nothing is written, the caller builds the tree.
+    const untouched = Buffer.alloc(60)
+    expect(writeContiguousRoot(new DataView(untouched.buffer, untouched.byteOffset, 60), 100, 4 * 32768 + 1)).toBe(
+      false
+    )
+    expect(untouched.equals(Buffer.alloc(60))).toBe(true)
   })
 
   it("keeps small xattrs in the inode, converts POSIX ACLs and refuses what cannot fit", () => {

@@ -90,10 +90,7 @@ const releaseBelow = (model: TreeModel, node: NodeId, contents: ContentSink) => 
 
 export const contentSinkFor = (model: TreeModel, contents: ContentSink): TreeSink => ({
   directory: () => undefined,
-  file: (_parent, _name, size, sparse) => {
-    const writer = contents.begin(size, sparse)
-    return { write: writer.write, skip: writer.skip, finish: writer.finish, abandon: writer.abandon }
-  },
+  file: (_parent, _name, size, sparse) => contents.begin(size, sparse),
   symlink: () => undefined,
   special: () => undefined,
   hardlink: () => undefined,

@@ -87,7 +87,13 @@ export class BlockAllocator {
   /** `count` blocks: all of a freed run that holds them when there is one, else from the pointer. */
   allocate(count: number): ReadonlyArray<BlockRun> {
     if (count === 0) return []
-    const index = this.freed.findIndex((run) => run.length >= count)
+    let index = -1
+    for (let at = 0; at < this.freed.length; at++) {
+      if (this.freed[at]!.length >= count) {
+        index = at
+        break
+      }
+    }
     let runs: ReadonlyArray<BlockRun>
     if (index >= 0) {
       const run = this.freed[index]!

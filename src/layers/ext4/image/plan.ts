@@ -11,7 +11,7 @@ import type { EntryType } from "../../../domain/tree.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { type DirectoryEntry, directoryBlocks, encodeDirectory } from "./directory.js"
 import { FileBlocks } from "./draft-contents.js"
-import { buildExtentTree, extentsOf, treeBlocksFor } from "./extents.js"
+import { buildExtentTree, extentsOf, treeBlocksFor, writeContiguousRoot } from "./extents.js"
 import {
   BLOCK_SIZE,
   EXTENTS_FL,
@@ -65,23 +65,30 @@ const typeAt = (entries: PlanEntries, index: number): EntryType =>
 
 /** The fields of an inode the plan does not keep: they come from its entry. */
 export interface EntryFields {
-  readonly type: EntryType
-  readonly mode: number
-  readonly uid: number
-  readonly gid: number
-  readonly mtime: number
+  type: EntryType
+  mode: number
+  uid: number
+  gid: number
+  mtime: number
 }
 
-const fieldsAt = (entries: PlanEntries, index: number): EntryFields =>
-  index === entries.list.length
-    ? { type: "directory", mode: 0o700, uid: 0, gid: 0, mtime: entries.timestamp }
-    : {
-        type: entries.list.type(index),
-        mode: entries.list.mode(index),
-        uid: entries.list.uid(index),
-        gid: entries.list.gid(index),
-        mtime: entries.list.mtime(index)
-      }
+/** Reads an entry's fields into `into`, a record reused for every inode (a 500k-file tree has 500k). */
+const readFieldsAt = (entries: PlanEntries, index: number, into: EntryFields) => {
+  if (index === entries.list.length) {
+    into.type = "directory"
+    into.mode = 0o700
+    into.uid = 0
+    into.gid = 0
+    into.mtime = entries.timestamp
+    return
+  }
+  const list = entries.list
+  into.type = list.type(index)
+  into.mode = list.mode(index)
+  into.uid = list.uid(index)
+  into.gid = list.gid(index)
+  into.mtime = list.mtime(index)
+}
 
 const ARENA_CHUNK = 1024 * 1024
 /** An i_block length no i_block has (at most 60): see `deriveIBlock`. */
@@ -141,13 +148,25 @@ export class PlannedInodes {
     this.iBlockLength[ino] = DERIVED
   }
 
+  /** The caller's scratch i_block is the same array for every inode: one view of it, not one each. */
+  private view: DataView | undefined
+
+  private viewOf(iBlock: Uint8Array): DataView {
+    const view = this.view
+    if (view !== undefined && view.buffer === iBlock.buffer && view.byteOffset === iBlock.byteOffset) return view
+    this.view = new DataView(iBlock.buffer, iBlock.byteOffset, 60)
+    return this.view
+  }
+
   /** Fills `iBlock` (60 bytes) with the inode's. */
   iBlock(ino: number, iBlock: Uint8Array) {
     iBlock.fill(0)
     const length = this.iBlockLength[ino]!
     if (length === DERIVED) {
       const content = this.entries.list.content(this.entry[ino]!) as FileBlocks
-      buildExtentTree(extentsOf(content.runs, content.logical), [], 0, iBlock)
+      if (!content.isContiguous || !writeContiguousRoot(this.viewOf(iBlock), content.start, content.length)) {
+        buildExtentTree(extentsOf(content.runs, content.logical), [], 0, iBlock)
+      }
       return
     }
     if (length === 0) return
@@ -161,9 +180,12 @@ export class PlannedInodes {
     return entry >= 0 && typeAt(this.entries, entry) === "directory"
   }
 
-  fieldsOf(ino: number): EntryFields | undefined {
+  /** Reads the inode's entry fields into `into`; false for an inode the tree does not use. */
+  readFields(ino: number, into: EntryFields): boolean {
     const entry = this.entry[ino]!
-    return entry < 0 ? undefined : fieldsAt(this.entries, entry)
+    if (entry < 0) return false
+    readFieldsAt(this.entries, entry, into)
+    return true
   }
 
   size(ino: number): number {
@@ -314,7 +336,10 @@ export const planTree = (list: EntryList, allocator: BlockAllocator, options: Pl
         if (content.size !== list.size(index)) {
           return fail(index, `holds ${content.size} bytes, ${list.size(index)} in the entries`)
         }
-        const treeBlocks = withTree(content.runs, seed, iBlock, content.logical)
+        const treeBlocks =
+          content.isContiguous && writeContiguousRoot(iBlockView, content.start, content.length)
+            ? 0
+            : withTree(content.runs, seed, iBlock, content.logical)
         dataBlocks = content.blockCount + treeBlocks
         flags = EXTENTS_FL
         derived = treeBlocks === 0

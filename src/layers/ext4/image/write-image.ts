@@ -20,7 +20,7 @@ import {
 import { encodeInode, type InodeFields, inodeSeed } from "./inode.js"
 import { encodeJournalSuperblock } from "./journal.js"
 import { type Geometry, placeMetadata } from "./layout.js"
-import { type TreePlan, TYPE_BITS } from "./plan.js"
+import { type EntryFields, type TreePlan, TYPE_BITS } from "./plan.js"
 import { encodeDescriptor, encodeSuperblock, type GroupDescriptor, SUPERBLOCK_SIZE } from "./superblock.js"
 
 export interface ImageIdentity {
@@ -86,26 +86,25 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
   }
 
   const planned = plan.inodes
-  // One scratch record for every inode of the tree: encodeInode copies it out at once.
+  // One scratch record for every inode of the tree (encodeInode copies it out at once): an object
+  // or two per inode was most of what writing a 500k-inode table allocated.
   const iBlock = new Uint8Array(60)
+  const entry: EntryFields = { type: "file", mode: 0, uid: 0, gid: 0, mtime: 0 }
+  const inode: { -readonly [K in keyof InodeFields]: InodeFields[K] } = { ...EMPTY_INODE, iBlock }
   const fieldsOf = (ino: number): InodeFields | undefined => {
-    if (ino >= planned.count) return undefined
-    const entry = planned.fieldsOf(ino)
-    if (entry === undefined) return undefined
+    if (ino >= planned.count || !planned.readFields(ino, entry)) return undefined
     planned.iBlock(ino, iBlock)
-    return {
-      mode: TYPE_BITS[entry.type] | (entry.mode & 0o7777),
-      uid: entry.uid,
-      gid: entry.gid,
-      size: planned.size(ino),
-      links: planned.links[ino]!,
-      time: entry.mtime,
-      flags: planned.extents[ino] === 1 ? EXTENTS_FL : 0,
-      iBlock,
-      blocks: planned.blocks[ino]! * (BLOCK_SIZE / 512),
-      xattrBlock: planned.xattrBlock[ino]!,
-      inlineXattrs: planned.inlineXattrs.get(ino)
-    }
+    inode.mode = TYPE_BITS[entry.type] | (entry.mode & 0o7777)
+    inode.uid = entry.uid
+    inode.gid = entry.gid
+    inode.size = planned.size(ino)
+    inode.links = planned.links[ino]!
+    inode.time = entry.mtime
+    inode.flags = planned.extents[ino] === 1 ? EXTENTS_FL : 0
+    inode.blocks = planned.blocks[ino]! * (BLOCK_SIZE / 512)
+    inode.xattrBlock = planned.xattrBlock[ino]!
+    inode.inlineXattrs = planned.inlineXattrs.get(ino)
+    return inode
   }
 
   const ipg = geometry.inodesPerGroup
