@@ -427,7 +427,7 @@ describe("Ext4Tools", () => {
             type: "file",
             mode: 0o644,
             size: bytes.length,
-            content: new FileBlocks(bytes.length, runs[file]!)
+            content: FileBlocks.of(bytes.length, runs[file]!)
           })
         }
         const plan = draft.plan(entries, 1_700_000_000)

@@ -84,7 +84,7 @@ const planOf = (entries: ReadonlyArray<TreeEntry>) => {
   try {
     const withContent = entries.map((item) =>
       item.type === "file" && item.hardlinkTo === undefined
-        ? { ...item, content: new FileBlocks(item.size, draft.allocator.allocate(Math.ceil(item.size / 4096))) }
+        ? { ...item, content: FileBlocks.of(item.size, draft.allocator.allocate(Math.ceil(item.size / 4096))) }
         : item
     )
     const plan = draft.plan(withContent, 1_700_000_000)

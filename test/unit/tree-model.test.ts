@@ -58,20 +58,20 @@ describe("the tree model's listing", () => {
       model.setContent(inode, content)
       return model.content(inode) as FileBlocks
     }
-    const oneRun = stored(new FileBlocks(9000, [{ start: 4_000_000_000, length: 3 }]))
+    const oneRun = stored(FileBlocks.of(9000, [{ start: 4_000_000_000, length: 3 }]))
     expect([oneRun.size, oneRun.runs, oneRun.logical]).toEqual([9000, [{ start: 4_000_000_000, length: 3 }], undefined])
-    expect(stored(new FileBlocks(0, [])).runs).toEqual([])
-    const twoRuns = new FileBlocks(9000, [
+    expect(stored(FileBlocks.of(0, [])).runs).toEqual([])
+    const twoRuns = FileBlocks.of(9000, [
       { start: 10, length: 1 },
       { start: 20, length: 2 }
     ])
     expect(stored(twoRuns)).toBe(twoRuns)
-    const sparse = new FileBlocks(1 << 20, [{ start: 30, length: 1 }], [200])
+    const sparse = FileBlocks.of(1 << 20, [{ start: 30, length: 1 }], [200])
     expect(stored(sparse)).toBe(sparse)
     // A content whose size is not the inode's is kept whole rather than rebuilt with the wrong size.
     const inode = model.newInode("file", meta)
     model.setSize(inode, 5)
-    const odd = new FileBlocks(4, [{ start: 1, length: 1 }])
+    const odd = FileBlocks.of(4, [{ start: 1, length: 1 }])
     model.setContent(inode, odd)
     expect(model.content(inode)).toBe(odd)
   })
@@ -86,7 +86,7 @@ describe("the tree model's listing", () => {
     const inodes = odd.map(({ size, mtime, uid }, index) => {
       const inode = model.newInode("file", { ...meta, mtime, uid })
       model.setSize(inode, size)
-      model.setContent(inode, new FileBlocks(size, [{ start: 100 + index, length: 1 }]))
+      model.setContent(inode, FileBlocks.of(size, [{ start: 100 + index, length: 1 }]))
       model.attach(model.root, `f${index}`, inode)
       return inode
     })

@@ -99,6 +99,12 @@ class LayerApplication {
    * entries share their predecessor's, and skip the walk from the root (up to 24 names on deep trees).
    */
   private lastParent: ResolvedParent | undefined
+  /** The entry being applied, for `unsafe`. */
+  private entry: TarEntry | undefined
+  /** Refuses the entry being applied: one function per layer rather than one per entry. */
+  private readonly unsafe = (reason: string): never => {
+    throw new Refused(new UnsafeLayerEntry({ layer: this.layer, path: this.entry?.name ?? "", reason }))
+  }
 
   constructor(
     private readonly tree: TreeState,
@@ -173,9 +179,8 @@ class LayerApplication {
   }
 
   private apply(entry: TarEntry) {
-    const unsafe = (reason: string): never => {
-      throw new Refused(new UnsafeLayerEntry({ layer: this.layer, path: entry.name, reason }))
-    }
+    this.entry = entry
+    const unsafe = this.unsafe
     const model = this.model
     const [directory, rawBase] = splitName(entry.name)
     // Only a plain last name leaves the raw directory part naming the parent (`a/b/.` is a/b itself).

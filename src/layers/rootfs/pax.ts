@@ -110,7 +110,20 @@ const decodeLibarchiveName = (encoded: string): string => {
 
 const MAX_ID = 0xffff_ffff
 
+/** What an entry without PAX records gets: most entries of most layers. */
+const NO_OVERRIDES: PaxOverrides = Object.freeze({
+  path: undefined,
+  linkpath: undefined,
+  size: undefined,
+  uid: undefined,
+  gid: undefined,
+  mtime: undefined,
+  sparse: undefined,
+  xattrs: Object.freeze([])
+})
+
 export const interpretPax = (records: PaxRecords): PaxOverrides => {
+  if (records.size === 0) return NO_OVERRIDES
   const xattrs = new Map<string, Uint8Array>()
   let path: string | undefined
   let linkpath: string | undefined

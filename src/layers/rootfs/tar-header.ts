@@ -115,16 +115,27 @@ const byteSum = (block: Uint8Array): number => {
 }
 
 /**
+ * A word view of a whole chunk, kept while headers come from the same one: a view per header was
+ * an allocation per entry, and a chunk holds up to a few thousand headers.
+ */
+let lastWords: { readonly buffer: ArrayBufferLike; readonly words: Uint32Array } | undefined
+const wordsOf = (buffer: ArrayBufferLike): Uint32Array => {
+  if (lastWords?.buffer !== buffer) lastWords = { buffer, words: new Uint32Array(buffer, 0, buffer.byteLength >> 2) }
+  return lastWords.words
+}
+
+/**
  * The same four bytes at a time: two 16-bit lanes each gather two bytes per word, and 128 words
  * (at most 128 × 2 × 255 per lane) cannot carry from one lane into the other.
  */
 const wordSum = (block: Uint8Array): number => {
-  const words = new Uint32Array(block.buffer, block.byteOffset, BLOCK_SIZE / 4)
+  const words = wordsOf(block.buffer)
+  const first = block.byteOffset >> 2
   let lanes = 0
   for (let i = 0; i < BLOCK_SIZE / 4; i++) {
     // Words 37 and 38 are the checksum field (bytes 148-155).
     if (i === 37 || i === 38) continue
-    const word = words[i]!
+    const word = words[first + i]!
     lanes += (word & 0x00ff00ff) + ((word >>> 8) & 0x00ff00ff)
   }
   return (lanes & 0xffff) + (lanes >>> 16) + 8 * 0x20
@@ -231,6 +242,15 @@ const oldGnuSparse = (block: Uint8Array): OldGnuSparse => {
   return { map, extended: block[482] !== 0, realSize: numeric(block, 483, 12, "sparse real size") }
 }
 
+/** `prefix/name`, in one new array (ustar splits long names at a slash it leaves out). */
+const joinPrefix = (prefix: Uint8Array, name: Uint8Array): Uint8Array => {
+  const joined = new Uint8Array(prefix.length + 1 + name.length)
+  joined.set(prefix)
+  joined[prefix.length] = 0x2f
+  joined.set(name, prefix.length + 1)
+  return joined
+}
+
 /** `undefined` for an all-zero block (end of archive). */
 export const decodeHeader = (block: Uint8Array): RawHeader | undefined => {
   if (block.length !== BLOCK_SIZE) fail("short header block")
@@ -238,7 +258,7 @@ export const decodeHeader = (block: Uint8Array): RawHeader | undefined => {
   if (!checksumMatches(block)) fail("header checksum mismatch (not a tar, or corrupt)")
   let name = field(block, 0, 100)
   const prefix = prefixOf(block)
-  if (prefix !== undefined && prefix.length > 0) name = Buffer.concat([prefix, Buffer.from("/"), name])
+  if (prefix !== undefined && prefix.length > 0) name = joinPrefix(prefix, name)
   const kind = kindOf(block[156]!, name)
   // Device numbers are garbage in some writers' non-device headers; read them only where they mean something.
   const isDevice = kind === "char" || kind === "block"

@@ -129,7 +129,14 @@ const readMapText = (
   return false
 }
 
-const utf8 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")
+/**
+ * `Buffer#toString("utf8")` of a plain view without wrapping it in a Buffer first (its `utf8Slice`,
+ * which toString calls, takes any Uint8Array): two names per entry, so a Buffer each added up.
+ */
+const utf8Slice = (
+  Buffer.prototype as unknown as { utf8Slice: (this: Uint8Array, start: number, end: number) => string }
+).utf8Slice
+const utf8 = (bytes: Uint8Array) => (bytes.length === 0 ? "" : utf8Slice.call(bytes, 0, bytes.length))
 
 const untilNul = (bytes: Uint8Array) => {
   const nul = bytes.indexOf(0)
@@ -202,6 +209,28 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
   let pad = 0
   let ended = false
   let assembly: Assembly | undefined
+  /** One assembly, emptied for each entry: an object and a Map per entry add up on a 500k-file layer. */
+  let spare: Assembly | undefined
+  const startAssembly = (): Assembly => {
+    if (spare === undefined) {
+      spare = {
+        local: new Map(),
+        longName: undefined,
+        longLink: undefined,
+        extension: undefined,
+        sparse: undefined,
+        zeroSeen: false
+      }
+      return spare
+    }
+    spare.local.clear()
+    spare.longName = undefined
+    spare.longLink = undefined
+    spare.extension = undefined
+    spare.sparse = undefined
+    spare.zeroSeen = false
+    return spare
+  }
 
   /** Discards up to `n` buffered bytes; what is left to discard. */
   const discard = (n: number) => {
@@ -271,14 +300,7 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
       if (pad > 0) return NEED_MORE
     }
     if (ended) return undefined
-    assembly ??= {
-      local: new Map(),
-      longName: undefined,
-      longLink: undefined,
-      extension: undefined,
-      sparse: undefined,
-      zeroSeen: false
-    }
+    assembly ??= startAssembly()
     const current = assembly
     if (current.sparse !== undefined) return continueSparse(current.sparse)
     while (true) {

@@ -31,21 +31,30 @@ export class FileBlocks implements StoredContent {
   private readonly manyRuns: ReadonlyArray<BlockRun> | undefined
   readonly logical: ReadonlyArray<number> | undefined
 
-  constructor(
+  private constructor(
     readonly size: number,
-    runs: ReadonlyArray<BlockRun>,
-    logical?: ReadonlyArray<number>
+    start: number,
+    length: number,
+    manyRuns: ReadonlyArray<BlockRun> | undefined,
+    logical: ReadonlyArray<number> | undefined
   ) {
-    const contiguous = runs.length <= 1 && logical === undefined
-    this.start = contiguous && runs.length === 1 ? runs[0]!.start : 0
-    this.length = contiguous && runs.length === 1 ? runs[0]!.length : 0
-    this.manyRuns = contiguous ? undefined : runs
+    this.start = start
+    this.length = length
+    this.manyRuns = manyRuns
     this.logical = logical
   }
 
-  /** A contiguous file's contents, from its two numbers. */
+  /** `size` bytes in these runs, back to back; or, with `logical`, each run at its block (sparse). */
+  static of(size: number, runs: ReadonlyArray<BlockRun>, logical?: ReadonlyArray<number>): FileBlocks {
+    if (runs.length > 1 || logical !== undefined) return new FileBlocks(size, 0, 0, runs, logical)
+    return runs.length === 0
+      ? new FileBlocks(size, 0, 0, undefined, undefined)
+      : FileBlocks.contiguous(size, runs[0]!.start, runs[0]!.length)
+  }
+
+  /** A contiguous file's contents, from its two numbers (how the tree model keeps most). */
   static contiguous(size: number, start: number, length: number): FileBlocks {
-    return new FileBlocks(size, length === 0 ? NO_RUNS : [{ start, length }])
+    return new FileBlocks(size, start, length, undefined, undefined)
   }
 
   /** One run (or none) from logical block 0: `start` and `length` say it all. */
@@ -353,7 +362,7 @@ export class DraftContents implements ContentSink {
             this.writeAt(physical, ZEROS.subarray(0, tail))
           }
         }
-        return new FileBlocks(size, runs, logical)
+        return FileBlocks.of(size, runs, logical)
       },
       abandon: () => this.allocator.free(runs)
     }
@@ -421,7 +430,7 @@ class RunsWriter implements ContentWriter {
       const last = this.runs[this.runs.length - 1]!
       this.draft.zeroAt((last.start + last.length) * BLOCK_SIZE - (BLOCK_SIZE - tail), BLOCK_SIZE - tail)
     }
-    return new FileBlocks(this.size, this.runs)
+    return FileBlocks.of(this.size, this.runs)
   }
 
   abandon() {
