@@ -209,28 +209,6 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
   let pad = 0
   let ended = false
   let assembly: Assembly | undefined
-  /** One assembly, emptied for each entry: an object and a Map per entry add up on a 500k-file layer. */
-  let spare: Assembly | undefined
-  const startAssembly = (): Assembly => {
-    if (spare === undefined) {
-      spare = {
-        local: new Map(),
-        longName: undefined,
-        longLink: undefined,
-        extension: undefined,
-        sparse: undefined,
-        zeroSeen: false
-      }
-      return spare
-    }
-    spare.local.clear()
-    spare.longName = undefined
-    spare.longLink = undefined
-    spare.extension = undefined
-    spare.sparse = undefined
-    spare.zeroSeen = false
-    return spare
-  }
 
   /** Discards up to `n` buffered bytes; what is left to discard. */
   const discard = (n: number) => {
@@ -300,7 +278,14 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
       if (pad > 0) return NEED_MORE
     }
     if (ended) return undefined
-    assembly ??= startAssembly()
+    assembly ??= {
+      local: new Map(),
+      longName: undefined,
+      longLink: undefined,
+      extension: undefined,
+      sparse: undefined,
+      zeroSeen: false
+    }
     const current = assembly
     if (current.sparse !== undefined) return continueSparse(current.sparse)
     while (true) {
