@@ -111,7 +111,7 @@ const decodeLibarchiveName = (encoded: string): string => {
 const MAX_ID = 0xffff_ffff
 
 /** What an entry without PAX records gets: most entries of most layers. */
-const NO_OVERRIDES: PaxOverrides = Object.freeze({
+export const NO_OVERRIDES: PaxOverrides = Object.freeze({
   path: undefined,
   linkpath: undefined,
   size: undefined,

@@ -242,9 +242,12 @@ const oldGnuSparse = (block: Uint8Array): OldGnuSparse => {
   return { map, extended: block[482] !== 0, realSize: numeric(block, 483, 12, "sparse real size") }
 }
 
-/** `prefix/name`, in one new array (ustar splits long names at a slash it leaves out). */
+/**
+ * `prefix/name` (ustar splits long names at a slash it leaves out), in one array from node's
+ * buffer pool: a new Uint8Array of its own costs an allocation of zeroed memory for every header.
+ */
 const joinPrefix = (prefix: Uint8Array, name: Uint8Array): Uint8Array => {
-  const joined = new Uint8Array(prefix.length + 1 + name.length)
+  const joined = Buffer.allocUnsafe(prefix.length + 1 + name.length)
   joined.set(prefix)
   joined[prefix.length] = 0x2f
   joined.set(name, prefix.length + 1)

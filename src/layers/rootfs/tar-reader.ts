@@ -9,7 +9,7 @@
 import { Effect } from "effect"
 import { InvalidLayer } from "../../domain/errors.js"
 import type { ByteReader } from "./byte-reader.js"
-import { interpretPax, type PaxOverrides, type PaxRecords, parsePaxInto } from "./pax.js"
+import { interpretPax, NO_OVERRIDES, type PaxOverrides, type PaxRecords, parsePaxInto } from "./pax.js"
 import {
   BLOCK_SIZE,
   decodeHeader,
@@ -162,7 +162,8 @@ interface Extension {
 
 /** The headers read so far for the entry being assembled (extensions come before its own header). */
 interface Assembly {
-  readonly local: PaxRecords
+  /** The entry's PAX records; made when a PAX header comes (most entries have none). */
+  local: PaxRecords | undefined
   longName: Uint8Array | undefined
   longLink: Uint8Array | undefined
   extension: Extension | undefined
@@ -244,8 +245,8 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     switch (extension.kind) {
       case "pax":
         // Like Go (and GNU and BSD tar), a second PAX header before the entry replaces the first.
-        current.local.clear()
-        decode(() => parsePaxInto(data, current.local))
+        current.local = new Map()
+        decode(() => parsePaxInto(data, current.local!))
         return
       case "pax-global":
         // Checked, then set aside: like Go's reader (and so containerd and Docker), banger lets no
@@ -279,7 +280,7 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     }
     if (ended) return undefined
     assembly ??= {
-      local: new Map(),
+      local: undefined,
       longName: undefined,
       longLink: undefined,
       extension: undefined,
@@ -331,7 +332,8 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
           continue
         }
       }
-      const pax = decode(() => interpretPax(current.local))
+      const local = current.local
+      const pax = local === undefined ? NO_OVERRIDES : decode(() => interpretPax(local))
       if (header.kind === "gnu-sparse" || pax.sparse !== undefined) {
         const sparse = startSparse(header, pax)
         const whole = sparse.from === "gnu-extension" ? !header.sparse!.extended : sparse.from === "records"
