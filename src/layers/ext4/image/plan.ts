@@ -358,10 +358,8 @@ export const planTree = (list: EntryList, allocator: BlockAllocator, options: Pl
         const minimum = ino === LOST_FOUND_INODE ? LOST_FOUND_BLOCKS : 1
         const blockCount = directoryBlocks(children, minimum)
         const runs = allocator.allocate(blockCount)
-        const contents = encodeDirectory(ino, parent, children, blockCount, seed)
-        blocksOf(runs).forEach((block, at) => {
-          options.write(block, contents[at]!)
-        })
+        const blocks = blocksOf(runs)
+        encodeDirectory(ino, parent, children, blockCount, seed, (at, bytes) => options.write(blocks[at]!, bytes))
         inodes.directorySize.set(ino, blockCount * BLOCK_SIZE)
         dataBlocks = blockCount + withTree(runs, seed, iBlock)
         flags = EXTENTS_FL
