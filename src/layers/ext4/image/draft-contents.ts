@@ -249,26 +249,24 @@ export class DraftContents implements ContentSink {
 
   /** Writes `bytes` at byte `position` of the image, through the buffer. */
   writeAt(position: number, bytes: Uint8Array) {
-    if (this.bufferLength > 0 && position !== this.bufferStart + this.bufferLength) this.flush()
-    let done = 0
-    while (done < bytes.length) {
-      if (this.bufferLength === 0) this.bufferStart = position + done
-      const count = Math.min(bytes.length - done, BUFFER_BYTES - this.bufferLength)
-      this.buffer.set(bytes.subarray(done, done + count), this.bufferLength)
-      this.bufferLength += count
-      done += count
-      if (this.bufferLength === BUFFER_BYTES) this.flush()
-    }
+    this.put(position, bytes.length, bytes)
   }
 
   /** Writes `length` zeros at byte `position` of the image, through the buffer. */
   zeroAt(position: number, length: number) {
+    this.put(position, length, undefined)
+  }
+
+  /** `length` bytes at `position`: `bytes`, or zeros without it. */
+  private put(position: number, length: number, bytes: Uint8Array | undefined) {
     if (this.bufferLength > 0 && position !== this.bufferStart + this.bufferLength) this.flush()
     let done = 0
     while (done < length) {
       if (this.bufferLength === 0) this.bufferStart = position + done
       const count = Math.min(length - done, BUFFER_BYTES - this.bufferLength)
-      this.buffer.fill(0, this.bufferLength, this.bufferLength + count)
+      if (bytes === undefined) this.buffer.fill(0, this.bufferLength, this.bufferLength + count)
+      // Most writes fit whole: no view of them is needed.
+      else this.buffer.set(count === length ? bytes : bytes.subarray(done, done + count), this.bufferLength)
       this.bufferLength += count
       done += count
       if (this.bufferLength === BUFFER_BYTES) this.flush()
