@@ -243,11 +243,13 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
   const applyExtension = (current: Assembly, extension: Extension) => {
     const data = extension.data!
     switch (extension.kind) {
-      case "pax":
+      case "pax": {
         // Like Go (and GNU and BSD tar), a second PAX header before the entry replaces the first.
-        current.local = new Map()
-        decode(() => parsePaxInto(data, current.local!))
+        const records: PaxRecords = new Map()
+        current.local = records
+        decode(() => parsePaxInto(data, records))
         return
+      }
       case "pax-global":
         // Checked, then set aside: like Go's reader (and so containerd and Docker), banger lets no
         // global record change later entries. git archive's commit id is the usual one there.

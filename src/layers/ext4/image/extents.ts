@@ -65,11 +65,11 @@ const header = (view: DataView, offset: number, entries: number, max: number, de
   view.setUint16(offset + 6, depth, true)
 }
 
-const leafEntry = (view: DataView, offset: number, extent: Extent) => {
-  view.setUint32(offset, extent.logical, true)
-  view.setUint16(offset + 4, extent.length, true)
-  view.setUint16(offset + 6, Math.floor(extent.start / 2 ** 32), true)
-  view.setUint32(offset + 8, extent.start % 2 ** 32, true)
+const leafEntry = (view: DataView, offset: number, logical: number, length: number, start: number) => {
+  view.setUint32(offset, logical, true)
+  view.setUint16(offset + 4, length, true)
+  view.setUint16(offset + 6, Math.floor(start / 2 ** 32), true)
+  view.setUint32(offset + 8, start % 2 ** 32, true)
 }
 
 const indexEntry = (view: DataView, offset: number, logical: number, block: number) => {
@@ -90,11 +90,7 @@ export const writeContiguousRoot = (root: DataView, start: number, length: numbe
   header(root, 0, count, IN_INODE, 0)
   for (let index = 0; index < count; index++) {
     const done = index * MAX_EXTENT_BLOCKS
-    const offset = 12 + index * 12
-    root.setUint32(offset, done, true)
-    root.setUint16(offset + 4, Math.min(MAX_EXTENT_BLOCKS, length - done), true)
-    root.setUint16(offset + 6, Math.floor((start + done) / 2 ** 32), true)
-    root.setUint32(offset + 8, (start + done) % 2 ** 32, true)
+    leafEntry(root, 12 + index * 12, done, Math.min(MAX_EXTENT_BLOCKS, length - done), start + done)
   }
   return true
 }
@@ -127,7 +123,7 @@ export const buildExtentTree = (
   if (extents.length <= IN_INODE) {
     header(rootView, 0, extents.length, IN_INODE, 0)
     extents.forEach((extent, index) => {
-      leafEntry(rootView, 12 + index * 12, extent)
+      leafEntry(rootView, 12 + index * 12, extent.logical, extent.length, extent.start)
     })
     return blocks
   }
@@ -139,7 +135,7 @@ export const buildExtentTree = (
     const view = new DataView(bytes.buffer)
     header(view, 0, slice.length, PER_BLOCK, 0)
     slice.forEach((extent, index) => {
-      leafEntry(view, 12 + index * 12, extent)
+      leafEntry(view, 12 + index * 12, extent.logical, extent.length, extent.start)
     })
     seal(bytes)
     blocks.push({ block: treeBlocks[leaf]!, bytes })

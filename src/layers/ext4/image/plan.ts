@@ -90,6 +90,13 @@ const readFieldsAt = (entries: PlanEntries, index: number, into: EntryFields) =>
   into.mtime = list.mtime(index)
 }
 
+/**
+ * A contiguous file's extent root, written straight into its i_block (`view`) without an object
+ * per file; false, with nothing written, for any other file or one whose extents need blocks.
+ */
+const writeContiguousFileRoot = (view: DataView, content: FileBlocks): boolean =>
+  content.isContiguous && writeContiguousRoot(view, content.start, content.length)
+
 const ARENA_CHUNK = 1024 * 1024
 /** An i_block length no i_block has (at most 60): see `deriveIBlock`. */
 const DERIVED = 255
@@ -148,25 +155,14 @@ export class PlannedInodes {
     this.iBlockLength[ino] = DERIVED
   }
 
-  /** The caller's scratch i_block is the same array for every inode: one view of it, not one each. */
-  private view: DataView | undefined
-
-  private viewOf(iBlock: Uint8Array): DataView {
-    const view = this.view
-    if (view !== undefined && view.buffer === iBlock.buffer && view.byteOffset === iBlock.byteOffset) return view
-    this.view = new DataView(iBlock.buffer, iBlock.byteOffset, 60)
-    return this.view
-  }
-
-  /** Fills `iBlock` (60 bytes) with the inode's. */
-  iBlock(ino: number, iBlock: Uint8Array) {
+  /** Fills `iBlock` (60 bytes; `view` is a DataView of it) with the inode's. */
+  iBlock(ino: number, iBlock: Uint8Array, view: DataView) {
     iBlock.fill(0)
     const length = this.iBlockLength[ino]!
     if (length === DERIVED) {
       const content = this.entries.list.content(this.entry[ino]!) as FileBlocks
-      if (!content.isContiguous || !writeContiguousRoot(this.viewOf(iBlock), content.start, content.length)) {
+      if (!writeContiguousFileRoot(view, content))
         buildExtentTree(extentsOf(content.runs, content.logical), [], 0, iBlock)
-      }
       return
     }
     if (length === 0) return
@@ -336,10 +332,9 @@ export const planTree = (list: EntryList, allocator: BlockAllocator, options: Pl
         if (content.size !== list.size(index)) {
           return fail(index, `holds ${content.size} bytes, ${list.size(index)} in the entries`)
         }
-        const treeBlocks =
-          content.isContiguous && writeContiguousRoot(iBlockView, content.start, content.length)
-            ? 0
-            : withTree(content.runs, seed, iBlock, content.logical)
+        const treeBlocks = writeContiguousFileRoot(iBlockView, content)
+          ? 0
+          : withTree(content.runs, seed, iBlock, content.logical)
         dataBlocks = content.blockCount + treeBlocks
         flags = EXTENTS_FL
         derived = treeBlocks === 0

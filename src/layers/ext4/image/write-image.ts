@@ -89,11 +89,12 @@ export const writeImage = (contents: DraftContents, plan: TreePlan, geometry: Ge
   // One scratch record for every inode of the tree (encodeInode copies it out at once): an object
   // or two per inode was most of what writing a 500k-inode table allocated.
   const iBlock = new Uint8Array(60)
+  const iBlockView = new DataView(iBlock.buffer)
   const entry: EntryFields = { type: "file", mode: 0, uid: 0, gid: 0, mtime: 0 }
   const inode: { -readonly [K in keyof InodeFields]: InodeFields[K] } = { ...EMPTY_INODE, iBlock }
   const fieldsOf = (ino: number): InodeFields | undefined => {
     if (ino >= planned.count || !planned.readFields(ino, entry)) return undefined
-    planned.iBlock(ino, iBlock)
+    planned.iBlock(ino, iBlock, iBlockView)
     inode.mode = TYPE_BITS[entry.type] | (entry.mode & 0o7777)
     inode.uid = entry.uid
     inode.gid = entry.gid
