@@ -35,13 +35,16 @@ export const readArchive = (
   Effect.gen(function* () {
     const chunk = options.chunk ?? archive.length
     let offset = 0
+    // Each piece a copy, scribbled over once the byte reader gives it back (as a reused read
+    // buffer is read into again): a reader that kept a view past its next fill reads garbage.
     const pull = Effect.sync(() => {
       if (offset >= archive.length) return undefined
-      const piece = archive.subarray(offset, offset + chunk)
+      const piece = Uint8Array.from(archive.subarray(offset, offset + chunk))
       offset += chunk
       return [piece]
     })
-    const bytes = makeByteReader(pull, () => new InvalidLayer({ layer: "corpus", reason: TRUNCATED }))
+    const scribble = (piece: Uint8Array) => piece.fill(0xaa)
+    const bytes = makeByteReader(pull, () => new InvalidLayer({ layer: "corpus", reason: TRUNCATED }), scribble)
     const reader = makeTarReader(bytes, "corpus")
     const entries: Array<ReadEntry> = []
     const run = Effect.gen(function* () {

@@ -169,3 +169,27 @@ describe("rootfs tar reading", () => {
     })
   )
 })
+
+describe("byte reader", () => {
+  it.effect("gives each chunk back once, at the first fill after it has moved past it, and the rest at drain", () =>
+    Effect.gen(function* () {
+      const chunks = [new Uint8Array(4).fill(1), new Uint8Array(4).fill(2), new Uint8Array(4).fill(3)]
+      let next = 0
+      const pull = Effect.sync(() => (next < chunks.length ? [chunks[next++]!] : undefined))
+      const released: Array<number> = []
+      const bytes = makeByteReader(
+        pull,
+        () => new InvalidLayer({ layer: "test", reason: "truncated" }),
+        (chunk) => released.push(chunk[0]!)
+      )
+      // Six bytes: all of the first chunk, half of the second; nothing given back before a fill.
+      expect(Array.from((yield* bytes.readExact(6))!)).toEqual([1, 1, 1, 1, 2, 2])
+      expect(released).toEqual([])
+      // The next fill (for the third chunk) gives back the first; the second is still being read.
+      expect(Array.from((yield* bytes.readExact(4))!)).toEqual([2, 2, 3, 3])
+      expect(released).toEqual([1])
+      yield* bytes.drain
+      expect(released).toEqual([1, 2, 3])
+    })
+  )
+})

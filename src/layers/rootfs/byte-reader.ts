@@ -6,6 +6,10 @@
  * Besides the effectful reads, the buffered bytes can be taken synchronously: a parser that works
  * through what is buffered and pulls (`fill`) only when it runs out costs one effect per chunk
  * instead of several per tar entry.
+ *
+ * What the reader hands out is a view of the pulled chunks, valid until its next fill: a chunk it
+ * has moved past goes back to the source then (`release`), to be read into again. Whatever a
+ * caller keeps across a fill, it copies.
  */
 import { Effect } from "effect"
 
@@ -34,13 +38,30 @@ export interface ByteReader<E> {
   readonly truncated: () => E
 }
 
-export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader<E> => {
+/** Gives a pulled chunk back to its source, which may read into it again. */
+export type Release = (chunk: Uint8Array) => void
+
+/** A pull whose chunks go back to it once read (see `Release`). */
+export interface PullSource<E> {
+  readonly pull: Pull<E>
+  readonly release: Release
+}
+
+export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E, release?: Release): ByteReader<E> => {
   const queue: Array<Uint8Array> = []
   let buffered = 0
   let ended = false
+  /** Chunks moved past since the last fill: views of them may still be in use until the next one. */
+  const spent: Array<Uint8Array> = []
 
-  const fill: Effect.Effect<boolean, E> = Effect.suspend(() =>
-    ended
+  const releaseSpent = () => {
+    if (release !== undefined) for (const chunk of spent) release(chunk)
+    spent.length = 0
+  }
+
+  const fill: Effect.Effect<boolean, E> = Effect.suspend(() => {
+    releaseSpent()
+    return ended
       ? Effect.succeed(false)
       : Effect.map(pull, (chunks) => {
           if (chunks === undefined) {
@@ -56,13 +77,14 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
           }
           return true
         })
-  )
+  })
 
   /** Bytes of `queue[0]` already taken: one view per take, not a view taken and a view kept. */
   let headTaken = 0
 
   const shiftHead = (): Uint8Array => {
     const head = queue.shift()!
+    spent.push(head)
     const rest = headTaken === 0 ? head : head.subarray(headTaken)
     headTaken = 0
     return rest
@@ -120,14 +142,17 @@ export const makeByteReader = <E>(pull: Pull<E>, truncated: () => E): ByteReader
       return Effect.flatMap(fill, (more) => (more ? skip(left) : Effect.fail(truncated())))
     })
 
-  const drain = Effect.gen(function* () {
+  const drop = () => {
+    for (const chunk of queue) spent.push(chunk)
     queue.length = 0
     headTaken = 0
     buffered = 0
-    while (yield* fill) {
-      queue.length = 0
-      buffered = 0
-    }
+  }
+
+  const drain = Effect.gen(function* () {
+    drop()
+    while (yield* fill) drop()
+    releaseSpent()
   })
 
   return {

@@ -17,7 +17,8 @@ import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import type { LayerCompression } from "../../domain/oci.js"
 import { onPath } from "../host/on-path.js"
 import { type BlobReader, fileReader } from "./blob-reader.js"
-import type { Pull } from "./byte-reader.js"
+import type { Pull, PullSource } from "./byte-reader.js"
+import { ChunkPool } from "./chunk-pool.js"
 import { type ChildInput, childPull, type Decompressor } from "./decompressor-child.js"
 import { CHUNK_SIZE, feed } from "./feed.js"
 import type { DownloadError, GrowingBlob } from "./growing-blob.js"
@@ -42,17 +43,23 @@ const openBlob = (blob: CompressedBlob) =>
     Effect.promise(() => handle.close())
   )
 
-/**
- * Fresh buffers: the tar parser may keep what it is given across pulls (an extended header split
- * over two chunks), so an uncompressed layer's reads cannot share one.
- */
-const chunksOf = <E>(reader: BlobReader<E>): Pull<E> =>
-  Effect.suspend(() => {
-    const buffer = Buffer.allocUnsafe(CHUNK_SIZE)
+/** Buffers an uncompressed layer's reads keep for reuse (the byte reader gives them back). */
+const POOLED_READS = 4
+
+/** An uncompressed layer's reads, into buffers the byte reader gives back. */
+const chunksOf = <E>(reader: BlobReader<E>): PullSource<E> => {
+  const pool = new ChunkPool(CHUNK_SIZE, POOLED_READS)
+  const pull: Pull<E> = Effect.suspend(() => {
+    const buffer = pool.take()
     return Effect.map(reader.read(buffer), (bytesRead) =>
       bytesRead === 0 ? undefined : [buffer.subarray(0, bytesRead)]
     )
   })
+  return { pull, release: pool.release }
+}
+
+/** A pull whose chunks are its own (nothing to give back). */
+const unpooled = <E>(pull: Pull<E>): PullSource<E> => ({ pull, release: () => undefined })
 
 const withDetail = (what: string, detail: string) => (detail === "" ? what : `${what}: ${detail}`)
 
@@ -91,7 +98,7 @@ export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: stri
 export const gzipDecoder = (): "igzip" | "zlib" =>
   process.env.BANGER_GZIP !== "zlib" && onPath(igzip.command) ? "igzip" : "zlib"
 
-type Decompressed<E> = Effect.Effect<Pull<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope>
+type Decompressed<E> = Effect.Effect<PullSource<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope>
 
 /** A child decompressor or in-process gunzip over `input`, for a compressed layer. */
 const decompress = <E>(
@@ -102,14 +109,14 @@ const decompress = <E>(
 ): Decompressed<E> => {
   if (compression === "zstd") return childPull(zstd, input, blob)
   if (gzipDecoder() === "igzip") return childPull(igzip, input, blob)
-  return gunzipPull(reader(), blob)
+  return Effect.map(gunzipPull(reader(), blob), unpooled)
 }
 
 /** A complete blob's open file, read by a child decompressor itself where there is one. */
 const decompressFile = (
   blob: CompressedBlob,
   handle: fsp.FileHandle
-): Effect.Effect<Pull<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> => {
+): Effect.Effect<PullSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> => {
   const reader = () => fileReader(handle, fileError(blob))
   if (blob.compression === "none") return Effect.succeed(chunksOf(reader()))
   return decompress<FilesystemError>(blob.compression, { _tag: "Descriptor", fd: handle.fd }, reader, blob)
@@ -118,20 +125,21 @@ const decompressFile = (
 /** A complete blob, opened before any decompressor exists, so a missing or unreadable one is reported as such. */
 const fromFile = (
   blob: CompressedBlob
-): Effect.Effect<Pull<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
+): Effect.Effect<PullSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
   Effect.flatMap(openBlob(blob), (handle) => decompressFile(blob, handle))
 
 /** What reading an uncompressed layer can fail with. */
 export type UncompressedError = InvalidLayer | FilesystemError | DownloadError
 
 /**
- * The layer's uncompressed chunks, in order, for as long as the scope lasts. A blob still
+ * The layer's uncompressed chunks, in order, for as long as the scope lasts, and how to give
+ * them back for reuse once read. A blob still
  * downloading is read as it arrives; one whose bytes are all written by the time its layer's turn
  * comes is read by a child decompressor itself.
  */
 export const openUncompressed = (
   blob: CompressedBlob
-): Effect.Effect<Pull<UncompressedError>, UncompressedError, Scope.Scope> =>
+): Effect.Effect<PullSource<UncompressedError>, UncompressedError, Scope.Scope> =>
   Effect.gen(function* () {
     const download = blob.download
     if (download === undefined) return yield* fromFile(blob)

@@ -11,15 +11,16 @@
  * running, and the child is always reaped.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
+import type * as net from "node:net"
 import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
 import { closeQuietly, openPipe } from "../host/big-pipe.js"
 import { cappedOutput } from "../host/capped-output.js"
 import type { BlobReader } from "./blob-reader.js"
-import type { Pull } from "./byte-reader.js"
+import type { PullSource } from "./byte-reader.js"
+import { ChunkPool } from "./chunk-pool.js"
 import { feed } from "./feed.js"
-import { readablePull } from "./readable-pull.js"
+import { pipePull, type ReadablePull } from "./readable-pull.js"
 
 export interface Decompressor {
   /** The program and its arguments to decompress stdin to stdout. */
@@ -43,9 +44,10 @@ type Exit =
   | { readonly _tag: "Exited"; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly _tag: "SpawnFailed"; readonly error: Error }
 
-interface Running {
+interface Running<E> {
   readonly child: ChildProcess
   readonly stdout: net.Socket
+  readonly output: ReadablePull<E | InvalidLayer | FilesystemError>
   readonly exited: Promise<Exit>
   readonly stderrDone: Promise<void>
   readonly stderrText: () => string
@@ -53,9 +55,9 @@ interface Running {
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
-const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
+const start = <E>(decompressor: Decompressor, input: ChildInput<E>, blob: { readonly name: string }, pool: ChunkPool) =>
   Effect.try({
-    try: (): Running => {
+    try: (): Running<E> => {
       const output = openPipe(OUTPUT_PIPE_CAPACITY)
       let child: ChildProcess
       try {
@@ -82,10 +84,15 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
         stderr.once("close", () => resolve())
         stderr.once("error", () => resolve())
       })
-      const stdout = new net.Socket({ fd: output.read, readable: true, writable: false })
+      const pulled = pipePull<E | InvalidLayer | FilesystemError>(
+        output.read,
+        pool,
+        (error) => new InvalidLayer({ layer: blob.name, reason: `${decompressor.command}: ${reasonOf(error)}` })
+      )
       return {
         child,
-        stdout,
+        stdout: pulled.socket,
+        output: pulled,
         exited,
         stderrDone,
         stderrText
@@ -98,7 +105,7 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>) =>
       })
   })
 
-const reap = (running: Running) =>
+const reap = <E>(running: Running<E>) =>
   Effect.gen(function* () {
     const { child } = running
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
@@ -108,7 +115,7 @@ const reap = (running: Running) =>
     yield* Effect.promise(() => running.exited)
   })
 
-const checkExit = (running: Running, decompressor: Decompressor, layer: string) =>
+const checkExit = <E>(running: Running<E>, decompressor: Decompressor, layer: string) =>
   Effect.gen(function* () {
     const exit = yield* Effect.promise(() => running.exited)
     if (exit._tag === "SpawnFailed") {
@@ -124,28 +131,33 @@ const checkExit = (running: Running, decompressor: Decompressor, layer: string) 
     }
   })
 
+/** Bytes per read of the child's output, as node reads a socket (256 KiB measured no faster). */
+const READ_SIZE = 64 * 1024
+/** Buffers a pull keeps for reuse: the byte reader holds two or three at a time. */
+const POOLED_READS = 8
+
 /**
- * The child's output as a pull. Its exit status is part of the output: a clean-looking but
- * cut-short output still fails. A fed child whose reader fails (a failed download) fails the
- * output with the reader's error.
+ * The child's output as a pull, read into reused buffers (see ChunkPool) that the consumer gives
+ * back with `release`. Its exit status is part of the output: a clean-looking but cut-short output
+ * still fails. A fed child whose reader fails (a failed download) fails the output with the
+ * reader's error.
  */
 export const childPull = <E>(
   decompressor: Decompressor,
   input: ChildInput<E>,
   blob: { readonly name: string }
-): Effect.Effect<Pull<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
+): Effect.Effect<PullSource<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
   Effect.gen(function* () {
-    const running = yield* Effect.acquireRelease(start(decompressor, input), reap)
-    const output = readablePull<E | InvalidLayer | FilesystemError>(
-      running.stdout,
-      (error) => new InvalidLayer({ layer: blob.name, reason: `${decompressor.command}: ${reasonOf(error)}` })
-    )
+    const pool = new ChunkPool(READ_SIZE, POOLED_READS)
+    const running = yield* Effect.acquireRelease(start(decompressor, input, blob, pool), reap)
+    const { output } = running
     if (input._tag === "Fed") {
       yield* Effect.forkScoped(
         Effect.catchAll(feed(input.reader, running.child.stdin!), (error) => Effect.sync(() => output.fail(error)))
       )
     }
-    return Effect.flatMap(output.pull, (chunks) =>
+    const pull = Effect.flatMap(output.pull, (chunks) =>
       chunks === undefined ? Effect.as(checkExit(running, decompressor, blob.name), undefined) : Effect.succeed(chunks)
     )
+    return { pull, release: pool.release }
   })

@@ -43,7 +43,7 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
     const algorithm = yield* parseDiffId(layer)
     const hasher = yield* streamHasher(algorithm)
     let total = 0
-    const pull = yield* openUncompressed({
+    const { pull, release } = yield* openUncompressed({
       path: layer.path,
       compression: layer.compression,
       name: layer.digest,
@@ -74,7 +74,8 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
     const metered = Effect.tap(pull, (chunks) => (chunks === undefined ? Effect.void : meter(chunks, 0)))
     const bytes = makeByteReader<LayerReadError>(
       metered,
-      () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" })
+      () => new InvalidLayer({ layer: layer.digest, reason: "unexpected end of data (truncated layer)" }),
+      release
     )
     const verify = Effect.gen(function* () {
       yield* bytes.drain

@@ -1,16 +1,18 @@
 /**
- * A Node Readable (gunzip's output, zstd's stdout) as a `Pull` for the byte reader: each call
- * takes the chunks that have arrived, waiting only when there are none, and the stream is paused
- * while chunks wait to be taken, so at most a chunk or two are in flight.
+ * A Node Readable (gunzip's output) or a decompressor child's pipe (`pipePull`) as a `Pull` for
+ * the byte reader: each call takes the chunks that have arrived, waiting only when there are none,
+ * and the stream is paused while chunks wait to be taken, so at most a chunk or two are in flight.
  *
  * Not Effect's stream adapters: consumed through `Stream.runForEach`, or through `Stream.toPull`
  * behind `Stream.interruptWhen`, `Stream.timeoutFail` or `Stream.map`/`filter`/`tap`, every chunk
  * outlived the young-generation GCs (measured: ArrayBuffer memory only ever fell at full GCs), so a pull's
  * ~200 MiB of decompressed chunks piled up to V8's 64 MiB external-memory trigger, again and again.
  */
+import * as net from "node:net"
 import type { Readable } from "node:stream"
 import { Effect } from "effect"
 import type { Pull } from "./byte-reader.js"
+import type { ChunkPool } from "./chunk-pool.js"
 
 export interface ReadablePull<E> {
   readonly pull: Pull<E>
@@ -19,6 +21,39 @@ export interface ReadablePull<E> {
 }
 
 export const readablePull = <E>(readable: Readable, onError: (error: unknown) => E): ReadablePull<E> => {
+  const queued = queuedPull(readable, onError)
+  readable.on("data", queued.arrive)
+  return queued
+}
+
+/**
+ * A pipe's read end, read into `pool`'s buffers, as a pull: chunks go back to the pool through
+ * `pool.release` (the byte reader's `release`). The socket is the caller's to destroy.
+ */
+export const pipePull = <E>(
+  fd: number,
+  pool: ChunkPool,
+  onError: (error: unknown) => E
+): ReadablePull<E> & { readonly socket: net.Socket } => {
+  const onread = {
+    buffer: pool.take,
+    callback: (length: number, buffer: Uint8Array) => {
+      queued.arrive(buffer.subarray(0, length))
+      return false
+    }
+  }
+  // Node reads into `onread.buffer` when the constructor is given one, as `connect` documents.
+  const options: net.SocketConstructorOpts & net.ConnectOpts = { fd, readable: true, writable: false, onread }
+  const socket = new net.Socket(options)
+  const queued = queuedPull(socket, onError)
+  return { ...queued, socket }
+}
+
+/** Chunks queued as they arrive, the readable paused until they are pulled. */
+const queuedPull = <E>(
+  readable: Readable,
+  onError: (error: unknown) => E
+): ReadablePull<E> & { readonly arrive: (chunk: Uint8Array) => void } => {
   let arrived: Array<Uint8Array> = []
   let ended = false
   let failure: { readonly error: E } | undefined
@@ -28,11 +63,6 @@ export const readablePull = <E>(readable: Readable, onError: (error: unknown) =>
     wake = undefined
     waiting?.()
   }
-  readable.on("data", (chunk: Uint8Array) => {
-    arrived.push(chunk)
-    readable.pause()
-    notify()
-  })
   readable.once("end", () => {
     ended = true
     notify()
@@ -68,6 +98,11 @@ export const readablePull = <E>(readable: Readable, onError: (error: unknown) =>
     pull,
     fail: (error) => {
       failure ??= { error }
+      notify()
+    },
+    arrive: (chunk) => {
+      arrived.push(chunk)
+      readable.pause()
       notify()
     }
   }

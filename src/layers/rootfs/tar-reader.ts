@@ -255,11 +255,12 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
         // global record change later entries. git archive's commit id is the usual one there.
         decode(() => parsePaxInto(data, new Map()))
         return
+      // Copied: the entry's own header may come after a fill, which ends the data's view.
       case "gnu-long-name":
-        current.longName = untilNul(data)
+        current.longName = Uint8Array.from(untilNul(data))
         return
       case "gnu-long-link":
-        current.longLink = untilNul(data)
+        current.longLink = Uint8Array.from(untilNul(data))
         return
     }
   }
@@ -367,7 +368,9 @@ export const makeTarReader = <E>(bytes: ByteReader<E | InvalidLayer>, layer: str
     }
   }
 
-  const startSparse = (header: RawHeader, pax: PaxOverrides): SparseAssembly => {
+  const startSparse = (viewed: RawHeader, pax: PaxOverrides): SparseAssembly => {
+    // Kept while the map's blocks are read, across fills, which end the views of the header block.
+    const header = { ...viewed, name: Uint8Array.from(viewed.name), linkname: Uint8Array.from(viewed.linkname) }
     const physical = pax.size ?? header.size
     if (header.kind === "gnu-sparse") {
       const old = header.sparse!
