@@ -133,9 +133,8 @@ export type UncompressedError = InvalidLayer | FilesystemError | DownloadError
 
 /**
  * The layer's uncompressed chunks, in order, for as long as the scope lasts, and how to give
- * them back for reuse once read. A blob still
- * downloading is read as it arrives; one whose bytes are all written by the time its layer's turn
- * comes is read by a child decompressor itself.
+ * them back for reuse once read. A blob still downloading is read as it arrives; one whose bytes
+ * are all written by the time its layer's turn comes is read by a child decompressor itself.
  */
 export const openUncompressed = (
   blob: CompressedBlob

@@ -46,8 +46,8 @@ type Exit =
 
 interface Running<E> {
   readonly child: ChildProcess
-  readonly stdout: net.Socket
-  readonly output: ReadablePull<E | InvalidLayer | FilesystemError>
+  /** Its stdout, read into the pull's pool; `output.socket` is the pipe's read end. */
+  readonly output: ReadablePull<E | InvalidLayer | FilesystemError> & { readonly socket: net.Socket }
   readonly exited: Promise<Exit>
   readonly stderrDone: Promise<void>
   readonly stderrText: () => string
@@ -91,7 +91,6 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>, blob: { read
       )
       return {
         child,
-        stdout: pulled.socket,
         output: pulled,
         exited,
         stderrDone,
@@ -109,7 +108,7 @@ const reap = <E>(running: Running<E>) =>
   Effect.gen(function* () {
     const { child } = running
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-    running.stdout.destroy()
+    running.output.socket.destroy()
     child.stdin?.destroy()
     child.stderr?.destroy()
     yield* Effect.promise(() => running.exited)
