@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { trimMalloc } from "../layers/host/malloc-trim.js"
 
 /**
  * A full GC right after an operation ends, when node exposes `gc` (the daemon the CLI starts runs
@@ -29,9 +30,23 @@ const collectAndCompact = (gc: () => void) => {
   gc()
 }
 
+/**
+ * Then malloc's free pages go back too: the GCs free the pull's ArrayBuffers into glibc's heap,
+ * which keeps them (500k-file image: RSS 5 s after 130 MiB without the trim, 92-96 with it).
+ * Without the addon (a build that skipped it) the memory merely stays.
+ */
+const collectCompactAndTrim = (gc: () => void) => {
+  collectAndCompact(gc)
+  try {
+    trimMalloc()
+  } catch {
+    // No addon: nothing to give back with.
+  }
+}
+
 export const collectGarbageSoon: Effect.Effect<void> = Effect.sync(() => {
   const gc = exposedGc()
-  if (gc !== undefined) setTimeout(() => collectAndCompact(gc), GC_DELAY_MS).unref()
+  if (gc !== undefined) setTimeout(() => collectCompactAndTrim(gc), GC_DELAY_MS).unref()
 })
 
 /**

@@ -1,5 +1,3 @@
-import * as fs from "node:fs"
-
 /**
  * How the CLI starts its daemon (spawn.ts): V8 flags, and glibc malloc settings in its environment.
  *
@@ -20,57 +18,25 @@ export const DAEMON_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=
 
 /**
  * glibc malloc settings (mallopt(3)'s environment variables), unless the environment the daemon
- * is started from sets them itself. A pull mallocs and frees its data by the hundred MiB (zlib's
- * 256 KiB output chunks, stream buffers, 1 MiB write buffers): with glibc's defaults, chunks from
- * 128 KiB up could be fresh mmaps, and freed heap went back to the kernel once 128 KiB was free at
- * its top, so much of that data was written into newly faulted, zeroed pages. Allocations below
- * 1 MiB now come from the heap, which keeps up to 32 MiB free before trimming. Bench image, A/B
- * on a tmpfs state dir (cold / warm pull, daemon peak RSS): glibc's defaults 2.44 / 1.68 s; 8 MiB
- * and 128 MiB 2.30 / 1.57 s but 166-178 MiB; these 2.25-2.38 / 1.52-1.60 s, 135-152 MiB; a
- * trim threshold of 8 MiB 2.34 / 1.58 s, 132-139 MiB.
+ * is started from sets them itself. A pull mallocs and frees its data by the hundred MiB (network
+ * chunks, stream buffers, 1 MiB write buffers): with glibc's defaults, chunks from 128 KiB up
+ * could be fresh mmaps, and freed heap went back to the kernel once 128 KiB was free at its top,
+ * so much of that data was written into newly faulted, zeroed pages. Allocations below 1 MiB now
+ * come from the heap, which keeps up to 32 MiB free before trimming. Bench image, A/B on a tmpfs
+ * state dir (cold / warm pull, daemon peak RSS): glibc's defaults 2.44 / 1.68 s; 8 MiB and
+ * 128 MiB 2.30 / 1.57 s but 166-178 MiB; these 2.25-2.38 / 1.52-1.60 s, 135-152 MiB.
+ *
+ * Two arenas (`MALLOC_ARENA_MAX`), not one per thread-pool thread: each arena keeps its own free
+ * memory, and the daemon's RSS 5 s after a 500k-file pull was 101-104 MiB with the default, 92-96
+ * with two. What the heap holds free after an operation goes back with `malloc_trim` (see
+ * collect-garbage.ts).
+ *
+ * (jemalloc, preloaded, gave memory back by itself, but on a VM where every fresh page is a fault
+ * the host serves, its returning pages cost more than it saved: dev-80k 9.37 / 9.32 / 8.83 s and
+ * 8.2-8.7 s of CPU against 9.21 / 8.34 / 8.35 s and 7.5-8.2 s with glibc and the trim.)
  */
 export const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(1024 * 1024),
-  MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024)
-}
-
-/** Where Debian's libjemalloc2 puts the library. */
-export const JEMALLOC_PATHS: ReadonlyArray<string> = [
-  "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-  "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
-  "/usr/lib/libjemalloc.so.2",
-  "/usr/lib64/libjemalloc.so.2"
-]
-
-/**
- * jemalloc instead of glibc's malloc, when it is installed and the environment preloads nothing
- * else. A big pull leaves glibc's heap fragmented: free memory it cannot trim stayed in the
- * daemon (500k-file image: [heap] ~30-35 MiB of RSS five seconds after the pull, whatever the
- * MALLOC_* thresholds), while jemalloc gives unused pages back within about a second
- * (`dirty_decay_ms`, on its own background thread). The daemon takes it out of its environment
- * again at start (`forgetPreload`), so the tools it runs keep their usual malloc.
- */
-export const daemonAllocatorEnv = (
-  env: NodeJS.ProcessEnv,
-  exists: (path: string) => boolean = fs.existsSync
-): Readonly<Record<string, string>> => {
-  if (env.LD_PRELOAD !== undefined || env.BANGER_DAEMON_MALLOC === "glibc") return DAEMON_MALLOC_ENV
-  const jemalloc = JEMALLOC_PATHS.find(exists)
-  if (jemalloc === undefined) return DAEMON_MALLOC_ENV
-  return {
-    LD_PRELOAD: jemalloc,
-    MALLOC_CONF: env.MALLOC_CONF ?? "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
-    BANGER_DAEMON_PRELOAD: jemalloc
-  }
-}
-
-/** Drops the preload `daemonAllocatorEnv` added, so that the daemon's children do not inherit it. */
-export const forgetPreload = (env: NodeJS.ProcessEnv = process.env) => {
-  const preload = env.BANGER_DAEMON_PRELOAD
-  if (preload === undefined) return
-  if (env.LD_PRELOAD === preload) {
-    delete env.LD_PRELOAD
-    delete env.MALLOC_CONF
-  }
-  delete env.BANGER_DAEMON_PRELOAD
+  MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024),
+  MALLOC_ARENA_MAX: "2"
 }

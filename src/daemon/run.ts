@@ -4,7 +4,6 @@ import { Deferred, type Duration, Effect, Exit, Layer, Option } from "effect"
 import { appLayer } from "../app/app-layer.js"
 import { pullKernel } from "../pipelines/kernel/pull-kernel.js"
 import { pullImage } from "../pipelines/pull/pull.js"
-import { forgetPreload } from "./node-flags.js"
 import { type DaemonConfig, daemonLayer } from "./server.js"
 
 /**
@@ -40,22 +39,18 @@ export const stateDirRemoved = (stateDir: string, every: Duration.DurationInput 
  * until the state dir disappears (then it succeeds with why it stopped).
  */
 export const runDaemon = (config: DaemonConfig) =>
-  Effect.sync(() => forgetPreload()).pipe(
-    Effect.zipRight(
-      Effect.raceFirst(
-        Layer.launch(
-          daemonLayer(
-            config,
-            appLayer(config.stateDir, { subnet: config.subnet, transfer: config.transfer }).pipe(
-              Layer.provideMerge(NodeContext.layer)
-            ),
-            pullImage,
-            pullKernel
-          )
+  Effect.raceFirst(
+    Layer.launch(
+      daemonLayer(
+        config,
+        appLayer(config.stateDir, { subnet: config.subnet, transfer: config.transfer }).pipe(
+          Layer.provideMerge(NodeContext.layer)
         ),
-        stateDirRemoved(config.stateDir).pipe(Effect.provide(NodeContext.layer))
+        pullImage,
+        pullKernel
       )
-    )
+    ),
+    stateDirRemoved(config.stateDir).pipe(Effect.provide(NodeContext.layer))
   )
 
 /**

@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { daemonAllocatorEnv } from "./node-flags.js"
+import { DAEMON_MALLOC_ENV } from "./node-flags.js"
 
 export const SOCKET_FILE = "banger.sock"
 export const DAEMON_LOG_FILE = "daemon.log"
@@ -107,7 +107,7 @@ export const spawnDaemon = (
       detached: true,
       cwd: "/",
       stdio: ["ignore", log, log],
-      env: { ...daemonAllocatorEnv(env), ...env }
+      env: { ...DAEMON_MALLOC_ENV, ...env }
     })
   } finally {
     fs.closeSync(log)
