@@ -34,8 +34,13 @@ export interface StreamHasher {
    */
   readonly update: (chunk: Uint8Array) => boolean
   readonly caughtUp: Effect.Effect<void, FilesystemError>
-  /** The hex digest of everything given to `update`; once, after the last update. */
+  /** The hex digest of everything given to `update` (or copied into `pipe`); once, after the last. */
   readonly digest: Effect.Effect<string, FilesystemError>
+  /**
+   * The child's input pipe (our write end; the hasher closes it at `digest`), for a caller that has
+   * the kernel copy the bytes into it (teeSplice) instead of calling `update`. In-process: none.
+   */
+  readonly pipe: number | undefined
 }
 
 const PIPE_CAPACITY = 1024 * 1024
@@ -55,7 +60,8 @@ const inProcess = (algorithm: HashAlgorithm): StreamHasher => {
       return true
     },
     caughtUp: Effect.void,
-    digest: Effect.sync(() => hash.digest("hex"))
+    digest: Effect.sync(() => hash.digest("hex")),
+    pipe: undefined
   }
 }
 
@@ -159,6 +165,7 @@ const inChild = (algorithm: HashAlgorithm) =>
         return pending === undefined
       },
       caughtUp,
+      pipe: running.input,
       digest: Effect.gen(function* () {
         yield* caughtUp
         closeInput(running)

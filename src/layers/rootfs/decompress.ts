@@ -98,35 +98,54 @@ export const gunzipPull = <E>(reader: BlobReader<E>, blob: { readonly name: stri
 export const gzipDecoder = (): "igzip" | "zlib" =>
   process.env.BANGER_GZIP !== "zlib" && onPath(igzip.command) ? "igzip" : "zlib"
 
-type Decompressed<E> = Effect.Effect<PullSource<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope>
+/** An uncompressed layer's chunks; `copied` when they were also copied to the pipe asked for. */
+export interface UncompressedSource<E> extends PullSource<E> {
+  readonly copied: boolean
+}
 
-/** A child decompressor or in-process gunzip over `input`, for a compressed layer. */
+const notCopied = <E>(source: PullSource<E>): UncompressedSource<E> => ({ ...source, copied: false })
+
+type Decompressed<E> = Effect.Effect<
+  UncompressedSource<E | InvalidLayer | FilesystemError>,
+  FilesystemError,
+  Scope.Scope
+>
+
+/**
+ * A child decompressor or in-process gunzip over `input`, for a compressed layer; a child's output
+ * also copied to `copyTo` when given.
+ */
 const decompress = <E>(
   compression: "gzip" | "zstd",
   input: ChildInput<E>,
   reader: () => BlobReader<E>,
-  blob: CompressedBlob
+  blob: CompressedBlob,
+  copyTo: number | undefined
 ): Decompressed<E> => {
-  if (compression === "zstd") return childPull(zstd, input, blob)
-  if (gzipDecoder() === "igzip") return childPull(igzip, input, blob)
-  return Effect.map(gunzipPull(reader(), blob), unpooled)
+  const child = (decompressor: Decompressor) =>
+    Effect.map(childPull(decompressor, input, blob, copyTo), (source) => ({ ...source, copied: copyTo !== undefined }))
+  if (compression === "zstd") return child(zstd)
+  if (gzipDecoder() === "igzip") return child(igzip)
+  return Effect.map(gunzipPull(reader(), blob), (pull) => notCopied(unpooled(pull)))
 }
 
 /** A complete blob's open file, read by a child decompressor itself where there is one. */
 const decompressFile = (
   blob: CompressedBlob,
-  handle: fsp.FileHandle
-): Effect.Effect<PullSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> => {
+  handle: fsp.FileHandle,
+  copyTo: number | undefined
+): Effect.Effect<UncompressedSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> => {
   const reader = () => fileReader(handle, fileError(blob))
-  if (blob.compression === "none") return Effect.succeed(chunksOf(reader()))
-  return decompress<FilesystemError>(blob.compression, { _tag: "Descriptor", fd: handle.fd }, reader, blob)
+  if (blob.compression === "none") return Effect.succeed(notCopied(chunksOf(reader())))
+  return decompress<FilesystemError>(blob.compression, { _tag: "Descriptor", fd: handle.fd }, reader, blob, copyTo)
 }
 
 /** A complete blob, opened before any decompressor exists, so a missing or unreadable one is reported as such. */
 const fromFile = (
-  blob: CompressedBlob
-): Effect.Effect<PullSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
-  Effect.flatMap(openBlob(blob), (handle) => decompressFile(blob, handle))
+  blob: CompressedBlob,
+  copyTo: number | undefined
+): Effect.Effect<UncompressedSource<InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
+  Effect.flatMap(openBlob(blob), (handle) => decompressFile(blob, handle, copyTo))
 
 /** What reading an uncompressed layer can fail with. */
 export type UncompressedError = InvalidLayer | FilesystemError | DownloadError
@@ -135,16 +154,19 @@ export type UncompressedError = InvalidLayer | FilesystemError | DownloadError
  * The layer's uncompressed chunks, in order, for as long as the scope lasts, and how to give
  * them back for reuse once read. A blob still downloading is read as it arrives; one whose bytes
  * are all written by the time its layer's turn comes is read by a child decompressor itself.
+ * Where a child decompresses, its output is also copied to `copyTo` by the kernel (`copied`): the
+ * DiffID hasher's pipe, so that the main thread does not write every byte a second time.
  */
 export const openUncompressed = (
-  blob: CompressedBlob
-): Effect.Effect<PullSource<UncompressedError>, UncompressedError, Scope.Scope> =>
+  blob: CompressedBlob,
+  copyTo?: number
+): Effect.Effect<UncompressedSource<UncompressedError>, UncompressedError, Scope.Scope> =>
   Effect.gen(function* () {
     const download = blob.download
-    if (download === undefined) return yield* fromFile(blob)
+    if (download === undefined) return yield* fromFile(blob, copyTo)
     const complete = yield* download.openIfComplete()
-    if (complete !== undefined) return yield* decompressFile(blob, complete)
+    if (complete !== undefined) return yield* decompressFile(blob, complete, copyTo)
     const reader = yield* download.reader()
-    if (blob.compression === "none") return chunksOf(reader)
-    return yield* decompress(blob.compression, { _tag: "Fed", reader }, () => reader, blob)
+    if (blob.compression === "none") return notCopied(chunksOf(reader))
+    return yield* decompress(blob.compression, { _tag: "Fed", reader }, () => reader, blob, copyTo)
   })

@@ -7,14 +7,15 @@
  * work: 5.4 s through the socketpair, 3.1 s through the pipe, 2.6 s for igzip alone).
  *
  * Its stdin is a complete blob's descriptor, read by the child itself, or a pipe fed from a blob
- * still downloading. Everything lives in the caller's scope: closing it SIGKILLs a child still
+ * still downloading. Its output may also be copied, by the kernel, into another pipe: the DiffID
+ * hasher's (see `childPull`). Everything lives in the caller's scope: closing it SIGKILLs a child still
  * running, and the child is always reaped.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import type * as net from "node:net"
 import { Effect, type Scope } from "effect"
 import { FilesystemError, InvalidLayer } from "../../domain/errors.js"
-import { closeQuietly, openPipe } from "../host/big-pipe.js"
+import { closeQuietly, openPipe, teeSplice } from "../host/big-pipe.js"
 import { cappedOutput } from "../host/capped-output.js"
 import type { BlobReader } from "./blob-reader.js"
 import type { PullSource } from "./byte-reader.js"
@@ -55,17 +56,53 @@ interface Running<E> {
 
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
-const start = <E>(decompressor: Decompressor, input: ChildInput<E>, blob: { readonly name: string }, pool: ChunkPool) =>
+/**
+ * The read end of a pipe that receives `output`'s bytes, which the kernel also copies into
+ * `copyTo` (teeSplice): `output`'s read end when there is nothing to copy to. Takes `output.read`.
+ */
+const copiedOutput = (output: number, copyTo: number | undefined): number => {
+  if (copyTo === undefined) return output
+  try {
+    const moved = openPipe(OUTPUT_PIPE_CAPACITY)
+    try {
+      teeSplice(output, copyTo, moved.write)
+    } catch (error) {
+      closeQuietly(moved.read)
+      throw error
+    } finally {
+      closeQuietly(moved.write)
+    }
+    return moved.read
+  } finally {
+    // The thread has its own copy.
+    closeQuietly(output)
+  }
+}
+
+const start = <E>(
+  decompressor: Decompressor,
+  input: ChildInput<E>,
+  blob: { readonly name: string },
+  pool: ChunkPool,
+  copyTo: number | undefined
+) =>
   Effect.try({
     try: (): Running<E> => {
       const output = openPipe(OUTPUT_PIPE_CAPACITY)
+      let read: number
+      try {
+        read = copiedOutput(output.read, copyTo)
+      } catch (error) {
+        closeQuietly(output.write)
+        throw error
+      }
       let child: ChildProcess
       try {
         child = spawn(decompressor.command, decompressor.args, {
           stdio: [input._tag === "Descriptor" ? input.fd : "pipe", output.write, "pipe"]
         })
       } catch (error) {
-        closeQuietly(output.read)
+        closeQuietly(read)
         throw error
       } finally {
         // The child has its own copy: ours would keep the pipe from ever reaching its end.
@@ -85,7 +122,7 @@ const start = <E>(decompressor: Decompressor, input: ChildInput<E>, blob: { read
         stderr.once("error", () => resolve())
       })
       const pulled = pipePull<E | InvalidLayer | FilesystemError>(
-        output.read,
+        read,
         pool,
         (error) => new InvalidLayer({ layer: blob.name, reason: `${decompressor.command}: ${reasonOf(error)}` })
       )
@@ -139,16 +176,18 @@ const POOLED_READS = 8
  * The child's output as a pull, read into reused buffers (see ChunkPool) that the consumer gives
  * back with `release`. Its exit status is part of the output: a clean-looking but cut-short output
  * still fails. A fed child whose reader fails (a failed download) fails the output with the
- * reader's error.
+ * reader's error. With `copyTo` (a pipe's write end, such as a hasher child's input), the kernel
+ * also copies the output there as it passes (teeSplice), ending it when the output ends.
  */
 export const childPull = <E>(
   decompressor: Decompressor,
   input: ChildInput<E>,
-  blob: { readonly name: string }
+  blob: { readonly name: string },
+  copyTo?: number
 ): Effect.Effect<PullSource<E | InvalidLayer | FilesystemError>, FilesystemError, Scope.Scope> =>
   Effect.gen(function* () {
     const pool = new ChunkPool(READ_SIZE, POOLED_READS)
-    const running = yield* Effect.acquireRelease(start(decompressor, input, blob, pool), reap)
+    const running = yield* Effect.acquireRelease(start(decompressor, input, blob, pool, copyTo), reap)
     const { output } = running
     if (input._tag === "Fed") {
       yield* Effect.forkScoped(

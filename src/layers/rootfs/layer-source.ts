@@ -43,12 +43,10 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
     const algorithm = yield* parseDiffId(layer)
     const hasher = yield* streamHasher(algorithm)
     let total = 0
-    const { pull, release } = yield* openUncompressed({
-      path: layer.path,
-      compression: layer.compression,
-      name: layer.digest,
-      download: layer.download
-    })
+    const { pull, release, copied } = yield* openUncompressed(
+      { path: layer.path, compression: layer.compression, name: layer.digest, download: layer.download },
+      hasher.pipe
+    )
     /** Counts and hashes `chunks` from `from` on, waiting for the hasher whenever it falls behind. */
     const meter = (
       chunks: ReadonlyArray<Uint8Array>,
@@ -62,7 +60,7 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
             new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
           )
         }
-        if (!hasher.update(chunk)) {
+        if (!copied && !hasher.update(chunk)) {
           return Effect.zipRight(
             hasher.caughtUp,
             Effect.suspend(() => meter(chunks, index + 1))

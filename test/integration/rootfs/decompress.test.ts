@@ -4,7 +4,9 @@
  * igzip child: the same bytes from a descriptor or fed, its failures in words, and its reaping.
  */
 import { randomBytes } from "node:crypto"
+import { createReadStream, readdirSync, readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
+import { setTimeout as sleep } from "node:timers/promises"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
@@ -12,6 +14,7 @@ import { Data, Effect } from "effect"
 import { type BlobReader, fileReader } from "../../../src/layers/rootfs/blob-reader.js"
 import type { Pull, PullSource } from "../../../src/layers/rootfs/byte-reader.js"
 import { gunzipPull, gzipDecoder, igzip } from "../../../src/layers/rootfs/decompress.js"
+import { closeQuietly, openPipe, teeSplice } from "../../../src/layers/host/big-pipe.js"
 import { childPull } from "../../../src/layers/rootfs/decompressor-child.js"
 import { decompressorChildren, sandbox } from "./harness.js"
 
@@ -147,7 +150,114 @@ const openHandle = (file: string) =>
     (handle) => Effect.promise(() => handle.close())
   )
 
+/** The threads of this process that teeSplice started and that have not ended yet. */
+const teeThreads = () =>
+  readdirSync("/proc/self/task").filter((task) => {
+    try {
+      return readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() === "banger-tee"
+    } catch {
+      return false // ended while listed
+    }
+  }).length
+
+const eventually = (check: () => boolean) =>
+  Effect.promise(async () => {
+    for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20)
+    return check()
+  })
+
+/** A pipe to copy into, and everything read from it until its end (our write end is closed at once). */
+const copyPipe = Effect.acquireRelease(
+  Effect.sync(() => {
+    const pipe = openPipe(1024 * 1024)
+    const stream = createReadStream("", { fd: pipe.read })
+    const received = new Promise<Buffer>((resolve, reject) => {
+      const chunks: Array<Buffer> = []
+      stream.on("data", (chunk) => chunks.push(chunk as Buffer))
+      stream.on("end", () => resolve(Buffer.concat(chunks)))
+      stream.on("error", reject)
+    })
+    return { write: pipe.write, received, stream }
+  }),
+  ({ write, stream }) =>
+    Effect.sync(() => {
+      closeQuietly(write)
+      stream.destroy()
+    })
+)
+
+describe("teeSplice", () => {
+  it("refuses descriptors that are not pipes", () => {
+    const pipe = openPipe(64 * 1024)
+    try {
+      expect(() => teeSplice(0o777, pipe.write, pipe.write)).toThrow(/must be a pipe/)
+    } finally {
+      closeQuietly(pipe.read)
+      closeQuietly(pipe.write)
+    }
+  })
+})
+
 describe("childPull (igzip)", () => {
+  it.scopedLive(
+    "with a pipe to copy to, the same bytes reach it, ending with the output, from a descriptor or fed",
+    () =>
+      Effect.gen(function* () {
+        const box = yield* sandbox
+        const { file, plain } = yield* gzipFile(box.root)
+        for (const input of ["descriptor", "fed"] as const) {
+          const copy = yield* copyPipe
+          const source =
+            input === "descriptor"
+              ? yield* childPull<never>(
+                  igzip,
+                  { _tag: "Descriptor", fd: (yield* openHandle(file)).fd },
+                  { name: "t" },
+                  copy.write
+                )
+              : yield* childPull(
+                  igzip,
+                  { _tag: "Fed", reader: (yield* recordingReader(file)).reader },
+                  { name: "t" },
+                  copy.write
+                )
+          // The copy's end comes from the thread, which has its own descriptor: ours goes now.
+          closeQuietly(copy.write)
+          expect(yield* eventually(() => teeThreads() === 1)).toBe(true)
+          const { bytes } = yield* drainReleasing(source)
+          expect(bytes.equals(plain)).toBe(true)
+          expect((yield* Effect.promise(() => copy.received)).equals(plain)).toBe(true)
+          expect(yield* eventually(() => teeThreads() === 0)).toBe(true)
+        }
+      })
+  )
+
+  it.scopedLive("closing the scope mid-stream with a copy ends the copying thread and the copy", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file, plain } = yield* gzipFile(box.root)
+      const copy = yield* copyPipe
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const handle = yield* openHandle(file)
+          const source = yield* childPull<never>(
+            igzip,
+            { _tag: "Descriptor", fd: handle.fd },
+            { name: "t" },
+            copy.write
+          )
+          closeQuietly(copy.write)
+          expect((yield* source.pull)?.length).toBeGreaterThan(0)
+        })
+      )
+      expect(decompressorChildren()).toEqual([])
+      expect(yield* eventually(() => teeThreads() === 0)).toBe(true)
+      const copied = yield* Effect.promise(() => copy.received)
+      expect(copied.length).toBeLessThan(plain.length)
+      expect(copied.equals(plain.subarray(0, copied.length))).toBe(true)
+    })
+  )
+
   it.scopedLive("inflates a multi-member blob read from its descriptor or fed through a pipe, byte for byte", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
