@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import type { Descriptor } from "../../src/domain/oci.js"
 import { BlobCache } from "../../src/layers/blob-cache/blob-cache.js"
+import { HASH_AFTER_BYTES } from "../../src/layers/blob-cache/download.js"
+import { digestHasher } from "../../src/layers/host/stream-hasher.js"
 import { RegistryClient, type RegistryClientOptions } from "../../src/layers/registry/registry-client.js"
 import { StatePaths } from "../../src/layers/state/state-paths.js"
 import { type BuiltLayer, layerFromTar, sha256 } from "../support/layers.js"
@@ -16,6 +18,9 @@ import { type ProxyOptions, type RegistryProxy, startRegistryProxy } from "../su
 let registry: TestRegistry
 let layer: BuiltLayer
 let descriptor: Descriptor
+/** Big enough to be hashed from its file once downloaded (HASH_AFTER_BYTES), not on the way in. */
+let bigLayer: BuiltLayer
+let bigDescriptor: Descriptor
 
 beforeAll(async () => {
   registry = await startRegistry()
@@ -23,6 +28,9 @@ beforeAll(async () => {
   layer = layerFromTar(randomBytes(3 * 1024 * 1024), "none")
   descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.blob.length }
   await pushImage(registry, "cache/test", "v1", { layers: [layer] })
+  bigLayer = layerFromTar(randomBytes(HASH_AFTER_BYTES + 1024 * 1024), "none")
+  bigDescriptor = { mediaType: bigLayer.mediaType, digest: bigLayer.digest, size: bigLayer.blob.length }
+  await pushImage(registry, "cache/big", "v1", { layers: [bigLayer] })
 })
 
 afterAll(async () => {
@@ -100,6 +108,24 @@ describe("BlobCache", () => {
       const exit = yield* Effect.exit(ensureVia(proxy).pipe(Effect.provide(cacheLayer(root))))
       expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("DigestMismatch")
       expect(yield* listCache(root)).toEqual([".tmp", "sha256"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a big blob is hashed from its file by openssl once written: cached when right, refused when corrupt", () =>
+    Effect.gen(function* () {
+      expect(digestHasher()).toBe("openssl")
+      const root = yield* tempRoot
+      const ensureBig = (proxy: RegistryProxy) =>
+        Effect.flatMap(BlobCache, (cache) => cache.ensure(imageRef(proxy, "cache/big"), bigDescriptor))
+      const corrupting = yield* proxied({ fault: "corrupt" })
+      const error = yield* Effect.flip(ensureBig(corrupting).pipe(Effect.provide(cacheLayer(root))))
+      const corrupt = Buffer.from(bigLayer.blob)
+      corrupt[corrupt.length >> 1] = corrupt[corrupt.length >> 1]! ^ 0xff
+      expect(error).toMatchObject({ _tag: "DigestMismatch", expected: bigLayer.digest, actual: sha256(corrupt) })
+      expect(yield* listCache(root)).toEqual([".tmp", "sha256"])
+
+      const file = yield* ensureBig(yield* proxied()).pipe(Effect.provide(cacheLayer(root)))
+      expect(sha256(yield* Effect.promise(() => fs.readFile(file)))).toBe(bigLayer.digest)
     }).pipe(Effect.scoped)
   )
 

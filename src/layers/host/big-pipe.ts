@@ -13,8 +13,7 @@ interface PipeAddon {
   readonly teeSplice: (from: number, copyTo: number, moveTo: number) => void
 }
 
-const pipeAddon = () =>
-  loadAddon<PipeAddon>("pipe", "makes pipes with room for a decompressor's or hasher's output")
+const pipeAddon = () => loadAddon<PipeAddon>("pipe", "makes pipes with room for a decompressor's or hasher's output")
 
 /**
  * A pipe of up to `capacity` bytes (native/pipe.c), both ends close-on-exec; with

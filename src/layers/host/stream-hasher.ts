@@ -3,8 +3,9 @@
  * can be: by an `openssl dgst` child, where openssl is installed (nearly every Debian system:
  * ca-certificates needs it), and by node's crypto in-process otherwise or with
  * `BANGER_DIGEST=node`. SHA-256 runs at ~1.2 GB/s here, so a 939 MB layer's DiffID was ~0.8 s of
- * the main thread, the thread that bounds a pull of many small files. (Downloads still hash on the
- * main thread: a child per download measured no faster on dev-80k, 7.40–7.94 s against 7.52–7.83 s.)
+ * the main thread, the thread that bounds a pull of many small files. Big downloads are hashed by
+ * the same child once written, reading the file itself (`fileDigest`, see blob-cache/download.ts):
+ * fed through a pipe while downloading, it measured no faster (the pipe's write is a copy too).
  *
  * Each chunk goes into the child's 1 MiB pipe with a synchronous, non-blocking write: the kernel
  * copies it, so no chunk is held for the child (held chunks outlived young-generation GCs: queued
@@ -81,19 +82,26 @@ const closeInput = (running: Running) => {
   running.input = -1
 }
 
-const start = (algorithm: HashAlgorithm) =>
+/** Opens the child's stdin: a pipe we write into, or a file it reads itself. */
+type Input = { readonly _tag: "Pipe" } | { readonly _tag: "File"; readonly path: string }
+
+/** The child's stdin, and our write end of it (-1 for a file). */
+const openInput = (input: Input): { readonly read: number; readonly write: number } =>
+  input._tag === "Pipe" ? openPipe(PIPE_CAPACITY, true) : { read: fs.openSync(input.path, "r"), write: -1 }
+
+const start = (algorithm: HashAlgorithm, input: Input) =>
   Effect.try({
     try: (): Running => {
-      const pipe = openPipe(PIPE_CAPACITY, true)
+      const stdin = openInput(input)
       let child: ChildProcess
       try {
-        child = spawn("openssl", ["dgst", `-${algorithm}`, "-r"], { stdio: [pipe.read, "pipe", "pipe"] })
+        child = spawn("openssl", ["dgst", `-${algorithm}`, "-r"], { stdio: [stdin.read, "pipe", "pipe"] })
       } catch (error) {
-        closeQuietly(pipe.write)
+        if (stdin.write >= 0) closeQuietly(stdin.write)
         throw error
       } finally {
-        // The child has its own copy of the read end.
-        closeQuietly(pipe.read)
+        // The child has its own copy of what it reads.
+        closeQuietly(stdin.read)
       }
       // "close", not "exit": the digest is in stdout, which may still be unread when the process
       // has exited (under load it was, and the digest came out empty).
@@ -102,11 +110,11 @@ const start = (algorithm: HashAlgorithm) =>
         child.once("close", (code, signal) => resolve({ code, signal }))
       })
       const output = cappedOutput([child.stdout!, child.stderr!], OUTPUT_LIMIT)
-      return { child, input: pipe.write, exited, output }
+      return { child, input: stdin.write, exited, output }
     },
     catch: (error) =>
       new FilesystemError({
-        path: "openssl",
+        path: input._tag === "File" ? input.path : "openssl",
         reason: `cannot start openssl dgst: ${error instanceof Error ? error.message : String(error)}`
       })
   })
@@ -121,8 +129,25 @@ const reap = (running: Running) =>
 
 const failure = (reason: string) => new FilesystemError({ path: "openssl", reason: `openssl dgst: ${reason}` })
 
+/** The child's verdict: the hex digest of all it read. */
+const digestOf = (running: Running, algorithm: HashAlgorithm) =>
+  Effect.gen(function* () {
+    const exit = yield* Effect.promise(() => running.exited)
+    if (exit.error) return yield* failure(`cannot run openssl: ${exit.error.message}`)
+    const text = running.output()
+    if (exit.code !== 0) {
+      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
+      return yield* failure(`${how}${text ? `: ${text}` : ""}`)
+    }
+    const hex = /^([0-9a-f]+) /.exec(text)?.[1]
+    if (hex === undefined || hex.length !== digestHexLength(algorithm)) {
+      return yield* failure(`unexpected output "${text.slice(0, 200)}"`)
+    }
+    return hex
+  })
+
 const inChild = (algorithm: HashAlgorithm) =>
-  Effect.map(Effect.acquireRelease(start(algorithm), reap), (running): StreamHasher => {
+  Effect.map(Effect.acquireRelease(start(algorithm, { _tag: "Pipe" }), reap), (running): StreamHasher => {
     /** The rest of a chunk the full pipe did not take. */
     let pending: Uint8Array | undefined
     /** The child is gone (EPIPE): its exit status says why, at `digest`. */
@@ -166,24 +191,28 @@ const inChild = (algorithm: HashAlgorithm) =>
       },
       caughtUp,
       pipe: running.input,
-      digest: Effect.gen(function* () {
-        yield* caughtUp
-        closeInput(running)
-        const exit = yield* Effect.promise(() => running.exited)
-        if (exit.error) return yield* failure(`cannot run openssl: ${exit.error.message}`)
-        const text = running.output()
-        if (exit.code !== 0) {
-          const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
-          return yield* failure(`${how}${text ? `: ${text}` : ""}`)
-        }
-        const hex = /^([0-9a-f]+) /.exec(text)?.[1]
-        if (hex === undefined || hex.length !== digestHexLength(algorithm)) {
-          return yield* failure(`unexpected output "${text.slice(0, 200)}"`)
-        }
-        return hex
-      })
+      digest: Effect.zipRight(
+        caughtUp,
+        Effect.suspend(() => {
+          closeInput(running)
+          return digestOf(running, algorithm)
+        })
+      )
     }
   })
+
+/**
+ * The hex digest of a whole file, by an openssl child that reads it itself: for a blob just
+ * written, whose bytes the main thread then never touches again. Only where `digestHasher()` says
+ * openssl. Scoped like the stream hasher.
+ */
+export const fileDigest = (
+  algorithm: HashAlgorithm,
+  path: string
+): Effect.Effect<string, FilesystemError, Scope.Scope> =>
+  Effect.flatMap(Effect.acquireRelease(start(algorithm, { _tag: "File", path }), reap), (running) =>
+    digestOf(running, algorithm)
+  )
 
 /** A hasher for one stream: in an openssl child where there is one (see digestHasher). */
 export const streamHasher = (algorithm: HashAlgorithm): Effect.Effect<StreamHasher, FilesystemError, Scope.Scope> =>
