@@ -151,13 +151,21 @@ const reap = <E>(running: Running<E>) =>
     yield* Effect.promise(() => running.exited)
   })
 
-const checkExit = <E>(running: Running<E>, decompressor: Decompressor, layer: string) =>
+const checkExit = <E>(running: Running<E>, decompressor: Decompressor, layer: string, copied: boolean) =>
   Effect.gen(function* () {
     const exit = yield* Effect.promise(() => running.exited)
     if (exit._tag === "SpawnFailed") {
       return yield* new FilesystemError({
         path: decompressor.command,
         reason: `cannot run ${decompressor.command} (is it installed?): ${exit.error.message}`
+      })
+    }
+    // Only the copying thread reads its output pipe, and it stops when the copy's reader is gone
+    // while we still read: the layer is not at fault.
+    if (copied && exit.signal === "SIGPIPE") {
+      return yield* new FilesystemError({
+        path: decompressor.command,
+        reason: `${decompressor.command} was killed by SIGPIPE: the copy of its output (the DiffID hasher) stopped reading before the layer ended`
       })
     }
     if (exit.code !== 0) {
@@ -195,7 +203,9 @@ export const childPull = <E>(
       )
     }
     const pull = Effect.flatMap(output.pull, (chunks) =>
-      chunks === undefined ? Effect.as(checkExit(running, decompressor, blob.name), undefined) : Effect.succeed(chunks)
+      chunks === undefined
+        ? Effect.as(checkExit(running, decompressor, blob.name, copyTo !== undefined), undefined)
+        : Effect.succeed(chunks)
     )
     return { pull, release: pool.release }
   })

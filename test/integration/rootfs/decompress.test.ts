@@ -232,6 +232,23 @@ describe("childPull (igzip)", () => {
       })
   )
 
+  it.scopedLive("a copy whose reader goes away fails the output as that, not as a corrupt layer", () =>
+    Effect.gen(function* () {
+      const box = yield* sandbox
+      const { file } = yield* gzipFile(box.root)
+      // The hasher gone before it read anything: the copy pipe has no reader.
+      const pipe = openPipe(1024 * 1024)
+      closeQuietly(pipe.read)
+      const handle = yield* openHandle(file)
+      const source = yield* childPull<never>(igzip, { _tag: "Descriptor", fd: handle.fd }, { name: "t" }, pipe.write)
+      closeQuietly(pipe.write)
+      const error = yield* Effect.flip(drain(source))
+      expect(error).toMatchObject({ _tag: "FilesystemError", path: "igzip" })
+      expect(error.message).toMatch(/killed by SIGPIPE: the copy of its output \(the DiffID hasher\) stopped reading/)
+      expect(yield* eventually(() => teeThreads() === 0)).toBe(true)
+    })
+  )
+
   it.scopedLive("closing the scope mid-stream with a copy ends the copying thread and the copy", () =>
     Effect.gen(function* () {
       const box = yield* sandbox
