@@ -1,13 +1,16 @@
+import * as path from "node:path"
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
 import { FilesystemError, VmRefused } from "../../domain/errors.js"
 import type { StopOutcome } from "../../domain/vmm.js"
+import { Ext4Tools } from "../../layers/ext4/ext4-tools.js"
 import { Store } from "../../layers/store/store.js"
 import { Vmm } from "../../layers/vmm/vmm.js"
 import { showImage } from "../image/manage-images.js"
 import { bootVm, vmProcessOf } from "./boot.js"
 import { findVm, recordStopped } from "./live-state.js"
 import { detachVmNetwork } from "./vm-network.js"
+import { WORK_DISK_NAME } from "./work-disk.js"
 
 /** How long a guest gets to power off after ACPI / Ctrl-Alt-Del before the VMM is signalled. */
 export const STOP_GRACE_MS = 30_000
@@ -19,12 +22,20 @@ const exitDescription: Record<StopOutcome, string> = {
   "already-gone": "the VMM had already exited"
 }
 
-/** Boots a stopped VM: always a fresh VMM process on the VM's own disk. */
+/**
+ * Boots a stopped VM: always a fresh VMM process on the VM's own disk, checked first. A forced
+ * stop, or a VMM or host that died, leaves the guest's journal unreplayed, and banger reads the
+ * disk with debugfs before every boot: debugfs refused such a disk ("Block bitmap checksum does
+ * not match bitmap", after `vm stop --force`). `e2fsck -fp` replays the journal and fixes what is
+ * safe to fix (tens of ms on a clean disk); a disk it cannot fix fails the start.
+ */
 export const startVm = Effect.fn("vm.start")(function* (name: string) {
   const store = yield* Store
+  const ext4 = yield* Ext4Tools
   const vm = yield* findVm(name)
   if (vm.state === "running") return yield* new VmRefused({ name, reason: "it is running already" })
   const image = yield* showImage(vm.image)
+  yield* ext4.repair(path.join(vm.dir, WORK_DISK_NAME))
   return yield* Effect.scoped(
     Effect.gen(function* () {
       const running = yield* bootVm(vm, image)
