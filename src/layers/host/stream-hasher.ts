@@ -38,8 +38,8 @@ export interface StreamHasher {
   /** The hex digest of everything given to `update` (or copied into `pipe`); once, after the last. */
   readonly digest: Effect.Effect<string, FilesystemError>
   /**
-   * The child's input pipe (our write end; the hasher closes it at `digest`), for a caller that has
-   * the kernel copy the bytes into it (teeSplice) instead of calling `update`. In-process: none.
+   * The child's input pipe (our write end) until `digest` closes it, for a caller that has the
+   * kernel copy the bytes into it (teeSplice) instead of calling `update`. In-process: none.
    */
   readonly pipe: number | undefined
 }
@@ -82,7 +82,7 @@ const closeInput = (running: Running) => {
   running.input = -1
 }
 
-/** Opens the child's stdin: a pipe we write into, or a file it reads itself. */
+/** What the child reads: a pipe we write into, or a file it reads itself. */
 type Input = { readonly _tag: "Pipe" } | { readonly _tag: "File"; readonly path: string }
 
 /** The child's stdin, and our write end of it (-1 for a file). */
@@ -190,7 +190,10 @@ const inChild = (algorithm: HashAlgorithm) =>
         return pending === undefined
       },
       caughtUp,
-      pipe: running.input,
+      // Not the number itself: once closed, a descriptor's number may belong to another file.
+      get pipe() {
+        return running.input < 0 ? undefined : running.input
+      },
       digest: Effect.zipRight(
         caughtUp,
         Effect.suspend(() => {

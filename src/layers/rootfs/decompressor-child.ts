@@ -8,8 +8,8 @@
  *
  * Its stdin is a complete blob's descriptor, read by the child itself, or a pipe fed from a blob
  * still downloading. Its output may also be copied, by the kernel, into another pipe: the DiffID
- * hasher's (see `childPull`). Everything lives in the caller's scope: closing it SIGKILLs a child still
- * running, and the child is always reaped.
+ * hasher's (see `childPull`). Everything lives in the caller's scope: closing it SIGKILLs a child
+ * still running, and the child is always reaped.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import type * as net from "node:net"
