@@ -5,6 +5,7 @@ import { appLayer } from "../app/app-layer.js"
 import { pullKernel } from "../pipelines/kernel/pull-kernel.js"
 import { pullImage } from "../pipelines/pull/pull.js"
 import { type DaemonConfig, daemonLayer } from "./server.js"
+import { takeOverSignals } from "./signals.js"
 
 /**
  * Returns once `stateDir` is gone or replaced by another directory (`rm -rf` of a test's or a
@@ -63,17 +64,8 @@ export const serveUntilSignal = <E>(serve: Effect.Effect<string, E>) =>
     const stop = yield* Deferred.make<NodeJS.Signals>()
     const onSignal = (signal: NodeJS.Signals) => Deferred.unsafeDone(stop, Exit.succeed(signal))
     yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        process.removeAllListeners("SIGINT")
-        process.removeAllListeners("SIGTERM")
-        process.on("SIGINT", onSignal)
-        process.on("SIGTERM", onSignal)
-      }),
-      () =>
-        Effect.sync(() => {
-          process.off("SIGINT", onSignal)
-          process.off("SIGTERM", onSignal)
-        })
+      Effect.sync(() => takeOverSignals(onSignal)),
+      (release) => Effect.sync(release)
     )
     const reason = yield* Effect.raceFirst(
       serve,
