@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Cause, Effect, Layer, Option } from "effect"
 import { collectGarbageNow } from "../daemon/collect-garbage.js"
 import type { TransferSettings } from "../daemon/server.js"

@@ -1,7 +1,6 @@
 import * as path from "node:path"
 import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, identity, Logger, LogLevel, Option } from "effect"
-import { runDaemon, serveUntilSignal } from "../daemon/run.js"
 import { daemonTarget } from "../daemon/spawn.js"
 import { DaemonStartError } from "../domain/errors.js"
 import { parseCidr } from "../layers/network/address.js"
@@ -106,6 +105,8 @@ export const makeDaemonCommand = () =>
           return yield* new DaemonStartError({ reason: "--web-allow-remote needs --web ADDR" })
         const subnet = Option.isSome(options.subnet) ? parseCidr(options.subnet.value) : Either.right(undefined)
         if (Either.isLeft(subnet)) return yield* new DaemonStartError({ reason: `--subnet: ${subnet.left}` })
+        // Loaded only here: the other commands, which talk to a daemon, start without the daemon's code.
+        const { runDaemon, serveUntilSignal } = yield* Effect.promise(() => import("../daemon/run.js"))
         const daemon = runDaemon({
           catalog: requestedCatalog(root.catalog),
           stateDir,

@@ -1,10 +1,9 @@
 import { Command, type Options } from "@effect/cli"
 import { Cause, Console, Effect, Either, Option } from "effect"
-import { doctorLayer } from "../app/app-layer.js"
 import { probeSocket } from "../daemon/socket.js"
 import { daemonTarget } from "../daemon/spawn.js"
 import type { DoctorCheck } from "../domain/doctor.js"
-import { type DaemonObservation, runDoctor } from "../pipelines/doctor/doctor.js"
+import type { DaemonObservation } from "../pipelines/doctor/doctor.js"
 import { BangerClient } from "../rpc/client.js"
 import { VERSION } from "../version.js"
 import { ExitCode } from "./exit-code.js"
@@ -27,8 +26,12 @@ const causeReason = (cause: Cause.Cause<unknown>) => {
     : `doctor.run failed: ${error instanceof Error ? error.message : String(error)}`
 }
 
+/** Loaded only when needed: the app's layers are the daemon's code, which other commands start without. */
 const runLocally = (stateDir: string, catalog: string | undefined, daemon: DaemonObservation) =>
-  runDoctor({ catalog, daemon }).pipe(Effect.provide(doctorLayer(stateDir)))
+  Effect.flatMap(
+    Effect.promise(() => import("./doctor-local.js")),
+    ({ runDoctorLocally }) => runDoctorLocally(stateDir, catalog, daemon)
+  )
 
 /**
  * The checks as the daemon sees the host (it is what runs VMs) when one answers; otherwise (or

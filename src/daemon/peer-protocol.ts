@@ -1,5 +1,5 @@
 import { Socket, SocketServer } from "@effect/platform"
-import { NodeSocket } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { RpcMessage, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer, Mailbox, Option, Scope } from "effect"
 import { DaemonStartError } from "../domain/errors.js"

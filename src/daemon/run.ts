@@ -1,5 +1,5 @@
 import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Deferred, type Duration, Effect, Exit, Layer, Option } from "effect"
 import { appLayer } from "../app/app-layer.js"
 import { pullKernel } from "../pipelines/kernel/pull-kernel.js"

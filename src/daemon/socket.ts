@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { SocketServer } from "@effect/platform"
-import { NodeSocketServer } from "@effect/platform-node"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { Effect, Layer } from "effect"
 import { DaemonStartError } from "../domain/errors.js"
 import { probeSocketPath, type SocketProbe } from "./spawn.js"

@@ -1,5 +1,5 @@
 import { Socket } from "@effect/platform"
-import { NodeSocket } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import type { RpcGroup } from "@effect/rpc"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"

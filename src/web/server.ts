@@ -1,6 +1,6 @@
 import * as http from "node:http"
 import { HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
 import { browseAddress, hostPort, type WebConfig } from "./address.js"
 import { guard } from "./guard.js"
