@@ -32,9 +32,11 @@ export interface Calls {
   ensure: Array<string>
   flatten: number
   build: Array<string>
+  /** Digests whose DiffID the blob cache was told to remember. */
+  rememberDiffId: Array<string>
 }
 
-export const newCalls = (): Calls => ({ resolve: 0, ensure: [], flatten: 0, build: [] })
+export const newCalls = (): Calls => ({ resolve: 0, ensure: [], flatten: 0, build: [], rememberDiffId: [] })
 
 export const fixtureImage: ResolvedImage = {
   manifestDigest: `sha256:${"a".repeat(64)}`,
@@ -66,7 +68,9 @@ export const blobCacheMock = (calls: Calls, dir: string) =>
         if (onProgress) yield* onProgress(descriptor.size)
         return path.join(dir, descriptor.digest)
       }),
-    checkSpace: () => Effect.void
+    checkSpace: () => Effect.void,
+    verifiedDiffId: () => Effect.succeed(undefined),
+    rememberDiffId: (digest) => Effect.sync(() => void calls.rememberDiffId.push(digest))
   })
 
 export const fixtureEntries: ReadonlyArray<TreeEntry> = [

@@ -10,7 +10,7 @@ import { Store } from "../../src/layers/store/store.js"
 import { PullProgress } from "../../src/pipelines/pull/progress.js"
 import { pullImage } from "../../src/pipelines/pull/pull.js"
 import { FAKE_KERNEL_BYTES } from "../support/fake-kernel.js"
-import { type Calls, ext4Fake, mockedPullServices, newCalls } from "../support/mock-layers.js"
+import { type Calls, ext4Fake, fixtureImage, mockedPullServices, newCalls } from "../support/mock-layers.js"
 
 /** A temp state dir plus a kernel file, both removed after the test. */
 const withTempState = <A, E, R>(body: (root: string, kernel: string) => Effect.Effect<A, E, R>) =>
@@ -62,6 +62,8 @@ describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
         expect(fs.readdirSync(dir).sort()).toEqual(["kernel", "rootfs.ext4"])
         expect(listTmp(paths.tmp)).toEqual([])
         expect(calls.flatten).toBe(1)
+        // Every layer was applied and checked: the cache remembers its DiffID for later pulls.
+        expect(calls.rememberDiffId).toEqual(fixtureImage.layers.map((layer) => layer.digest))
       }).pipe(Effect.provide(pipelineLayer(root, calls)))
     })
   )
@@ -136,6 +138,7 @@ describe("pull pipeline (mocked registry, fixture tree, fake ext4)", () => {
         const error = yield* Effect.flip(pullImage({ reference: "debian", kernel: { _tag: "Paths", kernel } }))
         expect(error).toMatchObject({ _tag: "Ext4Error", tool: "e2fsck" })
         expect(calls.build).toHaveLength(1)
+        expect(calls.rememberDiffId).toEqual([])
         const paths = yield* StatePaths
         expect(fs.readdirSync(paths.images)).toEqual([])
         expect(listTmp(paths.tmp)).toEqual([])

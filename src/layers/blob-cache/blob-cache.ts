@@ -30,6 +30,18 @@ export interface BlobCacheShape {
    * yet cached need (their sizes as the manifest declares them), saying both figures.
    */
   readonly checkSpace: (descriptors: ReadonlyArray<Descriptor>) => Effect.Effect<void, FilesystemError>
+  /**
+   * The DiffID that a pull checked the blob's uncompressed content against, if one did (see
+   * `rememberDiffId`); undefined when none is remembered or it cannot be read.
+   */
+  readonly verifiedDiffId: (digest: string) => Effect.Effect<string | undefined>
+  /**
+   * Remembers that the cached blob `digest` uncompresses to content whose digest is `diffId`,
+   * which the caller has just checked. A blob is only ever cached after its own digest was checked,
+   * so its content, and the DiffID of that content, cannot change: a later pull that claims the
+   * same DiffID need not hash the uncompressed bytes again.
+   */
+  readonly rememberDiffId: (digest: string, diffId: string) => Effect.Effect<void, FilesystemError>
 }
 
 export class BlobCache extends Context.Tag("banger/BlobCache")<BlobCache, BlobCacheShape>() {

@@ -99,5 +99,27 @@ export const makeBlobCache = Effect.gen(function* () {
     })
   })
 
-  return { ensure, checkSpace } satisfies BlobCacheShape
+  const verifiedDiffId = (digest: string) =>
+    parseDigest(digest) === undefined
+      ? Effect.succeed(undefined)
+      : Effect.promise(() => fs.readFile(paths.diffIdPath(digest), "utf8").catch(() => undefined))
+
+  // Not synced: a crash may leave the file empty or cut short, which matches no DiffID and so only
+  // costs the next pull a hash.
+  const rememberDiffId = Effect.fn("blobCache.rememberDiffId")(function* (digest: string, diffId: string) {
+    if (parseDigest(digest) === undefined) return
+    const file = paths.diffIdPath(digest)
+    const temp = paths.tempPath(paths.blobTmp, "diff-id")
+    yield* Effect.tryPromise({
+      try: async () => {
+        await fs.mkdir(path.dirname(file), { recursive: true })
+        await fs.mkdir(paths.blobTmp, { recursive: true })
+        await fs.writeFile(temp, diffId)
+        await fs.rename(temp, file)
+      },
+      catch: fsError(file)
+    }).pipe(Effect.tapError(() => Effect.promise(() => fs.rm(temp, { force: true }))))
+  })
+
+  return { ensure, checkSpace, verifiedDiffId, rememberDiffId } satisfies BlobCacheShape
 })

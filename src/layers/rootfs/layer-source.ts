@@ -1,6 +1,6 @@
 /**
  * Opens a layer for reading: decompresses it, hashes every uncompressed byte for the DiffID check
- * and enforces the decompression bound as the bytes arrive, so a gzip bomb fails after `limit`
+ * (unless an earlier pull checked it) and enforces the decompression bound as the bytes arrive, so a gzip bomb fails after `limit`
  * bytes instead of filling the disk.
  */
 import { Effect, type Scope } from "effect"
@@ -19,6 +19,8 @@ export interface LayerInput {
   readonly compression: LayerCompression
   /** Set while the blob is still downloading (see GrowingBlob). */
   readonly download?: GrowingBlob | undefined
+  /** The content was checked against `diffId` before (see LayerFile): no hashing. */
+  readonly diffIdVerified?: boolean | undefined
 }
 
 /** What reading a layer's bytes can fail with. */
@@ -41,11 +43,11 @@ const parseDiffId = (layer: LayerInput) => {
 export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>
   Effect.gen(function* () {
     const algorithm = yield* parseDiffId(layer)
-    const hasher = yield* streamHasher(algorithm)
+    const hasher = layer.diffIdVerified === true ? undefined : yield* streamHasher(algorithm)
     let total = 0
     const { pull, release, copied } = yield* openUncompressed(
       { path: layer.path, compression: layer.compression, name: layer.digest, download: layer.download },
-      hasher.pipe
+      hasher?.pipe
     )
     /** Counts and hashes `chunks` from `from` on, waiting for the hasher whenever it falls behind. */
     const meter = (
@@ -60,7 +62,7 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
             new InvalidLayer({ layer: layer.digest, reason: `uncompressed size exceeds the limit of ${limit} bytes` })
           )
         }
-        if (!copied && !hasher.update(chunk)) {
+        if (hasher !== undefined && !copied && !hasher.update(chunk)) {
           return Effect.zipRight(
             hasher.caughtUp,
             Effect.suspend(() => meter(chunks, index + 1))
@@ -77,6 +79,7 @@ export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<Layer
     )
     const verify = Effect.gen(function* () {
       yield* bytes.drain
+      if (hasher === undefined) return
       const actual = `${algorithm}:${yield* hasher.digest}`
       if (actual !== layer.diffId) {
         return yield* Effect.fail(

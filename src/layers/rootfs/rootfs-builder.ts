@@ -29,6 +29,11 @@ export interface LayerFile {
    * download's failure if it fails.
    */
   readonly download?: GrowingBlob | undefined
+  /**
+   * An earlier pull checked this blob's uncompressed content against `diffId` (the blob cache
+   * remembers it): its bytes are not hashed again.
+   */
+  readonly diffIdVerified?: boolean | undefined
 }
 
 type FlattenError = UnsafeLayerEntry | InvalidLayer | DigestMismatch | FilesystemError | RegistryError

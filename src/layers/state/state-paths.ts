@@ -30,6 +30,8 @@ export interface StatePathsShape {
   /** `<kernels>/.staging-<id>`: a leading dot, so it can never be a kernel's name. */
   readonly kernelStagingDir: (id: string) => string
   readonly blobPath: (digest: string) => string
+  /** `<state>/cache/diff-ids/<alg>/<hex>`: the DiffID a pull checked that blob's uncompressed content against. */
+  readonly diffIdPath: (digest: string) => string
   /**
    * A fresh path for a temp tree or file under `dir`, named `<pid>-<label>-<random>` so the
    * recovery sweep can tell a live process's work in progress from a crashed one's leftovers.
@@ -57,6 +59,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
   const blobs = path.join(absolute, "cache", "blobs")
   const tmp = path.join(absolute, "tmp")
   const blobTmp = path.join(absolute, "cache", "blobs", ".tmp")
+  const diffIds = path.join(absolute, "cache", "diff-ids")
   return {
     root: absolute,
     database: path.join(absolute, "banger.db"),
@@ -77,6 +80,7 @@ export const makeStatePaths = (root: string): StatePathsShape => {
     kernelStagingDir: (id) => path.join(kernels, `${KERNEL_STAGING_PREFIX}${id}`),
     // `alg:hex` → `<blobs>/<alg>/<hex>`. Callers pass only validated digests (see registry/digest.ts).
     blobPath: (digest) => path.join(blobs, ...digest.split(":", 2)),
+    diffIdPath: (digest) => path.join(diffIds, ...digest.split(":", 2)),
     tempPath: (dir, label) => path.join(dir, `${ownProcessIdentity()}-${label}-${randomBytes(6).toString("hex")}`),
     kvmGuestsDoNotRun: path.join(host, "kvm-guests-do-not-run")
   }

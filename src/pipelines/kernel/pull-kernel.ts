@@ -6,7 +6,7 @@ import type { ImageReference, Platform } from "../../domain/reference.js"
 import { RootfsBuilder } from "../../layers/rootfs/rootfs-builder.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { lookupCatalog } from "../catalog/catalog-name.js"
-import { fetchImage } from "../pull/fetch.js"
+import { fetchImage, rememberDiffIds } from "../pull/fetch.js"
 import {
   defaultImageName,
   defaultPlatform,
@@ -77,6 +77,7 @@ export const pullKernelTarget = Effect.fn("pullKernelTarget")(function* (target:
         Effect.zipRight(fetched.downloads, Effect.never)
       )
       yield* fetched.downloads
+      yield* rememberDiffIds(fetched.layers)
 
       yield* reportStage("extract")
       const inImage = imagePaths(tree.entries)

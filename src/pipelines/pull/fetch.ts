@@ -80,14 +80,34 @@ export const fetchImage = Effect.fn("fetchImage")(function* (reference: ImageRef
       ),
     { concurrency: LAYER_CONCURRENCY, discard: true }
   ).pipe(Effect.forkScoped)
-  const layers = resolved.layers.map(
-    (layer, index): LayerFile => ({
-      path: paths.blobPath(layer.digest),
-      digest: layer.digest,
-      diffId: layer.diffId,
-      compression: layer.compression,
-      download: blobs[index]
-    })
+  const layers = yield* Effect.forEach(
+    resolved.layers,
+    (layer, index): Effect.Effect<LayerFile> =>
+      Effect.map(cache.verifiedDiffId(layer.digest), (verified) => ({
+        path: paths.blobPath(layer.digest),
+        digest: layer.digest,
+        diffId: layer.diffId,
+        compression: layer.compression,
+        download: blobs[index],
+        diffIdVerified: verified === layer.diffId
+      }))
   )
   return { resolved, layers, downloads: Fiber.join(fiber) } satisfies FetchedImage
 })
+
+/**
+ * Once every layer was applied (each one's DiffID checked) and every download verified: the blob
+ * cache remembers each layer's DiffID, so that later pulls of these blobs skip hashing their
+ * uncompressed bytes. Only an optimisation: a failure to remember is logged, not the pull's.
+ */
+export const rememberDiffIds = (layers: ReadonlyArray<LayerFile>) =>
+  Effect.flatMap(BlobCache, (cache) =>
+    Effect.forEach(
+      layers.filter((layer) => layer.diffIdVerified !== true),
+      (layer) =>
+        cache
+          .rememberDiffId(layer.digest, layer.diffId)
+          .pipe(Effect.catchAll((error) => Effect.logWarning(`could not remember a layer's DiffID: ${error.reason}`))),
+      { discard: true }
+    )
+  )

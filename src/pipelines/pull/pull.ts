@@ -6,7 +6,7 @@ import { Ext4Tools } from "../../layers/ext4/ext4-tools.js"
 import { StatePaths } from "../../layers/state/state-paths.js"
 import { lookupCatalog } from "../catalog/catalog-name.js"
 import { buildRootfs } from "./build-rootfs.js"
-import { fetchImage } from "./fetch.js"
+import { fetchImage, rememberDiffIds } from "./fetch.js"
 import {
   defaultImageName,
   defaultPlatform,
@@ -93,6 +93,7 @@ export const pullImage = Effect.fn("pullImage")(function* (request: PullRequest)
       )
       // A failed download explains a failed check, so it is the one reported.
       const [, , boot] = yield* Effect.all(outcomes)
+      yield* rememberDiffIds(fetched.layers)
       yield* reportStage("publish")
       const finalDir = paths.imageDir(staging.id)
       const image = new Image({
