@@ -14,6 +14,7 @@ import {
 } from "../../../domain/content.js"
 import { describeSystemError, FilesystemError } from "../../../domain/errors.js"
 import { formatSize } from "../../../domain/size.js"
+import { dropPageCache } from "../../host/page-cache.js"
 import type { BlockAllocator, BlockRun } from "./allocator.js"
 import { BLOCK_SIZE, divideUp } from "./format.js"
 
@@ -153,17 +154,25 @@ export class DraftContents implements ContentSink {
    * go on streaming in: the image must be on disk before it is published (see `sync`), and leaving
    * it all to the end kept the pull waiting for the writeback of the whole image (bench image on a
    * loop-mounted ext4: cold pull 2.84 -> 2.65 s, warm 2.47 -> 2.27 s).
+   *
+   * Then the pages written back leave the page cache, so that the next writes reuse them: file
+   * data is never read again, and on a host that gives freed memory back to its hypervisor every
+   * new page costs a fault there too (writing 1.7 GB in 1 MiB writes on a loop-mounted ext4 took
+   * 2.4-3.8 s of write calls; 1.1-1.7 s with each written-back part dropped).
    */
   private startWriteback() {
     this.writtenSinceWriteback = 0
     this.writebacksStarted++
-    this.writeback = new Promise((resolve) =>
+    this.writeback = new Promise<void>((resolve) =>
       fs.fdatasync(this.fd, (error) => {
         if (error) this.writebackError ??= error
-        this.writeback = undefined
         resolve()
       })
     )
+      .then(() => (this.writebackError === undefined ? dropPageCache(this.fd) : undefined))
+      .then(() => {
+        this.writeback = undefined
+      })
   }
 
   /** Background writebacks started so far. */
