@@ -175,9 +175,14 @@ const checkExit = <E>(running: Running<E>, decompressor: Decompressor, layer: st
     }
   })
 
-/** Bytes per read of the child's output, as node reads a socket (256 KiB measured no faster). */
-const READ_SIZE = 64 * 1024
-/** Buffers a pull keeps for reuse: the byte reader holds two or three at a time. */
+/**
+ * Bytes per read of the child's output: half the pipe. Every chunk costs the main thread a round
+ * of effects (a pull, its meter, the byte reader's fill, the parser's step) and their garbage, so
+ * fewer, bigger chunks mean fewer young-generation GCs: dev-80k, 1.56 GB of tar, 360 scavenges
+ * (818 ms) with 64 KiB reads, 253 (564 ms) with 512 KiB.
+ */
+const READ_SIZE = 512 * 1024
+/** Buffers a pull keeps for reuse: the byte reader holds two or three at a time, and up to QUEUED_CHUNKS wait. */
 const POOLED_READS = 8
 
 /**

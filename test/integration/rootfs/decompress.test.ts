@@ -306,9 +306,10 @@ describe("childPull (igzip)", () => {
       const { bytes, buffers, reads } = yield* drainReleasing(source)
       // Released chunks were scribbled over before being read into again: the bytes still match.
       expect(bytes.equals(plain)).toBe(true)
-      // 8 MiB in reads of at most 64 KiB, through the few buffers the pool keeps (two, when each
-      // comes back before the next read; a read may now and then come first).
-      expect(reads).toBeGreaterThanOrEqual(128)
+      // 8 MiB in reads of at most 512 KiB, through the few buffers the pool keeps (two or three,
+      // when each comes back before the next read; up to four reads may wait to be pulled).
+      expect(reads).toBeGreaterThanOrEqual(16)
+      expect(buffers).toBeLessThan(reads)
       expect(buffers).toBeLessThanOrEqual(8)
     })
   )
