@@ -3,8 +3,9 @@
  * a later `banger image pull` of the same blobs does not hash their uncompressed bytes again, but a
  * manifest that claims another DiffID for a remembered blob is still checked, and refused.
  *
- * The daemon finds openssl on PATH, so a wrapper in front of the real one logs each DiffID hash
- * (`openssl dgst -<alg> -r` reading stdin; blob digests name a file instead).
+ * The daemon hashes DiffIDs with openssl here (BANGER_DIGEST=openssl) and finds it on PATH, so a
+ * wrapper in front of the real one logs each DiffID hash (`openssl dgst -<alg> -r` reading stdin;
+ * blob digests name a file instead).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -93,7 +94,7 @@ describe("remembered DiffIDs", () => {
         ).toEqual(["first", "second"])
         expect(leftovers(state)).toEqual(nothingLeft)
       },
-      { env: { PATH: `${wrapperDir}:${process.env.PATH}`, BANGER_DIGEST: undefined } }
+      { env: { PATH: `${wrapperDir}:${process.env.PATH}`, BANGER_DIGEST: "openssl" } }
     )
   })
 })

@@ -1,14 +1,15 @@
 /**
- * The DiffID hasher: an openssl child gives node's digests, whatever the chunking, including
- * bursts bigger than its pipe; a child that dies fails the digest in words; closing the scope reaps
- * it; and where it runs.
+ * The DiffID hasher with BANGER_DIGEST=openssl: an openssl child gives node's digests, whatever the
+ * chunking, including bursts bigger than its pipe; a child that dies fails the digest in words;
+ * closing the scope reaps it; and where it runs by default.
  */
 
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import {
+  diffIdHasher,
   digestHasher,
   type HashAlgorithm,
   type StreamHasher,
@@ -36,9 +37,18 @@ const feedAll = (hasher: StreamHasher, chunks: ReadonlyArray<Uint8Array>) =>
   })
 
 describe("streamHasher (openssl dgst child)", () => {
+  const saved = process.env.BANGER_DIGEST
+  beforeAll(() => {
+    process.env.BANGER_DIGEST = "openssl"
+  })
+  afterAll(() => {
+    if (saved === undefined) delete process.env.BANGER_DIGEST
+    else process.env.BANGER_DIGEST = saved
+  })
+
   it.scopedLive("gives node's digest for sha256 and sha512, in small chunks and in bursts past its pipe", () =>
     Effect.gen(function* () {
-      expect(digestHasher()).toBe("openssl")
+      expect(diffIdHasher()).toBe("openssl")
       const data = randomBytes(6 * MiB)
       const chunkings = [
         [data],
@@ -103,7 +113,7 @@ describe("streamHasher (openssl dgst child)", () => {
     })
   )
 
-  it.scopedLive("hashes in-process with BANGER_DIGEST=node or without openssl on PATH", () =>
+  it.scopedLive("hashes DiffIDs in-process by default, with BANGER_DIGEST=node, or without openssl on PATH", () =>
     Effect.gen(function* () {
       const saved = { PATH: process.env.PATH, BANGER_DIGEST: process.env.BANGER_DIGEST }
       yield* Effect.addFinalizer(() =>
@@ -114,11 +124,14 @@ describe("streamHasher (openssl dgst child)", () => {
           }
         })
       )
-      process.env.BANGER_DIGEST = "node"
-      expect(digestHasher()).toBe("node")
       delete process.env.BANGER_DIGEST
+      // Big blobs' digests go to openssl by default; DiffIDs stay in-process.
+      expect([digestHasher(), diffIdHasher()]).toEqual(["openssl", "node"])
+      process.env.BANGER_DIGEST = "node"
+      expect([digestHasher(), diffIdHasher()]).toEqual(["node", "node"])
+      process.env.BANGER_DIGEST = "openssl"
       process.env.PATH = "/nonexistent"
-      expect(digestHasher()).toBe("node")
+      expect([digestHasher(), diffIdHasher()]).toEqual(["node", "node"])
       const data = randomBytes(3 * MiB)
       const hasher = yield* streamHasher("sha256")
       yield* feedAll(hasher, [data])

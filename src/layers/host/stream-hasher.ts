@@ -1,11 +1,19 @@
 /**
- * The digest of a layer's uncompressed stream (its DiffID), hashed off the main thread where it
- * can be: by an `openssl dgst` child, where openssl is installed (nearly every Debian system:
- * ca-certificates needs it), and by node's crypto in-process otherwise or with
- * `BANGER_DIGEST=node`. SHA-256 runs at ~1.2 GB/s here, so a 939 MB layer's DiffID was ~0.8 s of
- * the main thread, the thread that bounds a pull of many small files. Big downloads are hashed by
- * the same child once written, reading the file itself (`fileDigest`, see blob-cache/download.ts):
- * fed through a pipe while downloading, it measured no faster (the pipe's write is a copy too).
+ * The digest of a layer's uncompressed stream (its DiffID), and of big downloaded blobs.
+ *
+ * DiffIDs are hashed by node's crypto in-process, on chunks the main thread has anyway; with
+ * `BANGER_DIGEST=openssl`, by an `openssl dgst` child whose pipe the kernel fills (teeSplice, see
+ * decompressor-child.ts). The child takes ~1 s of SHA-256 off the main thread for a 1.5 GB layer,
+ * but every byte then crosses a pipe once more, and a third process shares the two cores, which a
+ * big pull keeps busy. Cold pulls on a loop-mounted ext4, interleaved, in-process against the
+ * child: dev-80k 7.39-8.50 s against 8.47-9.45 s (4 runs each), the bench image 3.31-3.61 against
+ * 3.31-3.73 s (5); only files-500k, whose main thread is its bound, is slower: 9.08-9.76 against
+ * 9.17-9.47 s (3).
+ *
+ * Big downloads are hashed by an openssl child once written, reading the file itself
+ * (`fileDigest`, see blob-cache/download.ts), where openssl is installed (nearly every Debian
+ * system: ca-certificates needs it) unless `BANGER_DIGEST=node`: that file is not otherwise read
+ * by the main thread.
  *
  * Each chunk goes into the child's 1 MiB pipe with a synchronous, non-blocking write: the kernel
  * copies it, so no chunk is held for the child (held chunks outlived young-generation GCs: queued
@@ -49,9 +57,13 @@ const OUTPUT_LIMIT = 4 * 1024
 /** How long a child may take nothing from a full pipe before the hash fails. */
 const STALL_LIMIT_MS = 60_000
 
-/** Where DiffIDs are hashed: `openssl` where it is on PATH, unless `BANGER_DIGEST=node`. */
+/** Where big downloaded blobs are hashed (`fileDigest`): `openssl` where it is on PATH, unless `BANGER_DIGEST=node`. */
 export const digestHasher = (): "openssl" | "node" =>
   process.env.BANGER_DIGEST !== "node" && onPath("openssl") ? "openssl" : "node"
+
+/** Where DiffIDs are hashed: in-process, unless `BANGER_DIGEST=openssl` and openssl is on PATH. */
+export const diffIdHasher = (): "openssl" | "node" =>
+  process.env.BANGER_DIGEST === "openssl" && onPath("openssl") ? "openssl" : "node"
 
 const inProcess = (algorithm: HashAlgorithm): StreamHasher => {
   const hash = createHash(algorithm)
@@ -217,6 +229,6 @@ export const fileDigest = (
     digestOf(running, algorithm)
   )
 
-/** A hasher for one stream: in an openssl child where there is one (see digestHasher). */
+/** A hasher for one stream: in-process, or in an openssl child (see diffIdHasher). */
 export const streamHasher = (algorithm: HashAlgorithm): Effect.Effect<StreamHasher, FilesystemError, Scope.Scope> =>
-  digestHasher() === "openssl" ? inChild(algorithm) : Effect.succeed(inProcess(algorithm))
+  diffIdHasher() === "openssl" ? inChild(algorithm) : Effect.succeed(inProcess(algorithm))

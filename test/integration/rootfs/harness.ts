@@ -214,6 +214,6 @@ export const withGzipDecoder = <A, E, R>(decoder: "igzip" | "zlib", effect: Effe
 
 /** Runs `effect` with DiffIDs hashed by `hasher` (stream-hasher.ts reads `BANGER_DIGEST` per layer). */
 export const withDigestHasher = <A, E, R>(hasher: "openssl" | "node", effect: Effect.Effect<A, E, R>) =>
-  withEnv("BANGER_DIGEST", hasher === "node" ? "node" : undefined, effect)
+  withEnv("BANGER_DIGEST", hasher, effect)
 
 export const GZIP_DECODERS = ["igzip", "zlib"] as const
