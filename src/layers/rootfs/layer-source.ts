@@ -1,7 +1,7 @@
 /**
  * Opens a layer for reading: decompresses it, hashes every uncompressed byte for the DiffID check
- * (unless an earlier pull checked it) and enforces the decompression bound as the bytes arrive, so a gzip bomb fails after `limit`
- * bytes instead of filling the disk.
+ * (unless an earlier pull checked it) and enforces the decompression bound as the bytes arrive,
+ * so a gzip bomb fails after `limit` bytes instead of filling the disk.
  */
 import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
