@@ -2,9 +2,10 @@
  * `npm run build`'s first step: each native/NAME.c → dist/native/NAME.node, the daemon's native
  * addons (peercred: the peer credentials of its socket's clients; pipe: a pipe with a big buffer
  * for decompressor children, and the tee thread; malloc-trim: glibc's malloc_trim, after each
- * operation; page-cache: written-back image pages dropped from the page cache). A single C file against Node's own headers (node_api.h, shipped with Node under
- * <prefix>/include/node) needs no node-gyp or python: `cc -shared`, and the N-API symbols resolve
- * against the running node when it is loaded.
+ * operation; page-cache: written-back image pages dropped from the page cache). A single C file
+ * against Node's own headers (node_api.h, shipped with Node under <prefix>/include/node) needs no
+ * node-gyp or python: `cc -shared`, and the N-API symbols resolve against the running node when it
+ * is loaded.
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"

@@ -15,8 +15,9 @@ import { UnsafeLayerEntry } from "../../domain/errors.js"
 import type { EntryType } from "../../domain/tree.js"
 import { DiskFailure } from "./disk-tree.js"
 import { normalizeEntryPath } from "./entry-path.js"
-import { type LayerInput, type LayerReadError, openLayer } from "./layer-source.js"
+import { type LayerReadError, openLayer } from "./layer-source.js"
 import { resolveDirectory } from "./resolve.js"
+import type { LayerFile } from "./rootfs-builder.js"
 import { makeTarReader, NEED_MORE, type NeedMore, type TarEntry, TarFailure, type TarReader } from "./tar-reader.js"
 import type { InodeId, NodeId, TreeModel } from "./tree-model.js"
 import type { FileSink, TreeSink } from "./tree-sink.js"
@@ -370,7 +371,7 @@ const applyAll = (application: LayerApplication, tar: TarReader<LayerReadError>)
  */
 export const applyLayer = (
   tree: TreeState,
-  layer: LayerInput,
+  layer: LayerFile,
   maxUncompressedBytes: number
 ): Effect.Effect<void, ApplyError> => {
   const applied = Effect.scoped(

@@ -5,23 +5,12 @@
  */
 import { Effect, type Scope } from "effect"
 import { DigestMismatch, type FilesystemError, InvalidLayer } from "../../domain/errors.js"
-import type { LayerCompression } from "../../domain/oci.js"
 import { streamHasher } from "../host/stream-hasher.js"
 import { parseDigest } from "../registry/digest.js"
 import { type ByteReader, makeByteReader } from "./byte-reader.js"
 import { openUncompressed } from "./decompress.js"
-import type { DownloadError, GrowingBlob } from "./growing-blob.js"
-
-export interface LayerInput {
-  readonly path: string
-  readonly digest: string
-  readonly diffId: string
-  readonly compression: LayerCompression
-  /** Set while the blob is still downloading (see GrowingBlob). */
-  readonly download?: GrowingBlob | undefined
-  /** The content was checked against `diffId` before (see LayerFile): no hashing. */
-  readonly diffIdVerified?: boolean | undefined
-}
+import type { DownloadError } from "./growing-blob.js"
+import type { LayerFile } from "./rootfs-builder.js"
 
 /** What reading a layer's bytes can fail with. */
 export type LayerReadError = InvalidLayer | FilesystemError | DownloadError
@@ -33,14 +22,14 @@ export interface LayerSource {
 }
 
 /** A DiffID has a digest's strict form. */
-const parseDiffId = (layer: LayerInput) => {
+const parseDiffId = (layer: LayerFile) => {
   const parsed = parseDigest(layer.diffId)
   return parsed === undefined
     ? Effect.fail(new InvalidLayer({ layer: layer.digest, reason: `unsupported DiffID "${layer.diffId}"` }))
     : Effect.succeed(parsed.algorithm)
 }
 
-export const openLayer = (layer: LayerInput, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>
+export const openLayer = (layer: LayerFile, limit: number): Effect.Effect<LayerSource, LayerReadError, Scope.Scope> =>
   Effect.gen(function* () {
     const algorithm = yield* parseDiffId(layer)
     const hasher = layer.diffIdVerified === true ? undefined : yield* streamHasher(algorithm)
